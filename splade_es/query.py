@@ -1,0 +1,154 @@
+"""Query rewriting: user text -> weighted terms -> an engine query body.
+
+Three query forms score the same dot product on Lucene `FeatureField` postings:
+- `rank_feature`: `bool.should` of `rank_feature` clauses with the `linear` function and
+  `boost` = query weight (ES and OpenSearch core). The default `saturation` function is NOT a dot
+  product, so it is never used here.
+- `neural_sparse` with `query_tokens` (OpenSearch neural-search plugin, 2.14+).
+- `sparse_vector` with `query_vector` (Elasticsearch 8.15+).
+
+Query weights are divided by the document quantization factor, so engine scores come out as the
+float dot product (up to Lucene's 9-bit weight precision); that keeps hybrid BM25 weights meaningful.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from splade_es.mappings import TEXT_FIELD, Engine
+from splade_es.sparse import DEFAULT_QUANTIZATION_FACTOR, SparseVector
+
+Form = Literal["rank_feature", "neural_sparse", "sparse_vector"]
+FORMS: tuple[Form, ...] = ("rank_feature", "neural_sparse", "sparse_vector")
+FORMS_BY_ENGINE: dict[str, tuple[Form, ...]] = {
+    "opensearch": ("rank_feature", "neural_sparse"),
+    "elasticsearch": ("rank_feature", "sparse_vector"),
+}
+DEFAULT_MAX_CLAUSES = 1024
+"""Lucene's classic `max_clause_count` default (OpenSearch's `indices.query.bool.max_clause_count`)."""
+
+
+class QueryEncoder(Protocol):
+    """What the rewriter needs from an encoder."""
+
+    def encode_query(self, text: str) -> SparseVector: ...
+
+
+def check_form(engine: Engine, form: Form) -> None:
+    """Reject a query form the engine has no parser for."""
+    if form not in FORMS_BY_ENGINE[engine]:
+        raise ValueError(
+            f"{form} queries are not available on {engine}; use one of {FORMS_BY_ENGINE[engine]}"
+        )
+
+
+@dataclass(frozen=True)
+class QueryPruning:
+    """Query-side pruning; `max_clauses` always caps the term count (engines refuse more)."""
+
+    top_k: int | None = None
+    threshold: float | None = None
+    max_clauses: int = DEFAULT_MAX_CLAUSES
+
+    def apply(self, vector: SparseVector) -> SparseVector:
+        """The heaviest terms that pass `threshold`, at most `min(top_k, max_clauses)` of them."""
+        limit = self.max_clauses if self.top_k is None else min(self.top_k, self.max_clauses)
+        return vector.prune(top_k=limit, threshold=self.threshold)
+
+
+@dataclass(frozen=True)
+class Hybrid:
+    """BM25 + SPLADE: the two scores are added with these weights."""
+
+    bm25_weight: float = 1.0
+    splade_weight: float = 1.0
+    text_field: str = TEXT_FIELD
+
+
+def sparse_clause(
+    vector: SparseVector,
+    form: Form,
+    field: str,
+    quantization: float | None = DEFAULT_QUANTIZATION_FACTOR,
+) -> dict[str, Any]:
+    """The sparse part of a query in one form; scores equal the float dot product."""
+    scale = 1.0 / quantization if quantization else 1.0
+    tokens = {name: weight * scale for name, weight in vector.to_features(None).items()}
+    if not tokens:
+        return {"match_none": {}}
+    if form == "rank_feature":
+        return {
+            "bool": {
+                "should": [
+                    {"rank_feature": {"field": f"{field}.{name}", "linear": {}, "boost": weight}}
+                    for name, weight in tokens.items()
+                ]
+            }
+        }
+    if form == "neural_sparse":
+        return {"neural_sparse": {field: {"query_tokens": tokens}}}
+    if form == "sparse_vector":
+        return {"sparse_vector": {"field": field, "query_vector": tokens}}
+    raise ValueError(f"unknown query form {form!r}; choose from {FORMS}")
+
+
+def hybrid_clause(sparse: dict[str, Any], text: str, hybrid: Hybrid) -> dict[str, Any]:
+    """BM25 `match` and the sparse clause under one `bool.should`, each with its weight."""
+    return {
+        "bool": {
+            "should": [
+                {"match": {hybrid.text_field: {"query": text, "boost": hybrid.bm25_weight}}},
+                {"bool": {"should": [sparse], "boost": hybrid.splade_weight}},
+            ]
+        }
+    }
+
+
+@dataclass(frozen=True)
+class QueryRewriter:
+    """Turns query text into a search body for one engine, form and SPLADE field."""
+
+    encoder: QueryEncoder
+    engine: Engine = "opensearch"
+    form: Form = "rank_feature"
+    field: str = "splade"
+    pruning: QueryPruning = QueryPruning()
+    rescore_window: int | None = None
+    """Two-phase search: the pruned query retrieves, the unpruned one re-ranks this many hits."""
+    hybrid: Hybrid | None = None
+    quantization: float | None = DEFAULT_QUANTIZATION_FACTOR
+
+    def __post_init__(self) -> None:
+        check_form(self.engine, self.form)
+        if self.rescore_window is not None and self.rescore_window < 1:
+            raise ValueError("rescore_window must be >= 1")
+
+    def weighted_terms(self, text: str) -> SparseVector:
+        """The encoder's query vector, capped at `max_clauses` (pruning is applied in `body`)."""
+        full = self.encoder.encode_query(text)
+        return full.prune(top_k=self.pruning.max_clauses)
+
+    def _query(self, vector: SparseVector, text: str) -> dict[str, Any]:
+        clause = sparse_clause(vector, self.form, self.field, self.quantization)
+        return hybrid_clause(clause, text, self.hybrid) if self.hybrid else clause
+
+    def body(self, text: str, size: int = 10) -> dict[str, Any]:
+        """The full search body: query (+ rescore for two-phase), `size` hits, no `_source` bloat."""
+        full = self.weighted_terms(text)
+        pruned = self.pruning.apply(full)
+        body: dict[str, Any] = {
+            "size": size,
+            "query": self._query(pruned, text),
+            "_source": {"excludes": [self.field]},
+        }
+        if self.rescore_window is not None:
+            body["rescore"] = {
+                "window_size": max(self.rescore_window, size),
+                "query": {
+                    "rescore_query": self._query(full, text),
+                    "query_weight": 0.0,
+                    "rescore_query_weight": 1.0,
+                },
+            }
+        return body
