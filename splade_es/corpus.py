@@ -84,7 +84,9 @@ def read_documents(path: Path, stats: ReadStats | None = None) -> Iterator[Docum
             try:
                 doc = _parse_document(json.loads(line))
             except (json.JSONDecodeError, ValueError) as exc:
-                reason = f"invalid JSON: {exc}" if isinstance(exc, json.JSONDecodeError) else str(exc)
+                reason = (
+                    f"invalid JSON: {exc}" if isinstance(exc, json.JSONDecodeError) else str(exc)
+                )
                 stats.rejected.append(Reject(str(path), number, reason, line.rstrip("\n")))
                 continue
             stats.accepted += 1

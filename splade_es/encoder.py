@@ -60,7 +60,9 @@ class MLMSide:
         self.model = AutoModelForMaskedLM.from_pretrained(location, dtype=dtype).to(device).eval()
         vocab = self.tokenizer.convert_ids_to_tokens(list(range(len(self.tokenizer))))
         self.id_to_token: list[str] = [str(t) for t in vocab]
-        self.special_ids = torch.tensor(sorted(set(self.tokenizer.all_special_ids)), dtype=torch.long)
+        self.special_ids = torch.tensor(
+            sorted(set(self.tokenizer.all_special_ids)), dtype=torch.long
+        )
 
     def weights(self, texts: Sequence[str], max_length: int) -> torch.Tensor:
         """SPLADE weights `[len(texts), vocab]` on CPU, special tokens zeroed."""
@@ -175,9 +177,7 @@ class SpladeEncoder:
         self, texts: Sequence[str], batch_size: int = 32, progress: bool = False
     ) -> list[SparseVector]:
         """SPLADE vectors for documents, truncated to `doc_max_length` tokens."""
-        return self.document_side.encode(
-            texts, self.settings.doc_max_length, batch_size, progress
-        )
+        return self.document_side.encode(texts, self.settings.doc_max_length, batch_size, progress)
 
     def encode_queries(
         self, texts: Sequence[str], batch_size: int = 32, progress: bool = False
@@ -188,4 +188,3 @@ class SpladeEncoder:
     def encode_query(self, text: str) -> SparseVector:
         """One query's vector."""
         return self.encode_queries([text])[0]
-

@@ -6,38 +6,50 @@ only Java, Maven Central and PyPI. So the engine's *integ-test* zip is downloade
 Central, verified against Central's ``.sha1``, unpacked under :func:`cache_dir`, completed with
 the modules it lacks, and started detached on ``127.0.0.1``.
 
-What was verified on a Debian box (Java 17 default + Temurin 25 in ``/usr/lib/jvm``):
+Verified here (Debian, Java 17 default, Temurin 25 in ``/usr/lib/jvm``):
 
-* OpenSearch 2.19.6 (Java 17) and 3.x (Java 21+) from
-  ``org.opensearch.distribution.integ-test-zip:opensearch:<v>@zip``. The zip has only the
-  ``transport-netty4`` module, so ``org.opensearch.plugin:mapper-extras-client:<v>`` is installed as
-  ``modules/mapper-extras`` (classname ``org.opensearch.index.mapper.MapperExtrasPlugin`` on 2.x,
-  ``...MapperExtrasModulePlugin`` on 3.x; read from the jar, not hard-coded) which brings
-  ``rank_features`` and the ``rank_feature`` query.
-* Elasticsearch 9.x from ``org.elasticsearch.distribution.integ-test-zip:elasticsearch:<v>@zip``
-  with ``xpack.security.enabled: false``: the ``sparse_vector`` field (server) and the
-  ``sparse_vector`` query (x-pack-core) both work; Java 21+ (``ES_JAVA_HOME``).
-* ``neural_sparse`` (OpenSearch neural-search plugin) is NOT available from Maven Central:
-  ``https://repo1.maven.org/maven2/org/opensearch/plugin/opensearch-neural-search/maven-metadata.xml``
-  and ``.../org/opensearch/plugin/neural-search/maven-metadata.xml`` answer 404, and its
-  dependency ``opensearch-ml-plugin`` is absent too (``.../opensearch-ml-plugin/`` 404); only
-  ``opensearch-knn`` (2.19.1.0, 3.5.0.0) and ``lang-painless`` are published.
-  ``neural_sparse`` with ``query_tokens`` builds the same ``FeatureField`` linear queries as
-  ``rank_feature`` + ``linear`` + ``boost``, so tests use ``rank_feature`` instead.
+* OpenSearch 2.19.6 on Java 17 and 3.8.0 on Java 25, from
+  ``org.opensearch.distribution.integ-test-zip:opensearch:<v>@zip``. That zip holds only the
+  ``transport-netty4`` module, so ``org.opensearch.plugin:mapper-extras-client:<v>`` is installed
+  as ``modules/mapper-extras`` (classname ``org.opensearch.index.mapper.MapperExtrasPlugin`` on
+  2.x, ``...MapperExtrasModulePlugin`` on 3.x, read from the jar) for ``rank_features`` and the
+  ``rank_feature`` query.
+* Elasticsearch 8.19.21 (Java 17) and 9.2.4 (Java 21+) from
+  ``org.elasticsearch.distribution.integ-test-zip:elasticsearch:<v>@zip`` with
+  ``xpack.security.enabled: false``: the ``sparse_vector`` field (server) and query
+  (x-pack-core) work. The zip lacks the ``rest-root`` module, so ``GET /`` answers 405 (the
+  version comes from ``GET /_nodes/_local``). Central serves the 9.x zips without ``.pom`` or
+  ``.sha1`` and omits them from ``maven-metadata.xml``: their SHA-1 is pinned in
+  ``_PINNED_SHA1``; 8.19.x is fully published, hence the default. 9.x hides ``sparse_vector``
+  values from ``_source`` unless ``index.mapping.exclude_source_vectors: false``.
+  ES 7.17.29 + ``org.elasticsearch.plugin:mapper-extras-client:7.17.29`` (``rank_features``)
+  works too on Java 17.
+* ``neural_sparse`` (OpenSearch neural-search plugin) cannot be had from Maven Central: 404 for
+  ``https://repo1.maven.org/maven2/org/opensearch/plugin/opensearch-neural-search/maven-metadata.xml``,
+  ``.../org/opensearch/plugin/neural-search/...``,
+  ``.../org/opensearch/opensearch-neural-search/...`` and its dependency
+  ``.../org/opensearch/plugin/opensearch-ml-plugin/...`` (only
+  ``opensearch-knn`` 2.19.1.0/3.5.0.0 and ``lang-painless`` are there). ``neural_sparse`` with
+  ``query_tokens`` builds the same ``FeatureField`` linear queries as ``rank_feature`` +
+  ``linear`` + ``boost``, so ``rank_feature`` stands in for it.
 
-Both engines refuse to run as root: when run as root the node runs as the system user
-``splade-es`` (created if missing) via ``runuser``, and the cache defaults to
-``/var/cache/splade-es/engines`` because ``/root`` (mode 0700) is not traversable by that user.
+Both engines refuse to run as root: as root the node runs as the system user ``splade-es``
+(created if missing; env ``SPLADE_ES_USER``) via ``runuser``, and the cache defaults to
+``/var/cache/splade-es/engines`` because ``/root`` (0700) is not traversable by that user.
+The transport port is ``http port + 100``.
 
 Layout under :func:`cache_dir`::
 
-    downloads/                      zips and jars from Central (+ .sha1)
+    downloads/                      zips and jars from Central
     <engine>-<version>/             engine home (read-only for the node)
-    run/<engine>-<version>-<port>/  config/, data/, logs/, node.pid, launcher.pid, console.log
+    run/<engine>-<version>-<port>/  config/, data/, logs/, tmp/, node.pid (JVM),
+                                    launcher.pid (wrapper), console.log (+ console.prev.log)
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -69,6 +81,11 @@ __all__ = [
 MAVEN_CENTRAL = os.environ.get("SPLADE_ES_MAVEN", "https://repo1.maven.org/maven2").rstrip("/")
 SERVICE_USER = os.environ.get("SPLADE_ES_USER", "splade-es")
 _INSTALLED_MARKER = ".splade-es-installed"
+# Central serves the Elasticsearch 9.x integ-test zips without .sha1/.pom (and without listing
+# them in maven-metadata.xml); these hashes were taken from downloads over HTTPS.
+_PINNED_SHA1: dict[str, str] = {
+    "elasticsearch-9.2.4.zip": "54ca6e33db3623ecf3bed523f9b5c494993ff692",
+}
 _JVM_DIRS = (Path("/usr/lib/jvm"), Path("/usr/local/lib/jvm"), Path("/opt/java"))
 
 
@@ -89,7 +106,8 @@ class EngineSpec:
 # Only engines verified to start and serve SPLADE queries here.
 DEFAULT_SPECS: dict[str, EngineSpec] = {
     "opensearch": EngineSpec("opensearch", "2.19.6", 9200),
-    "elasticsearch": EngineSpec("elasticsearch", "9.2.4", 9250),
+    # 8.19.x rather than 9.x: fully published on Central (pom, .sha1) and runs on Java 17.
+    "elasticsearch": EngineSpec("elasticsearch", "8.19.21", 9250),
 }
 
 
@@ -134,13 +152,16 @@ def _check_spec(spec: EngineSpec) -> None:
 
 
 def _maven_url(group: str, artifact: str, version: str, ext: str) -> str:
-    return f"{MAVEN_CENTRAL}/{group.replace('.', '/')}/{artifact}/{version}/{artifact}-{version}.{ext}"
+    return (
+        f"{MAVEN_CENTRAL}/{group.replace('.', '/')}/{artifact}/{version}/{artifact}-{version}.{ext}"
+    )
 
 
 def _http_get(url: str, timeout: float = 60) -> bytes:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as resp:
-            return resp.read()
+            data: bytes = resp.read()
+            return data
     except urllib.error.HTTPError as exc:
         raise LauncherError(f"download failed: {url}: {exc.code}") from exc
     except (urllib.error.URLError, OSError) as exc:
@@ -155,6 +176,27 @@ def _sha1(path: Path) -> str:
     return h.hexdigest()
 
 
+def _expected_sha1(url: str) -> str:
+    """Central's ``.sha1`` for ``url``; a pinned one where Central serves the file without it."""
+    try:
+        return _http_get(url + ".sha1").decode("ascii", "replace").split()[0].strip().lower()
+    except IndexError as exc:
+        raise LauncherError(f"download failed: {url}.sha1: empty checksum") from exc
+    except LauncherError:
+        pinned = _PINNED_SHA1.get(url.rsplit("/", 1)[-1])
+        if pinned:
+            return pinned
+        try:  # is it the artifact or only its checksum that is missing?
+            urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=30).close()
+        except urllib.error.HTTPError as exc:
+            raise LauncherError(f"download failed: {url}: {exc.code}") from exc
+        except (urllib.error.URLError, OSError) as exc:
+            raise LauncherError(f"download failed: {url}: {exc}") from exc
+        raise LauncherError(
+            f"no checksum on Central for {url} (.sha1 404): pin one in _PINNED_SHA1"
+        ) from None
+
+
 def _fetch(group: str, artifact: str, version: str, ext: str) -> Path:
     """Download one Maven artifact into the cache once, verified against Central's ``.sha1``."""
     url = _maven_url(group, artifact, version, ext)
@@ -162,13 +204,7 @@ def _fetch(group: str, artifact: str, version: str, ext: str) -> Path:
     if dest.is_file():
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        expected = _http_get(url + ".sha1").decode("ascii", "replace").split()[0].strip().lower()
-    except LauncherError as exc:
-        # no .sha1 means no artifact: name the artifact, not its checksum file
-        raise LauncherError(str(exc).replace(url + ".sha1", url)) from exc
-    except IndexError as exc:
-        raise LauncherError(f"download failed: {url}.sha1: empty checksum") from exc
+    expected = _expected_sha1(url)
     tmp = dest.with_suffix(dest.suffix + ".part")
     try:
         with urllib.request.urlopen(url, timeout=60) as resp, tmp.open("wb") as out:
@@ -209,7 +245,9 @@ def _plugin_classname(jar: Path, candidates: tuple[str, ...]) -> str:
     raise LauncherError(f"no plugin class {candidates} in {jar.name}")
 
 
-def _add_module(home: Path, spec: EngineSpec, name: str, jar: Path, classname: str, description: str) -> None:
+def _add_module(
+    home: Path, spec: EngineSpec, name: str, jar: Path, classname: str, description: str
+) -> None:
     """Install a plugin jar as a bundled module (a folder with a plugin descriptor)."""
     mod = home / "modules" / name
     mod.mkdir(parents=True, exist_ok=True)
@@ -240,9 +278,13 @@ def install(spec: EngineSpec) -> Path:
         return home
     major = _major(spec.version)
     if spec.engine == "opensearch":
-        dist = _fetch("org.opensearch.distribution.integ-test-zip", "opensearch", spec.version, "zip")
+        dist = _fetch(
+            "org.opensearch.distribution.integ-test-zip", "opensearch", spec.version, "zip"
+        )
     else:
-        dist = _fetch("org.elasticsearch.distribution.integ-test-zip", "elasticsearch", spec.version, "zip")
+        dist = _fetch(
+            "org.elasticsearch.distribution.integ-test-zip", "elasticsearch", spec.version, "zip"
+        )
     extras: Path | None = None
     if spec.engine == "opensearch":
         extras = _fetch("org.opensearch.plugin", "mapper-extras-client", spec.version, "jar")
@@ -268,11 +310,15 @@ def install(spec: EngineSpec) -> Path:
             )
         else:
             cls = _plugin_classname(extras, ("org.elasticsearch.index.mapper.MapperExtrasPlugin",))
-        _add_module(root, spec, "mapper-extras", extras, cls, "Adds advanced field mappers (rank_features)")
+        _add_module(
+            root, spec, "mapper-extras", extras, cls, "Adds advanced field mappers (rank_features)"
+        )
     for p in (root / "bin").iterdir():
         if p.is_file() and not p.suffix:
             p.chmod(0o755)
-    (root / _INSTALLED_MARKER).write_text(json.dumps({"engine": spec.engine, "version": spec.version}))
+    (root / _INSTALLED_MARKER).write_text(
+        json.dumps({"engine": spec.engine, "version": spec.version})
+    )
     shutil.rmtree(home, ignore_errors=True)
     root.rename(home)
     shutil.rmtree(staging, ignore_errors=True)
@@ -286,7 +332,9 @@ def install(spec: EngineSpec) -> Path:
 def _java_major(java_home: Path) -> int | None:
     release = java_home / "release"
     if release.is_file():
-        m = re.search(r'^JAVA_VERSION="(\d+)(?:\.(\d+))?', release.read_text(errors="replace"), re.M)
+        m = re.search(
+            r'^JAVA_VERSION="(\d+)(?:\.(\d+))?', release.read_text(errors="replace"), re.M
+        )
         if m:
             first = int(m.group(1))
             return int(m.group(2) or 0) if first == 1 else first
@@ -294,7 +342,9 @@ def _java_major(java_home: Path) -> int | None:
     if not java.is_file():
         return None
     try:
-        out = subprocess.run([str(java), "-version"], capture_output=True, text=True, timeout=30).stderr
+        out = subprocess.run(
+            [str(java), "-version"], capture_output=True, text=True, timeout=30
+        ).stderr
     except (OSError, subprocess.SubprocessError):
         return None
     m = re.search(r'version "(\d+)(?:\.(\d+))?', out)
@@ -305,7 +355,7 @@ def _java_major(java_home: Path) -> int | None:
 
 
 def _java_range(spec: EngineSpec) -> tuple[int, int]:
-    """Inclusive Java major range the engine runs on (2.x/7.x need the Security Manager, gone in 24)."""
+    """Inclusive Java majors the engine runs on (2.x/7.x need the Security Manager, gone in 24)."""
     major = _major(spec.version)
     if spec.engine == "opensearch":
         return (11, 23) if major < 3 else (21, 99)
@@ -316,6 +366,10 @@ def _java_range(spec: EngineSpec) -> tuple[int, int]:
     return (21, 99)
 
 
+def _java_hint(lo: int, hi: int) -> str:
+    return f"Java {lo}+" if hi >= 99 else f"Java {lo}..{hi}"
+
+
 def _find_java(spec: EngineSpec) -> Path:
     lo, hi = _java_range(spec)
     env_var = "OPENSEARCH_JAVA_HOME" if spec.engine == "opensearch" else "ES_JAVA_HOME"
@@ -324,7 +378,8 @@ def _find_java(spec: EngineSpec) -> Path:
         ver = _java_major(Path(explicit))
         if ver is None or not lo <= ver <= hi:
             raise LauncherError(
-                f"{env_var}={explicit} is Java {ver}; {spec.engine} {spec.version} needs Java {lo}..{hi}"
+                f"{env_var}={explicit} is Java {ver}; "
+                f"{spec.engine} {spec.version} needs {_java_hint(lo, hi)}"
             )
         return Path(explicit)
     candidates: list[Path] = []
@@ -345,7 +400,7 @@ def _find_java(spec: EngineSpec) -> Path:
         ver = _java_major(real)
         if ver is not None and lo <= ver <= hi and (real / "bin" / "java").is_file():
             return real
-    hint = f"Java {lo}+" if hi >= 99 else f"Java {lo}..{hi}"
+    hint = _java_hint(lo, hi)
     raise LauncherError(f"{hint} needed for {spec.engine} {spec.version}: set {env_var}")
 
 
@@ -360,7 +415,9 @@ def _ensure_user() -> pwd.struct_passwd | None:
     cmd = ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", SERVICE_USER]
     res = subprocess.run(cmd, capture_output=True, text=True)
     if res.returncode != 0:
-        raise LauncherError(f"cannot create user {SERVICE_USER}: {res.stderr.strip() or res.returncode}")
+        raise LauncherError(
+            f"cannot create user {SERVICE_USER}: {res.stderr.strip() or res.returncode}"
+        )
     return pwd.getpwnam(SERVICE_USER)
 
 
@@ -368,7 +425,7 @@ def _make_traversable(path: Path) -> None:
     """Let the node user read the engine home: o+rX on files/dirs we created (best effort)."""
     if os.geteuid() != 0:
         return
-    for dirpath, dirnames, filenames in os.walk(path):
+    for dirpath, _dirnames, filenames in os.walk(path):
         os.chmod(dirpath, os.stat(dirpath).st_mode | 0o755)
         for f in filenames:
             fp = os.path.join(dirpath, f)
@@ -385,12 +442,13 @@ def _check_access(path: Path, user: pwd.struct_passwd) -> None:
             continue
         if not st.st_mode & 0o001:
             raise LauncherError(
-                f"user {user.pw_name} cannot traverse {parent}: set SPLADE_ES_CACHE to a world-readable dir"
+                f"user {user.pw_name} cannot traverse {parent}: "
+                "set SPLADE_ES_CACHE to a world-readable dir"
             )
 
 
 def _chown_tree(path: Path, user: pwd.struct_passwd) -> None:
-    for dirpath, dirnames, filenames in os.walk(path):
+    for dirpath, _dirnames, filenames in os.walk(path):
         os.chown(dirpath, user.pw_uid, user.pw_gid)
         for name in filenames:
             os.chown(os.path.join(dirpath, name), user.pw_uid, user.pw_gid, follow_symlinks=False)
@@ -418,7 +476,9 @@ def _pid_alive(pid: int) -> bool:
 def _is_our_node(pid: int, spec: EngineSpec) -> bool:
     """Guard against pid reuse: the process must be a JVM running this engine home."""
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        cmdline = (
+            Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        )
     except OSError:
         return _pid_alive(pid)
     return str(_home_dir(spec)) in cmdline or str(_run_dir(spec)) in cmdline
@@ -443,7 +503,7 @@ def _node_pid(spec: EngineSpec) -> int | None:
 def _launcher_pid(spec: EngineSpec) -> int | None:
     """PID of the wrapper (runuser / start script) we spawned, if alive; covers early startup."""
     pid = _read_pid(_run_dir(spec) / "launcher.pid")
-    if pid is not None and _pid_alive(pid):
+    if pid is not None and _pid_alive(pid) and _is_our_node(pid, spec):
         return pid
     return None
 
@@ -480,7 +540,15 @@ def _root_info(spec: EngineSpec) -> dict[str, Any] | None:
     try:
         nodes = _get_json(base + "/_nodes/_local?filter_path=nodes.*.version,nodes.*.build_flavor")
         node = next(iter(nodes["nodes"].values()))
-    except (urllib.error.URLError, OSError, ValueError, KeyError, StopIteration, TypeError, AttributeError):
+    except (
+        urllib.error.URLError,
+        OSError,
+        ValueError,
+        KeyError,
+        StopIteration,
+        TypeError,
+        AttributeError,
+    ):
         return None
     return {"version": {"number": node.get("version"), "distribution": "elasticsearch"}}
 
@@ -500,19 +568,28 @@ def _engine_of(info: dict[str, Any]) -> tuple[str, str]:
     return str(dist), str(ver.get("number", "?"))
 
 
-def _log_tail(spec: EngineSpec, lines: int = 25) -> str:
+def _log_tail(spec: EngineSpec, lines: int = 8) -> str:
+    """Last meaningful lines of the node's console (it also carries log4j output), one line."""
     run = _run_dir(spec)
-    chunks: list[str] = []
     for path in (run / "console.log", run / "logs" / f"splade-es-{spec.port}.log"):
         try:
             text = path.read_text(errors="replace").splitlines()
         except OSError:
             continue
-        chunks.extend(text[-lines:])
-    # prefer error lines so the one-line message says why
-    errors = [ln for ln in chunks if re.search(r"ERROR|Exception|error:|failed", ln)]
-    picked = (errors or chunks)[-8:]
-    return " | ".join(ln.strip()[:300] for ln in picked) or "(no log output)"
+        kept: list[str] = []
+        for ln in text[-200:]:
+            ln = ln.strip()
+            if (
+                not ln
+                or ln.startswith(("at ", "...", "warning: no-jdk"))
+                or ln in ("output:", "error:")
+            ):
+                continue
+            if not kept or kept[-1] != ln[:300]:
+                kept.append(ln[:300])
+        if kept:
+            return " | ".join(kept[-lines:])
+    return "(no log output)"
 
 
 def _write_config(spec: EngineSpec, home: Path, run: Path) -> Path:
@@ -572,11 +649,20 @@ def start(spec: EngineSpec, wait_s: float = 120) -> str:
             raise LauncherError(f"port {spec.port} is already used by {engine} {version}")
         if _wait_healthy(spec, wait_s, None):
             return url
-    if _node_pid(spec) is None and _launcher_pid(spec) is None:
-        _spawn(spec)
+    run = _run_dir(spec)
+    run.mkdir(parents=True, exist_ok=True)
+    with (run / ".start.lock").open("a") as lock:
+        # serialize check-and-spawn across processes (e.g. pytest-xdist workers)
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if _node_pid(spec) is None and _launcher_pid(spec) is None and not _healthy(spec):
+                _spawn(spec)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
     if not _wait_healthy(spec, wait_s, _run_dir(spec)):
         raise LauncherError(
-            f"{spec.engine} {spec.version} not healthy on {url} after {wait_s:.0f}s: {_log_tail(spec)}"
+            f"{spec.engine} {spec.version} not healthy on {url} "
+            f"after {wait_s:.0f}s: {_log_tail(spec)}"
         )
     return url
 
@@ -598,7 +684,11 @@ def _spawn(spec: EngineSpec) -> None:
     env = dict(os.environ)
     opts = f"-Xms{spec.heap} -Xmx{spec.heap}"
     if spec.engine == "opensearch":
-        env.update(OPENSEARCH_JAVA_HOME=str(java), OPENSEARCH_PATH_CONF=str(conf), OPENSEARCH_JAVA_OPTS=opts)
+        env.update(
+            OPENSEARCH_JAVA_HOME=str(java),
+            OPENSEARCH_PATH_CONF=str(conf),
+            OPENSEARCH_JAVA_OPTS=opts,
+        )
         script = home / "bin" / "opensearch"
     else:
         env.update(ES_JAVA_HOME=str(java), ES_PATH_CONF=str(conf), ES_JAVA_OPTS=opts)
@@ -613,7 +703,9 @@ def _spawn(spec: EngineSpec) -> None:
     if user is not None:
         cmd = ["runuser", "-u", user.pw_name, "--", *cmd]
         env["HOME"] = str(run)
-    console = (run / "console.log").open("ab")
+    if (run / "console.log").exists():  # keep one previous run's console for post-mortems
+        (run / "console.log").replace(run / "console.prev.log")
+    console = (run / "console.log").open("wb")
     try:
         proc = subprocess.Popen(
             cmd,
@@ -639,9 +731,15 @@ def _wait_healthy(spec: EngineSpec, wait_s: float, run: Path | None) -> bool:
         if _healthy(spec):
             return True
         _reap()
-        if run is not None and time.monotonic() > grace_until:
-            if _node_pid(spec) is None and _launcher_pid(spec) is None:
-                raise LauncherError(f"{spec.engine} {spec.version} exited during startup: {_log_tail(spec)}")
+        if (
+            run is not None
+            and time.monotonic() > grace_until
+            and _node_pid(spec) is None
+            and _launcher_pid(spec) is None
+        ):
+            raise LauncherError(
+                f"{spec.engine} {spec.version} exited during startup: {_log_tail(spec)}"
+            )
         time.sleep(0.5)
     return False
 
@@ -649,15 +747,13 @@ def _wait_healthy(spec: EngineSpec, wait_s: float, run: Path | None) -> bool:
 def _signal_all(spec: EngineSpec, sig: int) -> list[int]:
     pids = [p for p in (_node_pid(spec), _launcher_pid(spec)) if p is not None]
     for pid in pids:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
     return pids
 
 
 def stop(spec: EngineSpec, timeout_s: float = 30) -> bool:
-    """SIGTERM the node (clean Lucene commit), SIGKILL after ``timeout_s``; True if one was running."""
+    """SIGTERM the node (clean shutdown), SIGKILL after ``timeout_s``; True if one was running."""
     _reap()
     node = _node_pid(spec)
     if node is not None:

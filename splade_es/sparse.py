@@ -23,8 +23,9 @@ class SparseVectorError(ValueError):
 def feature_name(token: str) -> str:
     """Map a vocabulary token to an engine feature name (`.` is illegal in `rank_features` names).
 
-    `.` becomes `__`, as Elastic's ELSER does. BERT-style vocabularies have no token containing `__`
-    together with `.`, so the mapping stays one-to-one on them (checked by the tests).
+    `.` becomes `__`, as Elastic's ELSER does. On BERT WordPiece vocabularies this is one-to-one
+    (checked by the tests); where two tokens of some other vocabulary meet in one name, indexing and
+    querying both keep the larger weight, so the two sides still agree.
     """
     return token.replace(".", _DOT_ESCAPE)
 
@@ -121,15 +122,21 @@ class SparseVector:
             raise SparseVectorError(f"quantization factor must be > 0, got {factor}")
         out: dict[str, int] = {}
         for token, weight in self.weights:
-            q = int(round(weight * factor))
-            if q > 0:
-                out[feature_name(token)] = q
+            name = feature_name(token)
+            q = round(weight * factor)
+            if q > 0 and name not in out:  # weights are descending: the first one is the max
+                out[name] = q
         return out
 
-    def to_features(self, quantization: float | None = DEFAULT_QUANTIZATION_FACTOR) -> dict[str, float]:
+    def to_features(
+        self, quantization: float | None = DEFAULT_QUANTIZATION_FACTOR
+    ) -> dict[str, float]:
         """Engine-ready `{feature name: weight}`: quantized ints, or floats when quantization is None."""
         if quantization is None:
-            return {feature_name(t): w for t, w in self.weights}
+            out: dict[str, float] = {}
+            for token, weight in self.weights:
+                out.setdefault(feature_name(token), weight)
+            return out
         return {k: float(v) for k, v in self.quantize(quantization).items()}
 
     @classmethod

@@ -1,0 +1,135 @@
+"""Connecting to an Elasticsearch or OpenSearch cluster and finding out which one it is.
+
+One HTTP client (opensearch-py's) serves both engines: the REST calls used here (index admin,
+`_bulk`, `_search`, `_msearch`, `_count`) are the same on both, and unlike the Elasticsearch 8+
+client it does not refuse to talk to OpenSearch. Credentials come from options or environment
+variables and are never printed.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from opensearchpy import OpenSearch
+from opensearchpy.exceptions import (
+    AuthenticationException,
+    AuthorizationException,
+    ConnectionError,
+    TransportError,
+)
+
+from splade_es.mappings import Engine, major_version
+
+DEFAULT_URL = "http://127.0.0.1:9200"
+
+
+class EngineError(RuntimeError):
+    """A clear, one-line problem talking to the engine (no stack trace for users)."""
+
+
+@dataclass(frozen=True)
+class ConnectionSettings:
+    """Where the cluster is and how to authenticate; the repr hides secrets."""
+
+    url: str = DEFAULT_URL
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    api_key: str | None = field(default=None, repr=False)
+    ca_certs: str | None = None
+    verify_certs: bool = True
+    timeout: float = 60.0
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> ConnectionSettings:
+        """Options win over `SPLADE_ES_URL`, `SPLADE_ES_USER`, `SPLADE_ES_PASSWORD`,
+        `SPLADE_ES_API_KEY` and `SPLADE_ES_CA_CERTS`."""
+        env = {
+            "url": os.environ.get("SPLADE_ES_URL"),
+            "username": os.environ.get("SPLADE_ES_USER"),
+            "password": os.environ.get("SPLADE_ES_PASSWORD"),
+            "api_key": os.environ.get("SPLADE_ES_API_KEY"),
+            "ca_certs": os.environ.get("SPLADE_ES_CA_CERTS"),
+        }
+        values: dict[str, Any] = {k: v for k, v in env.items() if v}
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """What `GET /` says about the cluster."""
+
+    engine: Engine
+    version: str
+
+    @property
+    def major(self) -> int:
+        return major_version(self.version)
+
+
+def connect(settings: ConnectionSettings) -> OpenSearch:
+    """An HTTP client for the cluster (no request is made yet)."""
+    headers = {}
+    if settings.api_key:
+        key = settings.api_key
+        if ":" in key:  # id:secret form -> the base64 form both engines accept
+            key = base64.b64encode(key.encode()).decode()
+        headers["Authorization"] = f"ApiKey {key}"
+    auth = (settings.username, settings.password or "") if settings.username else None
+    return OpenSearch(
+        hosts=[settings.url],
+        http_auth=auth,
+        headers=headers or None,
+        ca_certs=settings.ca_certs,
+        verify_certs=settings.verify_certs,
+        timeout=settings.timeout,
+        max_retries=0,
+        retry_on_timeout=False,
+        http_compress=True,
+    )
+
+
+def describe_error(exc: Exception, url: str) -> str:
+    """A one-line message for the usual ways a cluster call fails."""
+    if isinstance(exc, AuthenticationException):
+        return f"{url}: authentication failed (HTTP 401): check the user/password or API key"
+    if isinstance(exc, AuthorizationException):
+        return f"{url}: permission denied (HTTP 403): {exc.error}"
+    if isinstance(exc, ConnectionError):
+        return f"cannot reach {url}: {exc.info if exc.info else exc.error}"
+    if isinstance(exc, TransportError):
+        return f"{url}: HTTP {exc.status_code}: {exc.error} {exc.info if exc.info else ''}".strip()
+    return f"{url}: {exc}"
+
+
+def detect(client: OpenSearch, url: str = DEFAULT_URL) -> EngineInfo:
+    """Ask the cluster what it is: OpenSearch names its distribution in `GET /`, Elasticsearch does not.
+
+    Elasticsearch's integ-test build lacks the `rest-root` module (`GET /` answers 405), so the
+    version then comes from `GET /_nodes/_local`.
+    """
+    try:
+        try:
+            root = client.info()
+        except TransportError as exc:
+            if exc.status_code != 405:
+                raise
+            nodes = client.transport.perform_request("GET", "/_nodes/_local")
+            node = next(iter(nodes["nodes"].values()))
+            root = {"version": {"number": node["version"]}}
+    except (TransportError, ConnectionError) as exc:
+        raise EngineError(describe_error(exc, url)) from exc
+    version = root.get("version", {})
+    engine: Engine = (
+        "opensearch" if version.get("distribution") == "opensearch" else "elasticsearch"
+    )
+    return EngineInfo(engine, str(version.get("number", "0")))
+
+
+def open_cluster(settings: ConnectionSettings) -> tuple[OpenSearch, EngineInfo]:
+    """Connect and identify the engine, failing with a one-line error."""
+    client = connect(settings)
+    return client, detect(client, settings.url)

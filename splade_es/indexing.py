@@ -1,0 +1,323 @@
+"""Index management and resilient bulk indexing of encoded records.
+
+Guarantees: `_id` = document id, so re-runs overwrite instead of duplicating; every record read is
+either acknowledged by the engine or written to the dead-letter file with the engine's reason
+(read = indexed + dead-lettered); transient failures (429, 5xx, connection loss) are retried with
+exponential backoff, and if the engine stays away the run stops with its progress saved so that the
+next run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+from opensearchpy import OpenSearch
+from opensearchpy.exceptions import ConnectionError, TransportError
+from tqdm.auto import tqdm
+
+from splade_es.client import EngineError, EngineInfo, describe_error
+from splade_es.corpus import Reject
+from splade_es.mappings import index_body, sparse_field_type
+
+RETRYABLE_STATUS = {429, 500, 502, 503, 504}
+
+
+# Index management -------------------------------------------------------------------------------
+
+
+def ensure_index(
+    client: OpenSearch,
+    info: EngineInfo,
+    index: str,
+    field: str = "splade",
+    field_type: str | None = None,
+) -> str:
+    """Create `index` from `mappings/` unless it exists; returns the SPLADE field's type.
+
+    An existing index is reused only if its SPLADE field has the requested type (or, when no type
+    was asked for, any sparse type); a different mapping is refused rather than silently
+    overwritten. An existing index without the field gets it added (drop-in upgrade).
+    """
+    wanted = index_body(info.engine, info.version, field, field_type)
+    wanted_type = wanted["mappings"]["properties"][field]["type"]
+    try:
+        if not client.indices.exists(index=index):
+            client.indices.create(index=index, body=wanted)
+            return str(wanted_type)
+        current = client.indices.get_mapping(index=index)
+    except (TransportError, ConnectionError) as exc:
+        raise EngineError(describe_error(exc, index)) from exc
+    mapping = next(iter(current.values()))["mappings"]
+    existing = sparse_field_type(mapping, field)
+    if existing is None:
+        if field in mapping.get("properties", {}):
+            raise EngineError(f"index {index!r}: field {field!r} exists but is not a sparse field")
+        client.indices.put_mapping(index=index, body={"properties": {field: {"type": wanted_type}}})
+        return str(wanted_type)
+    if existing not in ("rank_features", "sparse_vector") or (
+        field_type is not None and existing != field_type
+    ):
+        raise EngineError(
+            f"index {index!r} already maps {field!r} as {existing}, not {field_type or wanted_type}; "
+            "refusing to change it: pick another index name or delete it first"
+        )
+    return existing
+
+
+def index_size_bytes(client: OpenSearch, index: str) -> int:
+    """Primary store size in bytes (after a refresh and a flush, so segments are on disk)."""
+    client.indices.refresh(index=index)
+    client.indices.flush(index=index)
+    stats = client.indices.stats(index=index, metric="store")
+    return int(stats["indices"][index]["primaries"]["store"]["size_in_bytes"])
+
+
+# Bulk indexing ----------------------------------------------------------------------------------
+
+
+@dataclass
+class BulkSummary:
+    """Counts for one run: `read == indexed + dead_lettered + skipped_done`."""
+
+    read: int = 0
+    indexed: int = 0
+    dead_lettered: int = 0
+    skipped_done: int = 0
+    retries: int = 0
+    seconds: float = 0.0
+
+    def adds_up(self) -> bool:
+        return self.read == self.indexed + self.dead_lettered + self.skipped_done
+
+    def line(self) -> str:
+        return (
+            f"read {self.read}: indexed {self.indexed}, dead-lettered {self.dead_lettered}, "
+            f"already done {self.skipped_done} ({self.retries} retries, {self.seconds:.1f}s)"
+        )
+
+
+@dataclass(frozen=True)
+class BulkOptions:
+    """Batching, concurrency and retry policy."""
+
+    batch_size: int = 500
+    concurrency: int = 2
+    max_retries: int = 6
+    backoff_s: float = 0.5
+    max_backoff_s: float = 30.0
+    refresh: bool = True
+
+
+@dataclass
+class _Batch:
+    number: int
+    records: list[tuple[int, dict[str, Any]]]  # (input position, record)
+    indexed: int = 0
+    dead: list[dict[str, Any]] = field(default_factory=list)
+    retries: int = 0
+
+
+def document_source(record: dict[str, Any], field: str) -> dict[str, Any]:
+    """The engine document for an encoded record: SPLADE features plus text for BM25."""
+    source: dict[str, Any] = {field: record["features"]}
+    for key in ("title", "text"):
+        if record.get(key):
+            source[key] = record[key]
+    return source
+
+
+def _bulk_body(records: list[tuple[int, dict[str, Any]]], index: str, field: str) -> str:
+    lines = []
+    for _, record in records:
+        lines.append(json.dumps({"index": {"_index": index, "_id": str(record["id"])}}))
+        lines.append(json.dumps(document_source(record, field), ensure_ascii=False))
+    return "\n".join(lines) + "\n"
+
+
+def _reason(item: dict[str, Any]) -> str:
+    error = item.get("error")
+    if isinstance(error, dict):
+        reason = f"{error.get('type')}: {error.get('reason')}"
+        cause = error.get("caused_by")
+        if isinstance(cause, dict):
+            reason += f" (caused by {cause.get('type')}: {cause.get('reason')})"
+        return reason
+    return str(error)
+
+
+class EngineUnavailable(EngineError):
+    """The engine stayed unreachable or overloaded through every retry; progress was saved."""
+
+
+class BulkIndexer:
+    """Streams encoded records into an index in bounded, concurrent, retried `_bulk` batches."""
+
+    def __init__(
+        self,
+        client: OpenSearch,
+        index: str,
+        field: str = "splade",
+        options: BulkOptions = BulkOptions(),
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.client = client
+        self.index = index
+        self.field = field
+        self.options = options
+        self.sleep = sleep
+
+    def _backoff(self, attempt: int) -> None:
+        self.sleep(min(self.options.max_backoff_s, self.options.backoff_s * 2**attempt))
+
+    def _send(self, batch: _Batch) -> _Batch:
+        """Send a batch until every item is acknowledged or rejected for a non-transient reason."""
+        pending = batch.records
+        last_problem = ""
+        for attempt in range(self.options.max_retries + 1):
+            if attempt:
+                batch.retries += 1
+                self._backoff(attempt - 1)
+            try:
+                response = self.client.bulk(body=_bulk_body(pending, self.index, self.field))
+            except ConnectionError as exc:
+                last_problem = describe_error(exc, "bulk")
+                continue
+            except TransportError as exc:
+                if isinstance(exc.status_code, int) and exc.status_code in RETRYABLE_STATUS:
+                    last_problem = describe_error(exc, "bulk")
+                    continue
+                raise EngineError(describe_error(exc, f"bulk into {self.index!r}")) from exc
+            retry = []
+            for (position, record), item in zip(pending, response["items"], strict=True):
+                result = next(iter(item.values()))
+                status = int(result.get("status", 500))
+                if 200 <= status < 300:
+                    batch.indexed += 1
+                elif status in RETRYABLE_STATUS:
+                    retry.append((position, record))
+                    last_problem = _reason(result)
+                else:
+                    batch.dead.append(
+                        {
+                            "id": record.get("id"),
+                            "position": position,
+                            "status": status,
+                            "reason": _reason(result),
+                            "record": record,
+                        }
+                    )
+            pending = retry
+            if not pending:
+                return batch
+        raise EngineUnavailable(
+            f"bulk into {self.index!r} gave up after {self.options.max_retries} retries: {last_problem}"
+        )
+
+    def run(
+        self,
+        records: Iterable[tuple[int, dict[str, Any] | Reject]],
+        dead_letter: Path,
+        progress_file: Path | None = None,
+        total: int | None = None,
+        show_progress: bool = True,
+    ) -> BulkSummary:
+        """Index `(position, record-or-reject)` pairs; rejects go straight to the dead-letter file.
+
+        With `progress_file`, the number of leading input records fully handled is stored after
+        every batch, and a re-run skips them (resume). Records after that point may be sent again:
+        `_id` makes that an overwrite, never a duplicate.
+        """
+        summary = BulkSummary()
+        started = time.monotonic()
+        done_before = _read_progress(progress_file)
+        iterator: Iterator[tuple[int, dict[str, Any] | Reject]] = iter(records)
+        bar = tqdm(total=total, unit="doc", disable=not show_progress, desc=f"index {self.index}")
+        dead_letter.parent.mkdir(parents=True, exist_ok=True)
+        with (
+            dead_letter.open("a" if done_before else "w", encoding="utf-8") as dead,
+            ThreadPoolExecutor(max_workers=self.options.concurrency) as pool,
+        ):
+            in_flight: list[Future[_Batch]] = []
+            finished: dict[int, _Batch] = {}
+            next_to_commit = 0
+            last_position = done_before
+            number = 0
+
+            def commit(batch: _Batch) -> None:
+                summary.indexed += batch.indexed
+                summary.retries += batch.retries
+                for entry in batch.dead:
+                    dead.write(json.dumps(entry, ensure_ascii=False) + "\n")
+                summary.dead_lettered += len(batch.dead)
+                bar.update(len(batch.records))
+
+            def drain(block: bool) -> None:
+                nonlocal next_to_commit
+                while in_flight and (
+                    block or in_flight[0].done() or len(in_flight) >= self.options.concurrency
+                ):
+                    batch = in_flight.pop(0).result()
+                    finished[batch.number] = batch
+                    while next_to_commit in finished:
+                        done = finished.pop(next_to_commit)
+                        commit(done)
+                        if done.records:
+                            _write_progress(progress_file, done.records[-1][0])
+                        next_to_commit += 1
+                    dead.flush()
+                    block = False
+
+            while True:
+                chunk = list(islice(iterator, self.options.batch_size))
+                if not chunk:
+                    break
+                good: list[tuple[int, dict[str, Any]]] = []
+                for position, item in chunk:
+                    summary.read += 1
+                    last_position = position
+                    if position <= done_before:
+                        summary.skipped_done += 1
+                    elif isinstance(item, Reject):
+                        dead.write(json.dumps({"position": position, **item.as_json()}) + "\n")
+                        summary.dead_lettered += 1
+                    else:
+                        good.append((position, item))
+                if not good:
+                    bar.update(len(chunk))
+                    continue
+                in_flight.append(pool.submit(self._send, _Batch(number, good)))
+                number += 1
+                try:
+                    drain(block=False)
+                except EngineError:
+                    for future in in_flight:
+                        future.cancel()
+                    raise
+            drain(block=True)
+            _write_progress(progress_file, last_position)
+        bar.close()
+        if self.options.refresh:
+            self.client.indices.refresh(index=self.index)
+        summary.seconds = time.monotonic() - started
+        return summary
+
+
+def _read_progress(path: Path | None) -> int:
+    if path is None or not path.is_file():
+        return 0
+    return int(json.loads(path.read_text()).get("done_through", 0))
+
+
+def _write_progress(path: Path | None, position: int) -> None:
+    if path is None:
+        return
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps({"done_through": position}))
+    tmp.replace(path)

@@ -1,0 +1,75 @@
+"""Shared fixtures: the real SciFact data, the bundled splade-tiny model, tiny local models."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def scifact_dir() -> Path:
+    """../shared/datasets/scifact beside the checkout (override: SPLADE_ES_SCIFACT)."""
+    return Path(
+        os.environ.get("SPLADE_ES_SCIFACT", ROOT.parent / "shared" / "datasets" / "scifact")
+    )
+
+
+@pytest.fixture(scope="session")
+def scifact() -> Path:
+    path = scifact_dir()
+    if not (path / "corpus.jsonl").is_file():
+        pytest.fail(f"SciFact not found at {path}: tests need ../shared/datasets/scifact")
+    return path
+
+
+@pytest.fixture(scope="session")
+def splade_tiny():
+    from splade_es.encoder import SpladeEncoder
+
+    return SpladeEncoder.load("splade-tiny", device="cpu")
+
+
+def build_tiny_mlm(folder: Path, seed: int, hidden: int = 32) -> Path:
+    """Save a randomly initialised 1-layer BertForMaskedLM with splade-tiny's tokenizer to `folder`.
+
+    Stands in for a hub model (no hub here): loaded by path exactly as `from_pretrained` would.
+    """
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
+
+    from splade_es.models import bundled_model_path
+
+    torch.manual_seed(seed)
+    tokenizer = AutoTokenizer.from_pretrained(str(bundled_model_path()))
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=hidden * 2,
+        max_position_embeddings=128,
+    )
+    model = BertForMaskedLM(config)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Local stand-ins for the three hub model shapes."""
+    base = tmp_path_factory.mktemp("models")
+    doc = build_tiny_mlm(base / "doc", seed=1)
+    query = build_tiny_mlm(base / "query", seed=2)
+    free = base / "inference-free"
+    shutil.copytree(doc, free)
+    (free / "idf.json").write_text(
+        json.dumps({"vitamin": 3.5, "d": 1.25, "cancer": 2.0, "##s": 0.0})
+    )
+    return {"doc": doc, "query": query, "inference-free": free}

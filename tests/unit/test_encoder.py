@@ -1,0 +1,141 @@
+"""The encoder on the real bundled model and on locally built stand-ins for hub models."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from splade_es.encoder import SpladeEncoder
+from splade_es.models import ModelNotFoundError, ModelSettings, resolve, write_settings
+from splade_es.pooling import naive_splade_pool, splade_pool
+
+pytestmark = pytest.mark.slow
+
+TEXTS = [
+    "symptoms of diabetes in children",
+    "Vitamin D deficiency is associated with an increased risk of cancer in older adults.",
+    "a",
+]
+
+
+def test_splade_tiny_weights_are_positive_sparse_and_deterministic(splade_tiny) -> None:
+    first = splade_tiny.encode_documents(TEXTS)
+    again = splade_tiny.encode_documents(list(reversed(TEXTS)))[::-1]
+    vocab = len(splade_tiny.document_side.id_to_token)
+    for vector, repeat in zip(first, again, strict=True):
+        assert 0 < len(vector) < vocab * 0.02
+        assert all(w > 0 for _, w in vector.weights)
+        assert vector.as_dict().keys() == repeat.as_dict().keys()
+        for token, weight in vector.weights:
+            assert repeat.as_dict()[token] == pytest.approx(weight, abs=1e-4)
+        assert not {"[CLS]", "[SEP]", "[PAD]"} & set(vector.as_dict())
+
+
+def test_query_expands_to_related_terms(splade_tiny) -> None:
+    terms = splade_tiny.encode_query("symptoms of diabetes in children").as_dict()
+    assert "child" in terms, "expansion: 'children' should activate 'child'"
+    assert "diabetes" in terms and "symptoms" in terms
+
+
+def test_chunked_pooling_equals_naive_pooling(splade_tiny) -> None:
+    side = splade_tiny.document_side
+    batch = side.tokenizer(TEXTS, padding=True, return_tensors="pt")
+    with torch.inference_mode():
+        chunked = splade_pool(side.model, batch["input_ids"], batch["attention_mask"])
+        naive = naive_splade_pool(side.model, batch["input_ids"], batch["attention_mask"])
+    torch.testing.assert_close(chunked, naive)
+
+
+def test_batching_does_not_change_vectors(splade_tiny) -> None:
+    batched = splade_tiny.encode_documents(TEXTS, batch_size=8)
+    single = [splade_tiny.encode_documents([t], batch_size=1)[0] for t in TEXTS]
+    for a, b in zip(batched, single, strict=True):
+        assert a.as_dict().keys() == b.as_dict().keys()
+        assert a.dot(a) == pytest.approx(b.dot(b), rel=1e-4)
+
+
+def test_truncation_length_is_per_side(tmp_path: Path) -> None:
+    encoder = SpladeEncoder.load("splade-tiny", device="cpu", doc_max_length=4, query_max_length=64)
+    long_text = "alpha beta gamma delta epsilon zeta eta theta iota kappa"
+    short_doc = encoder.encode_documents([long_text])[0].as_dict()
+    full_query = encoder.encode_query(long_text).as_dict()
+    assert len(short_doc) < len(full_query)
+
+
+def test_pair_shape_uses_the_query_model_for_queries(tiny_models: dict[str, Path]) -> None:
+    pair = SpladeEncoder.load(
+        str(tiny_models["doc"]), query_model=str(tiny_models["query"]), device="cpu"
+    )
+    assert pair.settings.shape == "pair"
+    doc_only = SpladeEncoder.load(str(tiny_models["doc"]), device="cpu")
+    query_only = SpladeEncoder.load(str(tiny_models["query"]), device="cpu")
+    text = TEXTS[1]
+    assert pair.encode_query(text) == query_only.encode_query(text)
+    assert pair.encode_documents([text])[0] == doc_only.encode_documents([text])[0]
+    assert pair.encode_query(text) != pair.encode_documents([text])[0]
+
+
+def test_pair_shape_from_settings_file(tiny_models: dict[str, Path], tmp_path: Path) -> None:
+    folder = tmp_path / "pair"
+    shutil.copytree(tiny_models["doc"], folder / "document")
+    shutil.copytree(tiny_models["query"], folder / "query")
+    write_settings(
+        folder,
+        ModelSettings(
+            "pair",
+            str(folder / "document"),
+            str(folder / "query"),
+            doc_max_length=100,
+            query_max_length=20,
+        ),
+    )
+    encoder = SpladeEncoder.load(str(folder), device="cpu")
+    assert (encoder.settings.shape, encoder.settings.query_max_length) == ("pair", 20)
+    assert encoder.query_side is not encoder.document_side
+
+
+def test_inference_free_queries_are_idf_lookups(tiny_models: dict[str, Path]) -> None:
+    encoder = SpladeEncoder.load(str(tiny_models["inference-free"]), device="cpu")
+    assert encoder.settings.shape == "inference-free"
+    query = encoder.encode_query("Vitamin D and cancer")
+    assert query.as_dict() == {"vitamin": 3.5, "cancer": 2.0, "d": 1.25}
+    assert len(encoder.encode_documents(["Vitamin D and cancers"])[0]) > 0
+
+
+def test_hub_name_loads_from_a_fake_offline_hub_cache(
+    tiny_models: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fake hub (no hub here): a model laid out as the HF cache stores downloads, loaded by name."""
+    repo = tmp_path / "hub" / "models--naver--fake-splade"
+    snapshot = repo / "snapshots" / ("0" * 40)
+    shutil.copytree(tiny_models["doc"], snapshot)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0" * 40)
+    from huggingface_hub import constants
+
+    # huggingface_hub reads these env vars at import time, so set its constants directly
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    assert resolve("naver/fake-splade") == "naver/fake-splade"
+    encoder = SpladeEncoder.load("naver/fake-splade", device="cpu")
+    local = SpladeEncoder.load(str(tiny_models["doc"]), device="cpu")
+    assert encoder.encode_query(TEXTS[0]) == local.encode_query(TEXTS[0])
+
+
+def test_missing_local_model_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ModelNotFoundError, match="does not exist"):
+        resolve(str(tmp_path / "nope"))
+    with pytest.raises(ValueError, match="float16 needs a GPU"):
+        SpladeEncoder.load("splade-tiny", device="cpu", dtype="float16")
+
+
+def test_settings_file_without_shape_defaults_to_shared(tiny_models: dict[str, Path]) -> None:
+    assert json.loads(json.dumps({"k": 1}))  # the folder has no splade_es.json
+    assert not (tiny_models["doc"] / "splade_es.json").exists()
+    assert SpladeEncoder.load(str(tiny_models["doc"]), device="cpu").settings.shape == "shared"
+    assert os.path.isdir(resolve("splade-tiny"))
