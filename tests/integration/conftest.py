@@ -1,0 +1,50 @@
+"""Real engine nodes (started by splade_es.launcher) and SciFact encoded once per test session."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from opensearchpy import OpenSearch
+
+from splade_es.batch_encode import DocumentPruning, encoded_record
+from splade_es.client import ConnectionSettings, EngineInfo, open_cluster
+from splade_es.corpus import read_documents
+from splade_es.launcher import DEFAULT_SPECS, EngineSpec, start
+from splade_es.sparse import SparseVector
+
+
+@dataclass
+class Cluster:
+    spec: EngineSpec
+    url: str
+    client: OpenSearch
+    info: EngineInfo
+
+
+@pytest.fixture(scope="session", params=sorted(DEFAULT_SPECS))
+def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
+    """Each engine the launcher can start here, started (or reused) for the session."""
+    spec = DEFAULT_SPECS[request.param]
+    url = start(spec)
+    client, info = open_cluster(ConnectionSettings(url=url))
+    yield Cluster(spec, url, client, info)
+
+
+@dataclass
+class EncodedCorpus:
+    ids: list[str]
+    vectors: list[SparseVector]
+    records: list[dict[str, Any]]
+
+
+@pytest.fixture(scope="session")
+def scifact_encoded(splade_tiny, scifact: Path) -> EncodedCorpus:  # type: ignore[no-untyped-def]
+    """The whole SciFact corpus encoded with splade-tiny (float vectors and quantized records)."""
+    docs = list(read_documents(scifact / "corpus.jsonl"))
+    vectors = splade_tiny.encode_documents([d.full_text for d in docs], batch_size=32)
+    records = [encoded_record(d, v, DocumentPruning()) for d, v in zip(docs, vectors, strict=True)]
+    return EncodedCorpus([d.id for d in docs], vectors, records)

@@ -1,0 +1,198 @@
+"""Index, search and evaluate through each real engine node; the failure paths a user hits."""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from splade_es.cli import main
+from splade_es.client import EngineError
+from splade_es.corpus import Reject, read_qrels, read_queries
+from splade_es.evaluation import ExactSparseIndex, evaluate
+from splade_es.indexing import BulkIndexer, BulkOptions, EngineUnavailable, ensure_index
+from splade_es.launcher import kill_hard, start
+from splade_es.search import Searcher
+
+from .conftest import Cluster, EncodedCorpus
+
+pytestmark = [pytest.mark.engine, pytest.mark.slow]
+
+
+def fresh_index(cluster: Cluster, name: str, field_type: str | None = None) -> str:
+    cluster.client.indices.delete(index=name, ignore_unavailable=True)
+    ensure_index(cluster.client, cluster.info, name, "splade", field_type)
+    return name
+
+
+def positioned(records: list[dict[str, Any]]) -> list[tuple[int, dict[str, Any] | Reject]]:
+    return list(enumerate(records, start=1))
+
+
+def count(cluster: Cluster, index: str) -> int:
+    cluster.client.indices.refresh(index=index)
+    return int(cluster.client.count(index=index)["count"])
+
+
+def test_scifact_through_the_engine_matches_exact_scoring(
+    cluster: Cluster, scifact_encoded: EncodedCorpus, splade_tiny, scifact: Path, tmp_path: Path
+) -> None:
+    index = fresh_index(cluster, "scifact-test")
+    summary = BulkIndexer(cluster.client, index).run(
+        positioned(scifact_encoded.records), tmp_path / "dead.jsonl", show_progress=False
+    )
+    assert summary.indexed == len(scifact_encoded.records) == count(cluster, index)
+    assert summary.adds_up() and summary.dead_lettered == 0
+
+    qrels = read_qrels(scifact / "qrels" / "test.tsv")
+    queries = {q: t for q, t in read_queries(scifact / "queries.jsonl").items() if q in qrels}
+    qids = list(queries)
+    searcher = Searcher(
+        cluster.client, cluster.info, index, splade_tiny, field_type=_field_type(cluster, index)
+    )
+    metrics = {}
+    for mode in ("bm25", "splade", "hybrid"):
+        hits = searcher.search_many([queries[q] for q in qids], mode, size=100)
+        run = {q: {h.id: h.score for h in hs} for q, hs in zip(qids, hits, strict=True)}
+        metrics[mode] = evaluate(run, qrels)
+    exact = ExactSparseIndex(scifact_encoded.ids, scifact_encoded.vectors).search(
+        {q: splade_tiny.encode_query(t) for q, t in queries.items()}, k=100
+    )
+    exact_ndcg = evaluate(exact, qrels)["ndcg@10"]
+    print(
+        f"\n{cluster.spec.engine} {cluster.info.version}: {json.dumps(metrics)} exact={exact_ndcg:.4f}"
+    )
+    assert abs(metrics["splade"]["ndcg@10"] - exact_ndcg) <= 0.005
+    assert metrics["bm25"]["ndcg@10"] >= 0.64
+    assert all(0 <= v <= 1 for m in metrics.values() for v in m.values())
+
+
+def _field_type(cluster: Cluster, index: str) -> str:
+    mapping = cluster.client.indices.get_mapping(index=index)[index]["mappings"]
+    return str(mapping["properties"]["splade"]["type"])
+
+
+def test_bad_documents_are_dead_lettered_with_reasons(cluster: Cluster, tmp_path: Path) -> None:
+    index = fresh_index(cluster, "dead-letter-test")
+    records: list[tuple[int, dict[str, Any] | Reject]] = [
+        (1, {"id": "good-1", "features": {"vitamin": 120, "d": 80}, "text": "vitamin d"}),
+        (2, {"id": "negative", "features": {"vitamin": -3}}),
+        (3, {"id": "string-weight", "features": {"vitamin": "lots"}}),
+        (4, {"id": "nested", "features": {"vitamin": {"x": 1}}}),
+        (5, Reject("in.jsonl", 5, "invalid JSON: Expecting value", "{oops")),
+        (6, {"id": "good-2", "features": {"cancer": 50}, "title": "t"}),
+        (7, {"id": "zero", "features": {"vitamin": 0}}),
+    ]
+    dead_letter = tmp_path / "dead.jsonl"
+    summary = BulkIndexer(cluster.client, index).run(records, dead_letter, show_progress=False)
+    dead = [json.loads(line) for line in dead_letter.read_text().splitlines()]
+    assert summary.read == 7 and summary.adds_up()
+    assert summary.indexed == count(cluster, index) == 2
+    assert summary.dead_lettered == len(dead) == 5
+    by_id = {d.get("id", f"line {d.get('line')}"): d["reason"] for d in dead}
+    assert set(by_id) == {"negative", "string-weight", "nested", "zero", "line 5"}
+    assert all(reason for reason in by_id.values())
+    assert "invalid JSON" in by_id["line 5"]
+
+
+def test_killed_node_then_rerun_indexes_every_document_exactly_once(
+    cluster: Cluster, scifact_encoded: EncodedCorpus, tmp_path: Path
+) -> None:
+    records = scifact_encoded.records[:3000]
+    index = fresh_index(cluster, "crash-test")
+    progress, dead_letter = tmp_path / "progress.json", tmp_path / "dead.jsonl"
+    options = BulkOptions(batch_size=100, concurrency=2, max_retries=2, backoff_s=0.2)
+    killed = threading.Event()
+
+    def killing_stream() -> Any:
+        for position, record in positioned(records):
+            if position == 1500:
+                kill_hard(cluster.spec)
+                killed.set()
+            yield position, record
+
+    try:
+        with pytest.raises(EngineUnavailable, match="gave up"):
+            BulkIndexer(cluster.client, index, options=options).run(
+                killing_stream(), dead_letter, progress_file=progress, show_progress=False
+            )
+    finally:
+        start(cluster.spec)
+    assert killed.is_set()
+    done_before = json.loads(progress.read_text())["done_through"]
+    assert 0 < done_before < len(records)
+    summary = BulkIndexer(cluster.client, index, options=options).run(
+        positioned(records), dead_letter, progress_file=progress, show_progress=False
+    )
+    assert summary.skipped_done == done_before
+    assert summary.indexed + summary.skipped_done == len(records)
+    assert count(cluster, index) == len(records)
+    ids = {
+        h["_id"]
+        for h in cluster.client.search(
+            index=index, body={"size": 3000, "_source": False, "query": {"match_all": {}}}
+        )["hits"]["hits"]
+    }
+    assert ids == {r["id"] for r in records}
+
+
+def test_existing_index_with_another_mapping_is_not_overwritten(cluster: Cluster) -> None:
+    name = "clash-test"
+    cluster.client.indices.delete(index=name, ignore_unavailable=True)
+    cluster.client.indices.create(
+        index=name, body={"mappings": {"properties": {"splade": {"type": "keyword"}}}}
+    )
+    with pytest.raises(EngineError, match="not a sparse field"):
+        ensure_index(cluster.client, cluster.info, name)
+    other = "sparse_vector" if cluster.info.engine == "opensearch" else "rank_features"
+    fresh_index(cluster, "clash-test-2")
+    if cluster.info.engine == "opensearch":
+        with pytest.raises(ValueError, match="supports"):
+            ensure_index(cluster.client, cluster.info, "clash-test-2", field_type=other)
+
+
+def test_cli_index_search_eval(cluster: Cluster, scifact: Path, tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus.jsonl"
+    lines = list(islice((scifact / "corpus.jsonl").open(), 200))
+    corpus.write_text("".join(lines))
+    encoded = tmp_path / "encoded.parquet"
+    runner = CliRunner()
+    result = runner.invoke(main, ["encode", "--input", str(corpus), "--output", str(encoded)])
+    assert result.exit_code == 0, result.output
+    cluster.client.indices.delete(index="cli-test", ignore_unavailable=True)
+    result = runner.invoke(
+        main,
+        ["index-vectors", "--input", str(encoded), "--index", "cli-test", "--url", cluster.url],
+    )
+    assert result.exit_code == 0, result.output
+    assert "read 200: indexed 200, dead-lettered 0" in result.output
+    first = json.loads(lines[0])
+    result = runner.invoke(
+        main, ["search", first["title"], "--index", "cli-test", "--url", cluster.url]
+    )
+    assert result.exit_code == 0, result.output
+    assert first["_id"] in result.output.splitlines()[0]
+    result = runner.invoke(
+        main,
+        ["eval", "--index", "cli-test", "--beir-dir", str(scifact), "--url", cluster.url, "--json"],
+    )
+    assert result.exit_code == 0, result.output
+    scores = json.loads(result.output[result.output.index("{") :])
+    assert set(scores) == {"bm25", "splade", "hybrid"}
+    assert all(set(m) == {"ndcg@10", "mrr@10", "recall@100"} for m in scores.values())
+    assert all(not math.isnan(v) for m in scores.values() for v in m.values())
+
+
+def test_unreachable_url_is_a_clear_error_not_a_trace() -> None:
+    result = CliRunner().invoke(
+        main, ["search", "x", "--index", "i", "--url", "http://127.0.0.1:1"]
+    )
+    assert result.exit_code == 1
+    assert "cannot reach http://127.0.0.1:1" in result.output
+    assert "Traceback" not in result.output
