@@ -56,17 +56,16 @@ def ensure_index(
         raise EngineError(describe_error(exc, index)) from exc
     mapping = next(iter(current.values()))["mappings"]
     existing = sparse_field_type(mapping, field)
-    if existing is None:
-        if field in mapping.get("properties", {}):
-            raise EngineError(f"index {index!r}: field {field!r} exists but is not a sparse field")
+    refuse = f"index {index!r} already maps {field!r} as {existing}"
+    if existing is None and field not in mapping.get("properties", {}):
         client.indices.put_mapping(index=index, body={"properties": {field: {"type": wanted_type}}})
         return str(wanted_type)
-    if existing not in ("rank_features", "sparse_vector") or (
-        field_type is not None and existing != field_type
-    ):
+    if existing not in ("rank_features", "sparse_vector"):
+        raise EngineError(f"{refuse}, not a sparse field; refusing to change it")
+    if field_type is not None and existing != field_type:
         raise EngineError(
-            f"index {index!r} already maps {field!r} as {existing}, not {field_type or wanted_type}; "
-            "refusing to change it: pick another index name or delete it first"
+            f"{refuse}, not {field_type}; refusing to change it: "
+            "pick another index name or delete it first"
         )
     return existing
 

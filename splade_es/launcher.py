@@ -24,6 +24,14 @@ Verified here (Debian, Java 17 default, Temurin 25 in ``/usr/lib/jvm``):
   values from ``_source`` unless ``index.mapping.exclude_source_vectors: false``.
   ES 7.17.29 + ``org.elasticsearch.plugin:mapper-extras-client:7.17.29`` (``rank_features``)
   works too on Java 17.
+* Elasticsearch 8.x/9.x with HTTP basic auth (``EngineSpec.password``, e.g. :data:`SECURED_SPEC`):
+  ``xpack.security.enabled: true`` with HTTP and transport TLS off is accepted by a
+  ``single-node`` node on loopback (the transport-TLS bootstrap check only logs a warning).
+  The file-realm superuser :data:`SECURED_USER` is created in the node's per-run config with
+  the distribution's ``bin/elasticsearch-users useradd`` (password on stdin, not argv). The
+  ``.security`` index cannot be created (its mapping needs ``pattern_capture`` from the
+  ``analysis-common`` module the zip lacks; a few startup warnings), so native-realm users
+  and API keys do not work there: file-realm basic auth does.
 * ``neural_sparse`` (OpenSearch neural-search plugin) cannot be had from Maven Central: 404 for
   ``https://repo1.maven.org/maven2/org/opensearch/plugin/opensearch-neural-search/maven-metadata.xml``,
   ``.../org/opensearch/plugin/neural-search/...``,
@@ -44,10 +52,12 @@ Layout under :func:`cache_dir`::
     <engine>-<version>/             engine home (read-only for the node)
     run/<engine>-<version>-<port>/  config/, data/, logs/, tmp/, node.pid (JVM),
                                     launcher.pid (wrapper), console.log (+ console.prev.log)
+    run/<engine>-<version>-secured-<port>/   the same for a node with basic auth
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import fcntl
 import hashlib
@@ -62,12 +72,14 @@ import time
 import urllib.error
 import urllib.request
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 __all__ = [
     "DEFAULT_SPECS",
+    "SECURED_SPEC",
+    "SECURED_USER",
     "EngineSpec",
     "LauncherError",
     "cache_dir",
@@ -87,6 +99,8 @@ _PINNED_SHA1: dict[str, str] = {
     "elasticsearch-9.2.4.zip": "54ca6e33db3623ecf3bed523f9b5c494993ff692",
 }
 _JVM_DIRS = (Path("/usr/lib/jvm"), Path("/usr/local/lib/jvm"), Path("/opt/java"))
+# File-realm superuser created on nodes whose spec has a password (Elasticsearch 8+ only).
+SECURED_USER = "elastic-test"
 
 
 class LauncherError(RuntimeError):
@@ -95,12 +109,18 @@ class LauncherError(RuntimeError):
 
 @dataclass(frozen=True)
 class EngineSpec:
-    """What to run: engine name, version, HTTP port on 127.0.0.1 and JVM heap."""
+    """What to run: engine name, version, HTTP port on 127.0.0.1 and JVM heap.
+
+    ``password`` (Elasticsearch 8+ only) turns on HTTP basic auth: ``xpack.security.enabled``
+    without TLS and a file-realm superuser :data:`SECURED_USER` with that password. ``None``
+    (the default) runs the node without security. The repr hides it.
+    """
 
     engine: str  # "opensearch" | "elasticsearch"
     version: str
     port: int
     heap: str = "512m"
+    password: str | None = field(default=None, repr=False)
 
 
 # Only engines verified to start and serve SPLADE queries here.
@@ -109,6 +129,10 @@ DEFAULT_SPECS: dict[str, EngineSpec] = {
     # 8.19.x rather than 9.x: fully published on Central (pom, .sha1) and runs on Java 17.
     "elasticsearch": EngineSpec("elasticsearch", "8.19.21", 9250),
 }
+
+# Elasticsearch with basic auth (user SECURED_USER) for authentication tests; a fixed test
+# password, not a secret: the node listens on 127.0.0.1 only.
+SECURED_SPEC = EngineSpec("elasticsearch", "8.19.21", 9251, password="splade-es-test-pw")
 
 
 # --------------------------------------------------------------------------- paths
@@ -130,7 +154,8 @@ def _home_dir(spec: EngineSpec) -> Path:
 
 
 def _run_dir(spec: EngineSpec) -> Path:
-    return cache_dir() / "run" / f"{spec.engine}-{spec.version}-{spec.port}"
+    secured = "-secured" if spec.password is not None else ""
+    return cache_dir() / "run" / f"{spec.engine}-{spec.version}{secured}-{spec.port}"
 
 
 def _major(version: str) -> int:
@@ -146,6 +171,15 @@ def _check_spec(spec: EngineSpec) -> None:
     _major(spec.version)
     if not re.fullmatch(r"\d+[kKmMgG]", spec.heap):
         raise LauncherError(f"bad heap {spec.heap!r}: use e.g. '512m' or '2g'")
+    if spec.password is not None:
+        if spec.engine != "elasticsearch" or _major(spec.version) < 8:
+            raise LauncherError(
+                f"password (basic auth) is supported on Elasticsearch 8+ only, "
+                f"not {spec.engine} {spec.version}"
+            )
+        # elasticsearch-users rejects shorter passwords; newlines would break its stdin prompt.
+        if len(spec.password) < 6 or any(c in spec.password for c in "\r\n"):
+            raise LauncherError("bad password: use at least 6 characters and no line breaks")
 
 
 # --------------------------------------------------------------------------- download
@@ -518,28 +552,44 @@ def _reap() -> None:
             del _CHILDREN[pid]
 
 
-def _get_json(url: str, timeout: float = 3) -> Any:
-    with urllib.request.urlopen(url, timeout=timeout) as resp:
+def _auth_headers(spec: EngineSpec) -> dict[str, str]:
+    """Basic-auth header for a secured node's :data:`SECURED_USER`; none without a password."""
+    if spec.password is None:
+        return {}
+    token = base64.b64encode(f"{SECURED_USER}:{spec.password}".encode()).decode("ascii")
+    return {"Authorization": f"Basic {token}"}
+
+
+def _get_json(spec: EngineSpec, path: str, timeout: float = 3) -> Any:
+    """``GET`` ``path`` on the node, authenticated when the spec has a password."""
+    req = urllib.request.Request(f"http://127.0.0.1:{spec.port}{path}", headers=_auth_headers(spec))
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
         return json.loads(resp.read())
+
+
+_AUTH_FAILED = "authentication failed"
 
 
 def _root_info(spec: EngineSpec) -> dict[str, Any] | None:
     """``GET /`` of the node, or None if nothing answers HTTP on the port.
 
     Elasticsearch's integ-test zip lacks the ``rest-root`` module (``GET /`` answers 405), so
-    the version then comes from ``GET /_nodes/_local`` in the same shape.
+    the version then comes from ``GET /_nodes/_local`` in the same shape. A node that answers
+    401 (secured, and the spec has no or another password) gives ``{"error": ...}``.
     """
-    base = f"http://127.0.0.1:{spec.port}"
     try:
-        info = _get_json(base + "/")
+        info = _get_json(spec, "/")
         return info if isinstance(info, dict) else None
-    except urllib.error.HTTPError:
-        pass
+    except urllib.error.HTTPError as exc:
+        if exc.code == 401:
+            return {"error": _AUTH_FAILED}
     except (urllib.error.URLError, OSError, ValueError):
         return None
     try:
-        nodes = _get_json(base + "/_nodes/_local?filter_path=nodes.*.version,nodes.*.build_flavor")
+        nodes = _get_json(spec, "/_nodes/_local?filter_path=nodes.*.version,nodes.*.build_flavor")
         node = next(iter(nodes["nodes"].values()))
+    except urllib.error.HTTPError as exc:
+        return {"error": _AUTH_FAILED} if exc.code == 401 else None
     except (
         urllib.error.URLError,
         OSError,
@@ -553,16 +603,29 @@ def _root_info(spec: EngineSpec) -> dict[str, Any] | None:
     return {"version": {"number": node.get("version"), "distribution": "elasticsearch"}}
 
 
-def _healthy(spec: EngineSpec) -> bool:
-    url = f"http://127.0.0.1:{spec.port}/_cluster/health?wait_for_status=yellow&timeout=1s"
+def _requires_auth(spec: EngineSpec) -> bool:
+    """Whether the node refuses an unauthenticated request (HTTP 401)."""
     try:
-        health = _get_json(url, timeout=5)
+        _get_json(replace(spec, password=None), "/_cluster/health", timeout=5)
+    except urllib.error.HTTPError as exc:
+        return exc.code == 401
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+    return False
+
+
+def _healthy(spec: EngineSpec) -> bool:
+    path = "/_cluster/health?wait_for_status=yellow&timeout=1s"
+    try:
+        health = _get_json(spec, path, timeout=5)
     except (urllib.error.URLError, OSError, ValueError):
         return False
     return isinstance(health, dict) and health.get("status") in ("yellow", "green")
 
 
 def _engine_of(info: dict[str, Any]) -> tuple[str, str]:
+    if "error" in info:
+        return "?", "?"
     ver = info.get("version", {}) or {}
     dist = ver.get("distribution") or "elasticsearch"
     return str(dist), str(ver.get("number", "?"))
@@ -622,7 +685,9 @@ def _write_config(spec: EngineSpec, home: Path, run: Path) -> Path:
         if _major(spec.version) >= 8:
             settings.update(
                 {
-                    "xpack.security.enabled": "false",
+                    # basic auth over plain HTTP when the spec has a password (single-node:
+                    # no transport-TLS bootstrap check); TLS stays off either way.
+                    "xpack.security.enabled": "true" if spec.password is not None else "false",
                     "xpack.security.http.ssl.enabled": "false",
                     "xpack.security.transport.ssl.enabled": "false",
                     "xpack.security.enrollment.enabled": "false",
@@ -637,16 +702,57 @@ def _write_config(spec: EngineSpec, home: Path, run: Path) -> Path:
     return conf
 
 
+def _add_user(spec: EngineSpec, home: Path, conf: Path, java: Path) -> None:
+    """Create the file-realm superuser in ``conf`` (``users``, ``users_roles``).
+
+    Runs as the invoking user before the run dir is chowned to the node user; the password goes
+    to the tool's prompt on stdin so it never shows in a process list.
+    """
+    assert spec.password is not None
+    env = dict(os.environ)
+    env.update(ES_JAVA_HOME=str(java), ES_PATH_CONF=str(conf))
+    env.pop("ES_JAVA_OPTS", None)
+    env.pop("JAVA_TOOL_OPTIONS", None)
+    for name in ("users", "users_roles"):  # the tool needs both files; start from empty ones
+        (conf / name).write_text("")
+    tool = home / "bin" / "elasticsearch-users"
+    try:
+        res = subprocess.run(
+            [str(tool), "useradd", SECURED_USER, "-r", "superuser"],
+            input=f"{spec.password}\n{spec.password}\n",
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise LauncherError(f"cannot run {tool}: {exc}") from exc
+    if res.returncode != 0 or not (conf / "users").is_file():
+        out = " | ".join(
+            ln.strip()
+            for ln in (res.stdout + res.stderr).replace(spec.password, "***").splitlines()
+            if ln.strip()
+        )
+        raise LauncherError(f"{tool.name} useradd {SECURED_USER} failed: {out[-500:]}")
+    for name in ("users", "users_roles"):
+        (conf / name).chmod(0o600)
+
+
 def start(spec: EngineSpec, wait_s: float = 120) -> str:
     """Start the node detached (survives this process) unless already up; wait for yellow health."""
     _check_spec(spec)
     url = f"http://127.0.0.1:{spec.port}"
     _reap()
     info = _root_info(spec)
+    if info is not None and "error" in info:
+        who = "the password of this spec" if spec.password is not None else "no credentials"
+        raise LauncherError(f"port {spec.port} answers HTTP 401 ({_AUTH_FAILED}) to {who}")
     if info is not None:
         engine, version = _engine_of(info)
         if (engine, version) != (spec.engine, spec.version):
             raise LauncherError(f"port {spec.port} is already used by {engine} {version}")
+        if spec.password is not None and not _requires_auth(spec):
+            raise LauncherError(f"port {spec.port} is already used by a node without security")
         if _wait_healthy(spec, wait_s, None):
             return url
     run = _run_dir(spec)
@@ -675,6 +781,8 @@ def _spawn(spec: EngineSpec) -> None:
     for sub in ("data", "logs"):
         (run / sub).mkdir(parents=True, exist_ok=True)
     conf = _write_config(spec, home, run)
+    if spec.password is not None:
+        _add_user(spec, home, conf, java)
     (run / "node.pid").unlink(missing_ok=True)
     if user is not None:
         _check_access(home, user)
@@ -798,10 +906,15 @@ def status(spec: EngineSpec) -> dict[str, Any]:
     _reap()
     info = _root_info(spec)
     pid = _node_pid(spec)
-    return {
+    result: dict[str, Any] = {
         "running": info is not None,
         "url": f"http://127.0.0.1:{spec.port}",
         "version": _engine_of(info)[1] if info is not None else None,
         "engine": _engine_of(info)[0] if info is not None else None,
         "pid": pid,
     }
+    if spec.password is not None:
+        result["user"] = SECURED_USER
+    if info is not None and "error" in info:
+        result["error"] = info["error"]
+    return result

@@ -150,11 +150,13 @@ def test_existing_index_with_another_mapping_is_not_overwritten(cluster: Cluster
     )
     with pytest.raises(EngineError, match="not a sparse field"):
         ensure_index(cluster.client, cluster.info, name)
-    other = "sparse_vector" if cluster.info.engine == "opensearch" else "rank_features"
-    fresh_index(cluster, "clash-test-2")
-    if cluster.info.engine == "opensearch":
-        with pytest.raises(ValueError, match="supports"):
-            ensure_index(cluster.client, cluster.info, "clash-test-2", field_type=other)
+    created = fresh_index(cluster, "clash-test-2")
+    current = _field_type(cluster, created)
+    other = "sparse_vector" if current == "rank_features" else "rank_features"
+    with pytest.raises((EngineError, ValueError), match="refusing|supports"):
+        ensure_index(cluster.client, cluster.info, created, field_type=other)
+    assert _field_type(cluster, created) == current
+    assert ensure_index(cluster.client, cluster.info, created) == current
 
 
 def test_cli_index_search_eval(cluster: Cluster, scifact: Path, tmp_path: Path) -> None:
