@@ -27,7 +27,9 @@ RESULTS = ROOT / "benchmarks" / "results" / "training"
 DEFAULT_BEIR = ROOT.parent / "shared" / "datasets" / "scifact"
 
 
-def score_model(model: str, beir_dir: Path, cache_name: str, doc_max_length: int = 256) -> dict[str, Any]:
+def score_model(
+    model: str, beir_dir: Path, cache_name: str, doc_max_length: int = 256
+) -> dict[str, Any]:
     """Test-split metrics and average active terms of a saved model (or alias)."""
     import torch
 
@@ -44,7 +46,9 @@ def score_model(model: str, beir_dir: Path, cache_name: str, doc_max_length: int
         ids, vectors = load_vectors(cache)
     else:
         ids = list(data.docs)
-        vectors = encoder.encode_documents([data.docs[d] for d in ids], batch_size=32, progress=True)
+        vectors = encoder.encode_documents(
+            [data.docs[d] for d in ids], batch_size=32, progress=True
+        )
         save_vectors(cache, ids, vectors)
     encode_seconds = time.time() - started
     qids = sorted(data.qrels)
@@ -98,8 +102,12 @@ def write_report() -> None:
     for name in order:
         if results[name].get("command"):
             lines += [f"- `{name}`: `{results[name]['command']}`"]
-    lines += ["", "Per-run training settings are in `runs/<run>/train_config.json`;"
-              " training curves in `runs/<run>/train_log.jsonl`.", ""]
+    lines += [
+        "",
+        "Per-run training settings are in `runs/<run>/train_config.json`;"
+        " training curves in `runs/<run>/train_log.jsonl`.",
+        "",
+    ]
     lines += ["![nDCG@10 vs average active document terms](ndcg_vs_doc_terms.png)", ""]
     (RESULTS / "README.md").write_text("\n".join(lines))
 
@@ -107,8 +115,13 @@ def write_report() -> None:
     for name in order:
         r = results[name]
         ax.scatter(r["doc_terms"], r["ndcg@10"], color="gray" if name == "base" else "C0")
-        ax.annotate(name, (r["doc_terms"], r["ndcg@10"]), fontsize=8,
-                    xytext=(4, 4), textcoords="offset points")
+        ax.annotate(
+            name,
+            (r["doc_terms"], r["ndcg@10"]),
+            fontsize=8,
+            xytext=(4, 4),
+            textcoords="offset points",
+        )
     ax.axhline(0.665, color="C3", linestyle="--", linewidth=1, label="BM25 (0.665)")
     ax.set_xlabel("average active terms per document")
     ax.set_ylabel("nDCG@10 (SciFact test)")
@@ -119,8 +132,12 @@ def write_report() -> None:
 
 
 @click.command()
-@click.option("--beir-dir", type=click.Path(path_type=Path), default=DEFAULT_BEIR, show_default=True)
-@click.option("--lambda-d", "lambdas", type=float, multiple=True, help="FLOPS weight(s) on documents.")
+@click.option(
+    "--beir-dir", type=click.Path(path_type=Path), default=DEFAULT_BEIR, show_default=True
+)
+@click.option(
+    "--lambda-d", "lambdas", type=float, multiple=True, help="FLOPS weight(s) on documents."
+)
 @click.option("--lambda-q", type=float, default=1e-3, show_default=True)
 @click.option("--max-steps", type=int, default=800, show_default=True)
 @click.option("--batch-size", type=int, default=16, show_default=True)
@@ -130,8 +147,16 @@ def write_report() -> None:
 @click.option("--base-only", is_flag=True, help="Only score the base model.")
 @click.option("--tag", default="", help="Suffix for run names.")
 def main(
-    beir_dir: Path, lambdas: tuple[float, ...], lambda_q: float, max_steps: int, batch_size: int,
-    lr: float, negatives: int, train_doc_max_length: int, base_only: bool, tag: str,
+    beir_dir: Path,
+    lambdas: tuple[float, ...],
+    lambda_q: float,
+    max_steps: int,
+    batch_size: int,
+    lr: float,
+    negatives: int,
+    train_doc_max_length: int,
+    base_only: bool,
+    tag: str,
 ) -> None:
     from training.loop import TrainConfig, train
 
@@ -145,17 +170,31 @@ def main(
         name = f"ld{lam:g}{tag}"
         out = RESULTS / "runs" / name
         config = TrainConfig(
-            beir_dir=str(beir_dir), out=str(out), max_steps=max_steps, batch_size=batch_size,
-            lr=lr, negatives=negatives, lambda_d=lam, lambda_q=lambda_q,
-            train_doc_max_length=train_doc_max_length, doc_max_length=256, log_every=20,
+            beir_dir=str(beir_dir),
+            out=str(out),
+            max_steps=max_steps,
+            batch_size=batch_size,
+            lr=lr,
+            negatives=negatives,
+            lambda_d=lam,
+            lambda_q=lambda_q,
+            train_doc_max_length=train_doc_max_length,
+            doc_max_length=256,
+            log_every=20,
             save_every=max_steps // 2,
         )
         result = train(config)
         (RESULTS / "cache" / f"run-{name}-256.jsonl").unlink(missing_ok=True)
         metrics = score_model(str(out), beir_dir, f"run-{name}")
         metrics.update(
-            lambda_d=lam, lambda_q=lambda_q, steps=result.step, train_seconds=result.wall_seconds,
-            command=f"{command}  # run {name}", lr=lr, batch_size=batch_size, negatives=negatives,
+            lambda_d=lam,
+            lambda_q=lambda_q,
+            steps=result.step,
+            train_seconds=result.wall_seconds,
+            command=f"{command}  # run {name}",
+            lr=lr,
+            batch_size=batch_size,
+            negatives=negatives,
         )
         store_result(name, metrics)
         print(name, metrics, flush=True)

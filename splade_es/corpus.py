@@ -52,7 +52,8 @@ class ReadStats:
     rejected: list[Reject] = field(default_factory=list)
 
 
-def _parse_document(obj: Any) -> Document:
+def parse_document(obj: Any) -> Document:
+    """A BEIR record (`_id`/`id`, `title`, `text`) as a Document; ValueError says what is wrong."""
     if not isinstance(obj, dict):
         raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
     doc_id = obj.get("_id", obj.get("id"))
@@ -82,7 +83,7 @@ def read_documents(path: Path, stats: ReadStats | None = None) -> Iterator[Docum
                 continue
             stats.read += 1
             try:
-                doc = _parse_document(json.loads(line))
+                doc = parse_document(json.loads(line))
             except (json.JSONDecodeError, ValueError) as exc:
                 reason = (
                     f"invalid JSON: {exc}" if isinstance(exc, json.JSONDecodeError) else str(exc)
@@ -144,6 +145,16 @@ ENCODED_SCHEMA = pa.schema(
 )
 
 
+def encoded_row(record: dict[str, Any]) -> dict[str, Any]:
+    """An encoded record as a row of `ENCODED_SCHEMA` (features as the map's key/value pairs)."""
+    return {
+        "id": record["id"],
+        "features": list(record["features"].items()),
+        "title": record.get("title"),
+        "text": record.get("text"),
+    }
+
+
 class EncodedWriter:
     """Writes encoded records to `.jsonl` or `.parquet`, chosen by the file suffix."""
 
@@ -170,18 +181,7 @@ class EncodedWriter:
     def _flush(self) -> None:
         if not self._rows:
             return
-        table = pa.Table.from_pylist(
-            [
-                {
-                    "id": r["id"],
-                    "features": list(r["features"].items()),
-                    "title": r.get("title"),
-                    "text": r.get("text"),
-                }
-                for r in self._rows
-            ],
-            schema=ENCODED_SCHEMA,
-        )
+        table = pa.Table.from_pylist([encoded_row(r) for r in self._rows], schema=ENCODED_SCHEMA)
         if self._writer is None:
             self._writer = pq.ParquetWriter(str(self.path), ENCODED_SCHEMA)
         self._writer.write_table(table)

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from opensearchpy import OpenSearch
 from opensearchpy.exceptions import ConnectionError, TransportError
@@ -132,15 +132,29 @@ def document_source(record: dict[str, Any], field: str) -> dict[str, Any]:
     return source
 
 
-def _bulk_body(records: list[tuple[int, dict[str, Any]]], index: str, field: str) -> str:
+BulkAction = Literal["index", "update"]
+
+
+def bulk_body(
+    records: Sequence[dict[str, Any]], index: str, field: str, action: BulkAction = "index"
+) -> str:
+    """NDJSON `_bulk` body with `_id` = record id.
+
+    `index` writes the whole document (features + text); `update` sends only `{field: features}`
+    as a partial update, for adding SPLADE to documents already in an index without re-sending text.
+    """
     lines = []
-    for _, record in records:
-        lines.append(json.dumps({"index": {"_index": index, "_id": str(record["id"])}}))
-        lines.append(json.dumps(document_source(record, field), ensure_ascii=False))
+    for record in records:
+        lines.append(json.dumps({action: {"_index": index, "_id": str(record["id"])}}))
+        if action == "update":
+            lines.append(json.dumps({"doc": {field: record["features"]}}, ensure_ascii=False))
+        else:
+            lines.append(json.dumps(document_source(record, field), ensure_ascii=False))
     return "\n".join(lines) + "\n"
 
 
-def _reason(item: dict[str, Any]) -> str:
+def item_error_reason(item: dict[str, Any]) -> str:
+    """The engine's reason for refusing one bulk item, with its cause."""
     error = item.get("error")
     if isinstance(error, dict):
         reason = f"{error.get('type')}: {error.get('reason')}"
@@ -153,6 +167,85 @@ def _reason(item: dict[str, Any]) -> str:
 
 class EngineUnavailable(EngineError):
     """The engine stayed unreachable or overloaded through every retry; progress was saved."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff for transient bulk failures."""
+
+    max_retries: int = 6
+    backoff_s: float = 0.5
+    max_backoff_s: float = 30.0
+
+    def delay(self, attempt: int) -> float:
+        return min(self.max_backoff_s, self.backoff_s * 2**attempt)
+
+
+@dataclass
+class BulkOutcome:
+    """What one batch came to: acknowledged items, retries, and dead-letter entries."""
+
+    indexed: int = 0
+    retries: int = 0
+    dead: list[dict[str, Any]] = field(default_factory=list)
+
+
+def send_bulk(
+    client: OpenSearch,
+    records: Sequence[dict[str, Any]],
+    index: str,
+    field: str = "splade",
+    action: BulkAction = "index",
+    policy: RetryPolicy = RetryPolicy(),
+    sleep: Callable[[float], None] = time.sleep,
+) -> BulkOutcome:
+    """Send one batch until every item is acknowledged or refused for a non-transient reason.
+
+    Connection errors and 429/5xx (whole request or per item) are retried with backoff; other
+    per-item failures become dead-letter entries `{id, status, reason, record}`. If the engine
+    stays away, `EngineUnavailable` is raised; `_id` = record id makes re-sending an overwrite.
+    """
+    outcome = BulkOutcome()
+    pending = list(records)
+    problem = ""
+    for attempt in range(policy.max_retries + 1):
+        if attempt:
+            outcome.retries += 1
+            sleep(policy.delay(attempt - 1))
+        try:
+            response = client.bulk(body=bulk_body(pending, index, field, action))
+        except ConnectionError as exc:
+            problem = describe_error(exc, "bulk")
+            continue
+        except TransportError as exc:
+            if isinstance(exc.status_code, int) and exc.status_code in RETRYABLE_STATUS:
+                problem = describe_error(exc, "bulk")
+                continue
+            raise EngineError(describe_error(exc, f"bulk into {index!r}")) from exc
+        retry = []
+        for record, item in zip(pending, response["items"], strict=True):
+            result = next(iter(item.values()))
+            status = int(result.get("status", 500))
+            if 200 <= status < 300:
+                outcome.indexed += 1
+            elif status in RETRYABLE_STATUS:
+                retry.append(record)
+                problem = item_error_reason(result)
+            else:
+                outcome.dead.append(
+                    {
+                        "id": record.get("id"),
+                        "status": status,
+                        "reason": item_error_reason(result),
+                        "record": record,
+                    }
+                )
+        pending = retry
+        if not pending:
+            return outcome
+    raise EngineUnavailable(
+        f"bulk into {index!r} gave up after {policy.max_retries} retries: {problem}"
+    )
 
 
 class BulkIndexer:
@@ -172,52 +265,24 @@ class BulkIndexer:
         self.options = options
         self.sleep = sleep
 
-    def _backoff(self, attempt: int) -> None:
-        self.sleep(min(self.options.max_backoff_s, self.options.backoff_s * 2**attempt))
-
     def _send(self, batch: _Batch) -> _Batch:
-        """Send a batch until every item is acknowledged or rejected for a non-transient reason."""
-        pending = batch.records
-        last_problem = ""
-        for attempt in range(self.options.max_retries + 1):
-            if attempt:
-                batch.retries += 1
-                self._backoff(attempt - 1)
-            try:
-                response = self.client.bulk(body=_bulk_body(pending, self.index, self.field))
-            except ConnectionError as exc:
-                last_problem = describe_error(exc, "bulk")
-                continue
-            except TransportError as exc:
-                if isinstance(exc.status_code, int) and exc.status_code in RETRYABLE_STATUS:
-                    last_problem = describe_error(exc, "bulk")
-                    continue
-                raise EngineError(describe_error(exc, f"bulk into {self.index!r}")) from exc
-            retry = []
-            for (position, record), item in zip(pending, response["items"], strict=True):
-                result = next(iter(item.values()))
-                status = int(result.get("status", 500))
-                if 200 <= status < 300:
-                    batch.indexed += 1
-                elif status in RETRYABLE_STATUS:
-                    retry.append((position, record))
-                    last_problem = _reason(result)
-                else:
-                    batch.dead.append(
-                        {
-                            "id": record.get("id"),
-                            "position": position,
-                            "status": status,
-                            "reason": _reason(result),
-                            "record": record,
-                        }
-                    )
-            pending = retry
-            if not pending:
-                return batch
-        raise EngineUnavailable(
-            f"bulk into {self.index!r} gave up after {self.options.max_retries} retries: {last_problem}"
+        policy = RetryPolicy(
+            self.options.max_retries, self.options.backoff_s, self.options.max_backoff_s
         )
+        outcome = send_bulk(
+            self.client,
+            [r for _, r in batch.records],
+            self.index,
+            self.field,
+            policy=policy,
+            sleep=self.sleep,
+        )
+        positions = {id(record): position for position, record in batch.records}
+        batch.indexed, batch.retries = outcome.indexed, outcome.retries
+        batch.dead = [
+            {**entry, "position": positions[id(entry["record"])]} for entry in outcome.dead
+        ]
+        return batch
 
     def run(
         self,

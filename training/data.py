@@ -136,7 +136,9 @@ def read_teacher_scores(
             if value != value or value in (float("inf"), float("-inf")):
                 raise DataError(f"{path}:{number}: score {parts[2]!r} is not finite")
             if queries is not None and parts[0] not in queries:
-                raise DataError(f"{path}:{number}: query id {parts[0]!r} is not in the queries file")
+                raise DataError(
+                    f"{path}:{number}: query id {parts[0]!r} is not in the queries file"
+                )
             if docs is not None and parts[1] not in docs:
                 raise DataError(f"{path}:{number}: document id {parts[1]!r} is not in the corpus")
             scores.setdefault(parts[0], {})[parts[1]] = value

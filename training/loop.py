@@ -117,21 +117,34 @@ class TrainConfig:
             raise ValueError("beir_dir and out are required")
         checks = [
             (self.shape in ("shared", "pair", "inference-free"), f"unknown shape {self.shape!r}"),
-            (self.query_reg in ("flops", "l1"), f"query_reg must be flops or l1, not {self.query_reg!r}"),
+            (
+                self.query_reg in ("flops", "l1"),
+                f"query_reg must be flops or l1, not {self.query_reg!r}",
+            ),
             (self.loss in ("auto", "infonce", "margin-mse", "kl"), f"unknown loss {self.loss!r}"),
-            (self.negative_source in ("bm25", "splade", "bm25+splade", "engine", "random"),
-             f"unknown negative_source {self.negative_source!r}"),
-            (self.mixed_precision in ("auto", "no", "bf16", "fp16"),
-             f"unknown mixed_precision {self.mixed_precision!r}"),
-            (self.dev_corpus in ("pool", "full"), f"dev_corpus must be pool or full"),
-            (self.max_steps > 0 and self.batch_size > 0 and self.grad_accum > 0,
-             "max_steps, batch_size and grad_accum must be positive"),
+            (
+                self.negative_source in ("bm25", "splade", "bm25+splade", "engine", "random"),
+                f"unknown negative_source {self.negative_source!r}",
+            ),
+            (
+                self.mixed_precision in ("auto", "no", "bf16", "fp16"),
+                f"unknown mixed_precision {self.mixed_precision!r}",
+            ),
+            (self.dev_corpus in ("pool", "full"), "dev_corpus must be pool or full"),
+            (
+                self.max_steps > 0 and self.batch_size > 0 and self.grad_accum > 0,
+                "max_steps, batch_size and grad_accum must be positive",
+            ),
             (self.negatives >= 0, "negatives must be >= 0"),
             (self.lambda_d >= 0 and self.lambda_q >= 0, "lambda_d and lambda_q must be >= 0"),
-            (self.loss in ("auto", "infonce") or self.teacher_scores,
-             f"loss {self.loss!r} needs teacher_scores"),
-            (self.negative_source != "engine" or (self.engine_url and self.engine_index),
-             "negative_source 'engine' needs engine_url and engine_index (or a searcher)"),
+            (
+                self.loss in ("auto", "infonce") or self.teacher_scores,
+                f"loss {self.loss!r} needs teacher_scores",
+            ),
+            (
+                self.negative_source != "engine" or (self.engine_url and self.engine_index),
+                "negative_source 'engine' needs engine_url and engine_index (or a searcher)",
+            ),
         ]
         for ok, message in checks:
             if not ok:
@@ -167,7 +180,9 @@ def encode_vectors(
     """Encode texts with the training model exactly as `SpladeEncoder` would (length-sorted batches)."""
     device = device or next(model.parameters()).device
     tokenizer = model.tokenizer
-    lengths = [len(x) for x in tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]]
+    lengths = [
+        len(x) for x in tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
+    ]
     order = sorted(range(len(texts)), key=lambda i: -lengths[i])
     id_to_token = [str(t) for t in tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))]
     out: list[SparseVector | None] = [None] * len(texts)
@@ -193,7 +208,9 @@ def encode_vectors(
 class DevSet:
     """Dev queries, their qrels and the documents they are scored against."""
 
-    def __init__(self, data: BeirData, qrels: Mapping[str, Mapping[str, int]], doc_ids: Sequence[str]):
+    def __init__(
+        self, data: BeirData, qrels: Mapping[str, Mapping[str, int]], doc_ids: Sequence[str]
+    ):
         self.queries = {q: data.queries[q] for q in qrels}
         self.qrels = {q: dict(d) for q, d in qrels.items()}
         self.doc_ids = list(doc_ids)
@@ -202,13 +219,15 @@ class DevSet:
     def evaluate(self, model: SpladeModel, config: TrainConfig) -> dict[str, float]:
         docs = encode_vectors(model, self.doc_texts, config.doc_max_length, "document")
         qids = list(self.queries)
-        queries = encode_vectors(model, [self.queries[q] for q in qids], config.query_max_length, "query")
-        return evaluate_vectors(self.doc_ids, docs, dict(zip(qids, queries, strict=True)), self.qrels)
+        queries = encode_vectors(
+            model, [self.queries[q] for q in qids], config.query_max_length, "query"
+        )
+        return evaluate_vectors(
+            self.doc_ids, docs, dict(zip(qids, queries, strict=True)), self.qrels
+        )
 
 
-def _build_dev(
-    config: TrainConfig, data: BeirData, dev_qids: Sequence[str]
-) -> DevSet | None:
+def _build_dev(config: TrainConfig, data: BeirData, dev_qids: Sequence[str]) -> DevSet | None:
     if config.eval_every <= 0:
         return None
     if config.dev_qrels:
@@ -239,7 +258,9 @@ def _negatives(
         return searcher_negatives(data, qids, searcher, depth)
     if source == "engine":
         assert config.engine_url and config.engine_index
-        return searcher_negatives(data, qids, engine_searcher(config.engine_url, config.engine_index), depth)
+        return searcher_negatives(
+            data, qids, engine_searcher(config.engine_url, config.engine_index), depth
+        )
     if source == "random":
         return {}
     parts = []
@@ -249,7 +270,8 @@ def _negatives(
         from splade_es.encoder import SpladeEncoder
 
         encoder = SpladeEncoder.load(
-            config.base_model, doc_max_length=config.doc_max_length,
+            config.base_model,
+            doc_max_length=config.doc_max_length,
             query_max_length=config.query_max_length,
         )
         parts.append(splade_negatives(data, qids, encoder, depth))
@@ -293,40 +315,63 @@ def train(config: TrainConfig, searcher: Searcher | None = None) -> TrainResult:
     data = load_beir(Path(config.beir_dir), config.train_split)
     teacher = (
         read_teacher_scores(Path(config.teacher_scores), data.docs, data.queries)
-        if config.teacher_scores else None
+        if config.teacher_scores
+        else None
     )
     all_qids = sorted(data.qrels)
     if config.max_train_queries:
         all_qids = all_qids[: config.max_train_queries]
     if config.eval_every > 0 and not config.dev_qrels:
-        train_qids, dev_qids = split_dev(all_qids, config.dev_fraction, config.dev_max_queries, config.seed)
+        train_qids, dev_qids = split_dev(
+            all_qids, config.dev_fraction, config.dev_max_queries, config.seed
+        )
     else:
         train_qids, dev_qids = all_qids, []
     negatives = _negatives(config, data, train_qids, searcher)
     examples = build_examples(data, train_qids, negatives, teacher)
     sampler = BatchSampler(
-        data, examples, config.batch_size, config.negatives, config.seed, teacher, config.negative_depth
+        data,
+        examples,
+        config.batch_size,
+        config.negatives,
+        config.seed,
+        teacher,
+        config.negative_depth,
     )
     dev = _build_dev(config, data, dev_qids) if main else None
     loss_name = config.loss if config.loss != "auto" else ("margin-mse" if teacher else "infonce")
 
     model = SpladeModel.from_base(
-        config.shape, config.base_model, config.query_base_model,  # type: ignore[arg-type]
+        config.shape,  # type: ignore[arg-type]
+        config.base_model,
+        config.query_base_model,
         idf_texts=list(data.docs.values()) if config.shape == "inference-free" else None,
     )
     model.train()
     query_table = [p for n, p in model.named_parameters() if n == "query_weights"]
     no_decay = ("bias", "LayerNorm.weight", "layer_norm", "query_weights")
     groups = [
-        {"params": [p for n, p in model.named_parameters() if not any(k in n for k in no_decay)],
-         "weight_decay": config.weight_decay},
-        {"params": [p for n, p in model.named_parameters()
-                    if any(k in n for k in no_decay) and n != "query_weights"],
-         "weight_decay": 0.0},
+        {
+            "params": [p for n, p in model.named_parameters() if not any(k in n for k in no_decay)],
+            "weight_decay": config.weight_decay,
+        },
+        {
+            "params": [
+                p
+                for n, p in model.named_parameters()
+                if any(k in n for k in no_decay) and n != "query_weights"
+            ],
+            "weight_decay": 0.0,
+        },
     ]
     if query_table:
-        groups.append({"params": query_table, "weight_decay": 0.0,
-                       "lr": config.query_weights_lr or config.lr * 100})
+        groups.append(
+            {
+                "params": query_table,
+                "weight_decay": 0.0,
+                "lr": config.query_weights_lr or config.lr * 100,
+            }
+        )
     optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=config.lr)
     scheduler = get_linear_schedule_with_warmup(
         optimizer, int(config.warmup_ratio * config.max_steps), config.max_steps
@@ -345,12 +390,19 @@ def train(config: TrainConfig, searcher: Searcher | None = None) -> TrainResult:
     if main:
         (out / "train_config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
 
-    reg_warmup = config.reg_warmup_steps if config.reg_warmup_steps is not None else config.max_steps // 3
+    reg_warmup = (
+        config.reg_warmup_steps if config.reg_warmup_steps is not None else config.max_steps // 3
+    )
     save_every = config.save_every or config.eval_every or config.max_steps
     world, rank = accelerator.num_processes, accelerator.process_index
     step = int(state["step"])
-    bar = tqdm(total=config.max_steps, initial=step, disable=not (config.progress and main),
-               unit="step", dynamic_ncols=True)
+    bar = tqdm(
+        total=config.max_steps,
+        initial=step,
+        disable=not (config.progress and main),
+        unit="step",
+        dynamic_ncols=True,
+    )
     running: dict[str, float] = {}
     running_n = 0
     log_path = out / "train_log.jsonl"
@@ -376,9 +428,11 @@ def train(config: TrainConfig, searcher: Searcher | None = None) -> TrainResult:
             save_model(out)
         entry["best"] = improved
         record(entry)
-        bar.write(f"step {step}: dev nDCG@10 {metrics['ndcg@10']:.4f} doc terms "
-                  f"{metrics['doc_terms']:.1f} query terms {metrics['query_terms']:.1f}"
-                  + (" (best)" if improved else ""))
+        bar.write(
+            f"step {step}: dev nDCG@10 {metrics['ndcg@10']:.4f} doc terms "
+            f"{metrics['doc_terms']:.1f} query terms {metrics['query_terms']:.1f}"
+            + (" (best)" if improved else "")
+        )
 
     def save_checkpoint() -> None:
         accelerator.wait_for_everyone()
@@ -395,13 +449,21 @@ def train(config: TrainConfig, searcher: Searcher | None = None) -> TrainResult:
         lam_q = losses.warmup_lambda(config.lambda_q, step, reg_warmup)
         for micro in range(config.grad_accum):
             batch = sampler.batch((step * config.grad_accum + micro) * world + rank)
-            q_in = tokenize(core.tokenizer, batch.queries, config.query_max_length).to(accelerator.device)
-            d_in = tokenize(core.tokenizer, batch.docs, config.train_doc_max_length).to(accelerator.device)
+            q_in = tokenize(core.tokenizer, batch.queries, config.query_max_length).to(
+                accelerator.device
+            )
+            d_in = tokenize(core.tokenizer, batch.docs, config.train_doc_max_length).to(
+                accelerator.device
+            )
             sync = micro == config.grad_accum - 1
             context = accelerator.no_sync(model) if not sync and world > 1 else _null()
             with context:
-                q_rep, d_rep = model(q_in["input_ids"], q_in["attention_mask"],
-                                     d_in["input_ids"], d_in["attention_mask"])
+                q_rep, d_rep = model(
+                    q_in["input_ids"],
+                    q_in["attention_mask"],
+                    d_in["input_ids"],
+                    d_in["attention_mask"],
+                )
                 q_rep, d_rep = q_rep.float(), d_rep.float()
                 terms: dict[str, torch.Tensor] = {}
                 if loss_name == "infonce":
@@ -410,7 +472,9 @@ def train(config: TrainConfig, searcher: Searcher | None = None) -> TrainResult:
                     own = losses.own_scores(q_rep, d_rep, batch.n_negatives)
                     assert batch.teacher is not None
                     target = torch.tensor(batch.teacher, device=own.device, dtype=own.dtype)
-                    distil = losses.margin_mse if loss_name == "margin-mse" else losses.kl_distillation
+                    distil = (
+                        losses.margin_mse if loss_name == "margin-mse" else losses.kl_distillation
+                    )
                     terms["rank"] = distil(own, target)
                     if config.contrastive_weight > 0:
                         terms["infonce"] = config.contrastive_weight * losses.info_nce(q_rep, d_rep)
@@ -440,12 +504,15 @@ def train(config: TrainConfig, searcher: Searcher | None = None) -> TrainResult:
             entry = {k: v / running_n for k, v in running.items()}
             entry.update(step=step, lambda_d=lam_d, lambda_q=lam_q, lr=scheduler.get_last_lr()[0])
             record(entry)
-            bar.set_postfix(loss=f"{entry['loss']:.3f}", d=f"{entry['doc_terms']:.0f}",
-                            q=f"{entry['query_terms']:.0f}")
+            bar.set_postfix(
+                loss=f"{entry['loss']:.3f}",
+                d=f"{entry['doc_terms']:.0f}",
+                q=f"{entry['query_terms']:.0f}",
+            )
             running, running_n = {}, 0
-        if config.eval_every > 0 and (step % config.eval_every == 0 or step == config.max_steps):
-            if main:
-                evaluate_now()
+        due = config.eval_every > 0 and (step % config.eval_every == 0 or step == limit)
+        if due and main:
+            evaluate_now()
         if step % save_every == 0 or step == limit:
             save_checkpoint()
     bar.close()
@@ -454,8 +521,12 @@ def train(config: TrainConfig, searcher: Searcher | None = None) -> TrainResult:
     if dev is None:
         save_model(out)  # no dev evaluation: the final model is the result
     return TrainResult(
-        out=out, step=step, best_step=state.get("best_step"), best_metrics=state.get("best_metrics"),
-        history=history, wall_seconds=time.time() - started,
+        out=out,
+        step=step,
+        best_step=state.get("best_step"),
+        best_metrics=state.get("best_metrics"),
+        history=history,
+        wall_seconds=time.time() - started,
     )
 
 

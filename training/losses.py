@@ -48,8 +48,10 @@ def margin_mse(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
 def kl_distillation(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
     """KL(teacher || student) over each query's candidate list (softmax of scores)."""
     return F.kl_div(
-        F.log_softmax(student, dim=-1), F.log_softmax(teacher, dim=-1),
-        reduction="batchmean", log_target=True,
+        F.log_softmax(student, dim=-1),
+        F.log_softmax(teacher, dim=-1),
+        reduction="batchmean",
+        log_target=True,
     )
 
 

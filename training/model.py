@@ -14,8 +14,9 @@ from __future__ import annotations
 import json
 import math
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -68,7 +69,7 @@ def gathered_splade_pool(
     return out.index_copy(1, columns, torch.log1p(torch.relu(logits.float())))
 
 
-def _mlm(location: str) -> nn.Module:
+def _mlm(location: str) -> Any:
     return AutoModelForMaskedLM.from_pretrained(location, dtype=torch.float32)
 
 
@@ -85,6 +86,11 @@ def corpus_idf(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str]) -> torc
 
 class SpladeModel(nn.Module):
     """Document and query encoders producing `[batch, vocab]` SPLADE weights."""
+
+    keep: torch.Tensor
+    query_weights: nn.Parameter | None
+    document: Any
+    query: Any
 
     def __init__(
         self,
@@ -103,7 +109,7 @@ class SpladeModel(nn.Module):
         self.query = query if shape == "pair" else None
         if shape == "pair" and query is None:
             raise ValueError("shape 'pair' needs a query model")
-        vocab = document.get_output_embeddings().out_features
+        vocab = int(document.get_output_embeddings().out_features)  # type: ignore[operator]
         special = sorted(i for i in set(tokenizer.all_special_ids) if i < vocab)
         keep = torch.ones(vocab)
         keep[special] = 0.0
@@ -142,7 +148,7 @@ class SpladeModel(nn.Module):
                 weights = torch.zeros(len(tokenizer))
                 for token, value in table.items():
                     token_id = tokenizer.convert_tokens_to_ids(token)
-                    if token_id is not None and 0 <= token_id < len(weights):
+                    if isinstance(token_id, int) and 0 <= token_id < len(weights):
                         weights[token_id] = float(value)
             elif idf_texts:
                 weights = corpus_idf(tokenizer, idf_texts)
@@ -159,9 +165,7 @@ class SpladeModel(nn.Module):
     def encode_queries(self, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         if self.shape == "inference-free":
             assert self.query_weights is not None
-            present = torch.zeros(
-                input_ids.shape[0], self.keep.shape[0], device=input_ids.device
-            )
+            present = torch.zeros(input_ids.shape[0], self.keep.shape[0], device=input_ids.device)
             present.scatter_(1, input_ids * mask.long(), mask.float())
             return present * self.keep * torch.relu(self.query_weights)
         model = self.query if self.query is not None else self.document
@@ -203,15 +207,20 @@ class SpladeModel(nn.Module):
                 model.save_pretrained(folder / name)
                 self.tokenizer.save_pretrained(folder / name)
             settings = ModelSettings(
-                "pair", str(folder / "document"), str(folder / "query"),
-                doc_max_length, query_max_length,
+                "pair",
+                str(folder / "document"),
+                str(folder / "query"),
+                doc_max_length,
+                query_max_length,
             )
         else:
             self.document.save_pretrained(folder)
             self.tokenizer.save_pretrained(folder)
             if self.shape == "inference-free":
                 (folder / IDF_FILE).write_text(json.dumps(self.idf_table(), ensure_ascii=False))
-            settings = ModelSettings(self.shape, str(folder), None, doc_max_length, query_max_length)
+            settings = ModelSettings(
+                self.shape, str(folder), None, doc_max_length, query_max_length
+            )
         write_settings(folder, settings)
         return folder
 
@@ -221,9 +230,8 @@ def active_terms(weights: torch.Tensor) -> float:
     return float((weights > 0).sum(dim=1).float().mean()) if weights.numel() else 0.0
 
 
-def tokenize(
-    tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_length: int
-) -> Mapping[str, torch.Tensor]:
+def tokenize(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_length: int) -> Any:
+    """Padded, truncated `BatchEncoding` of `input_ids` and `attention_mask` tensors."""
     return tokenizer(
         list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt"
     )

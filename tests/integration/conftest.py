@@ -42,7 +42,7 @@ class EncodedCorpus:
 
 
 @pytest.fixture(scope="session")
-def scifact_encoded(splade_tiny, scifact: Path) -> EncodedCorpus:  # type: ignore[no-untyped-def]
+def scifact_encoded(splade_tiny, scifact: Path) -> EncodedCorpus:
     """The whole SciFact corpus encoded with splade-tiny (float vectors and quantized records)."""
     docs = list(read_documents(scifact / "corpus.jsonl"))
     vectors = splade_tiny.encode_documents([d.full_text for d in docs], batch_size=32)

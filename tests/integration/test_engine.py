@@ -153,7 +153,7 @@ def test_existing_index_with_another_mapping_is_not_overwritten(cluster: Cluster
     created = fresh_index(cluster, "clash-test-2")
     current = _field_type(cluster, created)
     other = "sparse_vector" if current == "rank_features" else "rank_features"
-    with pytest.raises((EngineError, ValueError), match="refusing|supports"):
+    with pytest.raises((EngineError, ValueError), match=r"refusing|supports"):
         ensure_index(cluster.client, cluster.info, created, field_type=other)
     assert _field_type(cluster, created) == current
     assert ensure_index(cluster.client, cluster.info, created) == current

@@ -34,12 +34,16 @@ def test_load_slice(scifact_slice: Path) -> None:
     assert all(d in data.docs for rel in data.qrels.values() for d in rel)
 
 
-def test_qrels_doc_missing_from_corpus_names_file_and_line(scifact_slice: Path, tmp_path: Path) -> None:
+def test_qrels_doc_missing_from_corpus_names_file_and_line(
+    scifact_slice: Path, tmp_path: Path
+) -> None:
     beir = copy_slice(scifact_slice, tmp_path / "beir")
     with (beir / "qrels" / "train.tsv").open("a") as handle:
         handle.write(f"{next(iter(load_beir(scifact_slice).queries))}\tno-such-doc\t1\n")
     lines = (beir / "qrels" / "train.tsv").read_text().count("\n")
-    with pytest.raises(DataError, match=rf"train\.tsv:{lines}: document id 'no-such-doc' is not in the corpus"):
+    with pytest.raises(
+        DataError, match=rf"train\.tsv:{lines}: document id 'no-such-doc' is not in the corpus"
+    ):
         load_beir(beir)
 
 
@@ -49,7 +53,9 @@ def test_qrels_query_missing(scifact_slice: Path, tmp_path: Path) -> None:
     doc = text[1].split("\t")[1]
     text.insert(2, f"q-missing\t{doc}\t1")
     (beir / "qrels" / "train.tsv").write_text("\n".join(text) + "\n")
-    with pytest.raises(DataError, match=r"train\.tsv:3: query id 'q-missing' is not in the queries file"):
+    with pytest.raises(
+        DataError, match=r"train\.tsv:3: query id 'q-missing' is not in the queries file"
+    ):
         load_beir(beir)
 
 
@@ -145,3 +151,16 @@ def test_negatives_exclude_positives_and_batches(scifact_slice: Path) -> None:
 def test_split_dev() -> None:
     train, dev = split_dev([str(i) for i in range(50)], fraction=0.2, max_queries=8)
     assert len(dev) == 8 and len(train) == 42 and not set(train) & set(dev)
+
+
+def test_splade_negatives_from_current_model(scifact_slice: Path) -> None:
+    from splade_es.encoder import SpladeEncoder
+    from training.data import splade_negatives
+
+    data = load_beir(scifact_slice)
+    qids = sorted(data.qrels)[:5]
+    encoder = SpladeEncoder.load("splade-tiny", device="cpu", doc_max_length=48)
+    negatives = splade_negatives(data, qids, encoder, depth=8)
+    for qid in qids:
+        assert len(negatives[qid]) == 8
+        assert not set(negatives[qid]) & set(data.qrels[qid])

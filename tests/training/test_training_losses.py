@@ -29,7 +29,9 @@ def test_quadratic_warmup() -> None:
 
 def test_info_nce_uses_in_batch_and_hard_negatives() -> None:
     q = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
-    docs = torch.tensor([[2.0, 0.0], [0.0, 2.0], [1.0, 1.0], [0.0, 0.0]])  # 2 positives, 2 negatives
+    docs = torch.tensor(
+        [[2.0, 0.0], [0.0, 2.0], [1.0, 1.0], [0.0, 0.0]]
+    )  # 2 positives, 2 negatives
     logits = q @ docs.T
     expected = -(torch.log_softmax(logits, 1)[0, 0] + torch.log_softmax(logits, 1)[1, 1]) / 2
     assert losses.info_nce(q, docs).item() == pytest.approx(expected.item())
@@ -45,7 +47,9 @@ def test_distillation_losses() -> None:
     teacher = torch.tensor([[0.0, 0.0, 0.0]])
     p = torch.softmax(teacher, -1)
     expected = (p * (p.log() - torch.log_softmax(student, -1))).sum()
-    assert losses.kl_distillation(student, teacher).item() == pytest.approx(expected.item(), rel=1e-5)
+    assert losses.kl_distillation(student, teacher).item() == pytest.approx(
+        expected.item(), rel=1e-5
+    )
 
 
 def test_gathered_pool_matches_splade_pool(tiny_mlm: Path) -> None:
@@ -63,15 +67,21 @@ def test_gathered_pool_matches_splade_pool(tiny_mlm: Path) -> None:
     for name, grad in ref_grads.items():
         other = dict(model.named_parameters())[name].grad
         assert other is not None
-        scale = max(grad.norm().item(), 1e-3)  # attention key biases get ~0 gradient (softmax shift)
+        scale = max(
+            grad.norm().item(), 1e-3
+        )  # attention key biases get ~0 gradient (softmax shift)
         assert (grad - other).norm().item() / scale < 1e-3, name
 
 
 def test_inference_free_query_side_weights_query_tokens(tiny_mlm: Path) -> None:
-    model = SpladeModel.from_base("inference-free", str(tiny_mlm), idf_texts=["vitamin d", "cancer"])
+    model = SpladeModel.from_base(
+        "inference-free", str(tiny_mlm), idf_texts=["vitamin d", "cancer"]
+    )
     batch = tokenize(model.tokenizer, ["vitamin cancer vitamin"], 16)
     reps = model.encode_queries(batch["input_ids"], batch["attention_mask"])
-    ids = model.tokenizer.convert_tokens_to_ids(["vitamin", "cancer", "[CLS]"])
+    ids = [model.tokenizer.convert_tokens_to_ids(t) for t in ("vitamin", "cancer", "[CLS]")]
+    assert all(isinstance(i, int) for i in ids)
+    assert model.query_weights is not None
     idf = torch.relu(model.query_weights)
     assert reps[0, ids[0]].item() == pytest.approx(idf[ids[0]].item())
     assert reps[0, ids[1]].item() == pytest.approx(idf[ids[1]].item())
