@@ -51,9 +51,10 @@ def sentence_transformers(
 ) -> Callable[[], list[dict[str, float]]]:
     """sentence-transformers' SparseEncoder (MLMTransformer + SpladePooling) on the same weights."""
     from sentence_transformers import SparseEncoder
-    from sentence_transformers.sparse_encoder.models import MLMTransformer, SpladePooling
+    from sentence_transformers.base.modules.transformer import Transformer
+    from sentence_transformers.sparse_encoder.modules import SpladePooling
 
-    mlm = MLMTransformer(model_path, max_seq_length=max_length)
+    mlm = Transformer(model_path, transformer_task="fill-mask", max_seq_length=max_length)
     model = SparseEncoder(modules=[mlm, SpladePooling("max")], device="cpu")
 
     def run() -> list[dict[str, float]]:
@@ -97,7 +98,7 @@ def main() -> None:
     timings: dict[str, float] = {}
     results: dict[str, list[dict[str, float]]] = {}
     runners: dict[str, Callable[[], list[dict[str, float]]]] = {
-        "splade-es (length-sorted batches, chunked max pooling)": lambda: ours(
+        "splade-es (length-sorted batches, packed-token max pooling)": lambda: ours(
             encoder, texts, args.batch_size
         ),
         "naive transformers loop (1 doc at a time, full logits)": lambda: naive_loop(

@@ -2,14 +2,16 @@
 
 `w_j = max_i log(1 + relu(logit_ij))` over unmasked positions i. log1p∘relu is monotonic, so the max
 can be taken on raw logits first. The MLM head's last layer (the vocabulary projection) is swapped for
-an identity while the model runs; the projection is then applied a few positions at a time, keeping
-only a running max. Peak memory drops from B·L·V floats to B·chunk·V. The result equals the naive
-pooling exactly and stays differentiable, so training uses it too.
+an identity while the model runs; the projection is then applied to a block of real tokens at a
+time, keeping only a running max per text. Peak memory drops from B·L·V floats to one block, padding
+costs nothing, and it runs about 2x faster than masking full logits on CPU. The result equals the
+naive pooling exactly and stays differentiable, so training uses it too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+import warnings
 from contextlib import contextmanager
 
 import torch
@@ -47,22 +49,30 @@ def _without_projection(model: nn.Module) -> Iterator[nn.Linear]:
 def splade_pool(
     model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor
 ) -> torch.Tensor:
-    """SPLADE document/query weights `[batch, vocab]` for a masked-LM model."""
+    """SPLADE document/query weights `[batch, vocab]` for a masked-LM model.
+
+    Only real (unmasked) token positions are projected: they are packed into one `[tokens, hidden]`
+    matrix, projected a block of rows at a time, and folded into a per-text running max with
+    `index_reduce_` (starting from 0, which also applies the relu). No padding position is ever
+    projected and no masked copy of the logits is made.
+    """
     with _without_projection(model) as projection:
         hidden = model(input_ids=input_ids, attention_mask=attention_mask).logits
-        batch, length, _ = hidden.shape
-        vocab = projection.out_features
-        chunk = max(1, CHUNK_ELEMENTS // max(1, batch * vocab))
         mask = attention_mask.bool()
-        best: torch.Tensor | None = None
-        for start in range(0, length, chunk):
-            logits = projection(hidden[:, start : start + chunk])
-            keep = mask[:, start : start + chunk, None]
-            logits = logits.masked_fill(~keep, float("-inf"))
-            part = logits.amax(dim=1)
-            best = part if best is None else torch.maximum(best, part)
-    assert best is not None, "empty batch"
-    return torch.log1p(torch.relu(best.float()))
+        tokens = hidden[mask]
+        owner = torch.arange(mask.shape[0], device=mask.device)[:, None].expand_as(mask)[mask]
+        best = torch.zeros(
+            mask.shape[0], projection.out_features, dtype=hidden.dtype, device=hidden.device
+        )
+        rows = max(1, CHUNK_ELEMENTS // projection.out_features)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="index_reduce", category=UserWarning)
+            for start in range(0, tokens.shape[0], rows):
+                logits = projection(tokens[start : start + rows])
+                best = best.index_reduce(
+                    0, owner[start : start + rows], logits, "amax", include_self=True
+                )
+    return torch.log1p(best.float())
 
 
 def naive_splade_pool(

@@ -307,7 +307,9 @@ def train(config: TrainConfig, searcher: Searcher | None = None) -> TrainResult:
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     accelerator = Accelerator(
-        mixed_precision=_mixed_precision(config.mixed_precision, config.cpu), cpu=config.cpu
+        mixed_precision=_mixed_precision(config.mixed_precision, config.cpu),
+        cpu=config.cpu,
+        step_scheduler_with_optimizer=False,  # max_steps counts optimizer steps on any world size
     )
     set_seed(config.seed)
     main = accelerator.is_main_process
@@ -387,6 +389,8 @@ def train(config: TrainConfig, searcher: Searcher | None = None) -> TrainResult:
         state = json.loads((checkpoint / STATE_FILE).read_text())
         history = state.pop("history", [])
         log.info("resumed from %s at step %d", checkpoint, state["step"])
+    elif main:
+        (out / "train_log.jsonl").unlink(missing_ok=True)
     if main:
         (out / "train_config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
 

@@ -153,13 +153,14 @@ def test_split_dev() -> None:
     assert len(dev) == 8 and len(train) == 42 and not set(train) & set(dev)
 
 
+@pytest.mark.slow
 def test_splade_negatives_from_current_model(scifact_slice: Path) -> None:
     from splade_es.encoder import SpladeEncoder
     from training.data import splade_negatives
 
     data = load_beir(scifact_slice)
     qids = sorted(data.qrels)[:5]
-    encoder = SpladeEncoder.load("splade-tiny", device="cpu", doc_max_length=48)
+    encoder = SpladeEncoder.load("splade-tiny", device="cpu", doc_max_length=32)
     negatives = splade_negatives(data, qids, encoder, depth=8)
     for qid in qids:
         assert len(negatives[qid]) == 8

@@ -51,6 +51,22 @@ def test_chunked_pooling_equals_naive_pooling(splade_tiny) -> None:
     torch.testing.assert_close(chunked, naive)
 
 
+def test_pooling_gradients_equal_naive_gradients(splade_tiny) -> None:
+    """Training back-propagates through the same pooling: its gradients must be the naive ones."""
+    import copy
+
+    model = copy.deepcopy(splade_tiny.document_side.model).eval()
+    batch = splade_tiny.document_side.tokenizer(TEXTS, padding=True, return_tensors="pt")
+    grads = []
+    for pool in (splade_pool, naive_splade_pool):
+        model.zero_grad()
+        pool(model, batch["input_ids"], batch["attention_mask"]).pow(2).sum().backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+    assert grads[0].keys() == grads[1].keys() and grads[0]
+    for name, grad in grads[0].items():
+        torch.testing.assert_close(grad, grads[1][name], rtol=1e-4, atol=1e-5)
+
+
 def test_batching_does_not_change_vectors(splade_tiny) -> None:
     batched = splade_tiny.encode_documents(TEXTS, batch_size=8)
     single = [splade_tiny.encode_documents([t], batch_size=1)[0] for t in TEXTS]
