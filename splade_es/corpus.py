@@ -7,7 +7,7 @@ so that counts add up: read = accepted + rejected.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Container, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,7 +95,7 @@ def read_documents(path: Path, stats: ReadStats | None = None) -> Iterator[Docum
 
 
 def read_queries(path: Path) -> dict[str, str]:
-    """BEIR `queries.jsonl` as `{query id: text}`; a bad line is an error naming it."""
+    """BEIR `queries.jsonl` as `{query id: text}`; a bad line or an empty text is an error naming it."""
     queries: dict[str, str] = {}
     with path.open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
@@ -103,23 +103,48 @@ def read_queries(path: Path) -> dict[str, str]:
                 continue
             try:
                 obj = json.loads(line)
-                queries[str(obj["_id"])] = str(obj["text"])
+                qid, text = str(obj["_id"]), obj["text"]
             except (json.JSONDecodeError, KeyError, TypeError) as exc:
                 raise ValueError(f"{path}:{number}: bad query line: {exc}") from exc
+            if not isinstance(text, str) or not text.strip():
+                raise ValueError(f"{path}:{number}: query {qid!r} has empty text")
+            queries[qid] = text
     return queries
 
 
-def read_qrels(path: Path) -> dict[str, dict[str, int]]:
-    """BEIR qrels TSV (`query-id corpus-id score`, with a header) as `{qid: {doc id: grade}}`."""
+def read_qrels(
+    path: Path,
+    docs: Container[str] | None = None,
+    queries: Container[str] | None = None,
+) -> dict[str, dict[str, int]]:
+    """BEIR qrels TSV (`query-id corpus-id score`, optional header) as `{qid: {doc id: grade}}`.
+
+    With `docs` / `queries`, ids missing from them are errors naming the line.
+    """
     qrels: dict[str, dict[str, int]] = {}
     with path.open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
-            parts = line.rstrip("\n").split("\t")
-            if number == 1 and not parts[-1].lstrip("-").isdigit():
+            if not line.strip():
                 continue
+            parts = [part.strip() for part in line.rstrip("\n").split("\t")]
+            if number == 1 and not parts[-1].lstrip("-").isdigit():
+                continue  # header
             if len(parts) != 3:
-                raise ValueError(f"{path}:{number}: expected 3 tab-separated columns")
-            qrels.setdefault(parts[0], {})[parts[1]] = int(parts[2])
+                raise ValueError(
+                    f"{path}:{number}: expected 3 tab-separated columns, got {parts!r}"
+                )
+            qid, doc_id, grade = parts
+            try:
+                value = int(grade)
+            except ValueError:
+                raise ValueError(
+                    f"{path}:{number}: relevance {grade!r} is not an integer"
+                ) from None
+            if queries is not None and qid not in queries:
+                raise ValueError(f"{path}:{number}: query id {qid!r} is not in the queries file")
+            if docs is not None and doc_id not in docs:
+                raise ValueError(f"{path}:{number}: document id {doc_id!r} is not in the corpus")
+            qrels.setdefault(qid, {})[doc_id] = value
     return qrels
 
 

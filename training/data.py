@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from splade_es.corpus import ReadStats, read_documents
+from splade_es.corpus import ReadStats, read_documents, read_qrels, read_queries
 
 Negatives = dict[str, list[str]]
 Searcher = Callable[[Mapping[str, str], int], Mapping[str, Sequence[str]]]
@@ -57,20 +57,10 @@ def read_query_file(path: Path) -> dict[str, str]:
     """`{query id: text}`; a bad line or an empty query text is an error naming the line."""
     if not path.is_file():
         raise DataError(f"{path}: queries file not found")
-    queries: dict[str, str] = {}
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-                qid, text = str(obj["_id"]), obj["text"]
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                raise DataError(f"{path}:{number}: bad query line: {exc}") from exc
-            if not isinstance(text, str) or not text.strip():
-                raise DataError(f"{path}:{number}: query {qid!r} has empty text")
-            queries[qid] = text
-    return queries
+    try:
+        return read_queries(path)
+    except ValueError as exc:
+        raise DataError(str(exc)) from exc
 
 
 def read_qrels_checked(
@@ -79,26 +69,10 @@ def read_qrels_checked(
     """BEIR qrels TSV (optional header); ids missing from `docs`/`queries` are errors naming the line."""
     if not path.is_file():
         raise DataError(f"{path}: qrels file not found")
-    qrels: dict[str, dict[str, int]] = {}
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            parts = line.rstrip("\n").split("\t")
-            if number == 1 and not parts[-1].strip().lstrip("-").isdigit():
-                continue  # header
-            if len(parts) != 3:
-                raise DataError(f"{path}:{number}: expected 3 tab-separated columns, got {parts!r}")
-            qid, doc_id, grade = parts[0].strip(), parts[1].strip(), parts[2].strip()
-            try:
-                value = int(grade)
-            except ValueError:
-                raise DataError(f"{path}:{number}: relevance {grade!r} is not an integer") from None
-            if queries is not None and qid not in queries:
-                raise DataError(f"{path}:{number}: query id {qid!r} is not in the queries file")
-            if docs is not None and doc_id not in docs:
-                raise DataError(f"{path}:{number}: document id {doc_id!r} is not in the corpus")
-            qrels.setdefault(qid, {})[doc_id] = value
+    try:
+        qrels = read_qrels(path, docs, queries)
+    except ValueError as exc:
+        raise DataError(str(exc)) from exc
     if not qrels:
         raise DataError(f"{path}: no judgements")
     return qrels

@@ -23,50 +23,9 @@ from torch import nn
 from transformers import AutoModelForMaskedLM, AutoTokenizer, PreTrainedTokenizerBase
 
 from splade_es.models import IDF_FILE, ModelSettings, Shape, read_settings, write_settings
-from splade_es.pooling import CHUNK_ELEMENTS, _without_projection, splade_pool
+from splade_es.pooling import splade_pool
 
 SHAPES: tuple[Shape, ...] = ("shared", "pair", "inference-free")
-
-
-def gathered_splade_pool(
-    model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor
-) -> torch.Tensor:
-    """`splade_pool` with a cheap backward pass: same values, same gradients.
-
-    The max over positions only passes gradient to the arg-max position, so the full
-    `[batch, length, vocab]` projection runs once without autograd to find each entry's arg-max
-    position; then only those hidden states (for vocabulary entries positive in some row) go through
-    the projection again with autograd. Backward cost drops from B·L·V·H to B·V'·H.
-    """
-    with _without_projection(model) as projection:
-        hidden = model(input_ids=input_ids, attention_mask=attention_mask).logits
-    batch, length, dim = hidden.shape
-    vocab = projection.out_features
-    chunk = max(1, CHUNK_ELEMENTS // max(1, batch * vocab))
-    mask = attention_mask.bool()
-    with torch.no_grad():
-        best = torch.full((batch, vocab), float("-inf"), device=hidden.device)
-        where = torch.zeros((batch, vocab), dtype=torch.long, device=hidden.device)
-        for start in range(0, length, chunk):
-            logits = projection(hidden[:, start : start + chunk].detach()).float()
-            logits = logits.masked_fill(~mask[:, start : start + chunk, None], float("-inf"))
-            part, arg = logits.max(dim=1)
-            better = part > best
-            best = torch.where(better, part, best)
-            where = torch.where(better, arg + start, where)
-        columns = torch.nonzero((best > 0).any(dim=0)).ravel()
-    out = torch.zeros((batch, vocab), device=hidden.device, dtype=torch.float32)
-    if columns.numel() == 0:
-        return out + 0.0 * hidden.sum()  # keep the graph connected
-    positions = where[:, columns]  # [B, V']
-    selected = torch.gather(
-        hidden, 1, positions.reshape(batch, -1, 1).expand(-1, -1, dim)
-    )  # [B, V', H]
-    weight = projection.weight[columns]  # [V', H]
-    logits = torch.einsum("bvh,vh->bv", selected, weight)
-    if projection.bias is not None:
-        logits = logits + projection.bias[columns]
-    return out.index_copy(1, columns, torch.log1p(torch.relu(logits.float())))
 
 
 def _mlm(location: str) -> Any:
@@ -155,8 +114,6 @@ class SpladeModel(nn.Module):
         return cls(shape, document, tokenizer, query, weights)
 
     def _pool(self, model: nn.Module, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        if torch.is_grad_enabled() and self.training:
-            return gathered_splade_pool(model, input_ids, mask) * self.keep
         return splade_pool(model, input_ids, mask) * self.keep
 
     def encode_documents(self, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""Losses, regularizers, warm-up, and the gathered pooling used in training."""
+"""Losses, regularizers, warm-up, and the training-time pooling."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from splade_es.pooling import splade_pool
+from splade_es.pooling import naive_splade_pool, splade_pool
 from training import losses
-from training.model import SpladeModel, gathered_splade_pool, tokenize
+from training.model import SpladeModel, tokenize
 
 
 def test_flops_and_l1() -> None:
@@ -52,16 +52,16 @@ def test_distillation_losses() -> None:
     )
 
 
-def test_gathered_pool_matches_splade_pool(tiny_mlm: Path) -> None:
+def test_training_pool_matches_naive_pool(tiny_mlm: Path) -> None:
     model = SpladeModel.from_base("shared", str(tiny_mlm))
     model.eval()  # no dropout: both passes see the same network
     batch = tokenize(model.tokenizer, ["vitamin d and cancer", "cells divide " * 20], 48)
-    ref = splade_pool(model.document, batch["input_ids"], batch["attention_mask"])
+    ref = naive_splade_pool(model.document, batch["input_ids"], batch["attention_mask"])
     target = torch.randn_like(ref)
     (ref * target).sum().backward()
     ref_grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
     model.zero_grad()
-    got = gathered_splade_pool(model.document, batch["input_ids"], batch["attention_mask"])
+    got = splade_pool(model.document, batch["input_ids"], batch["attention_mask"])
     (got * target).sum().backward()
     assert torch.allclose(got, ref, atol=1e-5)
     for name, grad in ref_grads.items():
