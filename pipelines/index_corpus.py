@@ -20,6 +20,7 @@ in the `--dead_letter` JSONL files, and the summary printed at the end shows tha
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -170,7 +171,7 @@ class Plan:
         input_cluster = input_index = None
         if opts.input_index:
             url, input_index = _split_index(opts.input_index, settings.url)
-            input_cluster = _with_url(settings, url)
+            input_cluster = dataclasses.replace(settings, url=url)
             source = "index"
         else:
             source = opts.input_format
@@ -184,7 +185,7 @@ class Plan:
             if opts.output:
                 raise ValueError("give only one of --output and --output_index")
             url, output_index = _split_index(output_ref, settings.url)
-            output_cluster = _with_url(settings, url)
+            output_cluster = dataclasses.replace(settings, url=url)
             sink = "index"
         elif opts.output:
             if opts.output.endswith(".parquet"):
@@ -219,18 +220,6 @@ class Plan:
     def pruning(self) -> DocumentPruning:
         o = self.options
         return DocumentPruning(o.top_k, o.max_ratio, o.alpha_mass, o.threshold)
-
-
-def _with_url(settings: ConnectionSettings, url: str) -> ConnectionSettings:
-    return ConnectionSettings(
-        url=url,
-        username=settings.username,
-        password=settings.password,
-        api_key=settings.api_key,
-        ca_certs=settings.ca_certs,
-        verify_certs=settings.verify_certs,
-        timeout=settings.timeout,
-    )
 
 
 def _stem(path: str) -> str:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import click
 
@@ -14,6 +14,14 @@ from splade_es.query import FORMS, Form, Hybrid, QueryPruning, QueryRewriter
 from splade_es.sparse import DEFAULT_QUANTIZATION_FACTOR
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def apply_all(decorators: Sequence[Callable[[Any], Any]], func: F) -> F:
+    """Apply click option decorators so they appear in the listed order."""
+    decorated: Any = func
+    for decorator in reversed(decorators):
+        decorated = decorator(decorated)
+    return cast(F, decorated)
 
 
 def model_options(func: F) -> F:
@@ -48,9 +56,7 @@ def model_options(func: F) -> F:
             help="Query truncation (default: model settings or 64).",
         ),
     ]
-    for decorator in reversed(decorators):
-        func = decorator(func)
-    return func
+    return apply_all(decorators, func)
 
 
 def load_encoder(opts: dict[str, Any]) -> Any:
@@ -270,9 +276,7 @@ def connection_options(func: F) -> F:
             "--ca-certs", default=None, help="CA bundle for TLS [env SPLADE_ES_CA_CERTS]."
         ),
     ]
-    for decorator in reversed(decorators):
-        func = decorator(func)
-    return func
+    return apply_all(decorators, func)
 
 
 def open_cluster_from(opts: dict[str, Any]) -> tuple[Any, Any, Any]:
@@ -321,9 +325,7 @@ def engine_spec_options(func: F) -> F:
         ),
         click.option("--heap", default=None, help="JVM heap, e.g. 1g (default 512m)."),
     ]
-    for decorator in reversed(decorators):
-        func = decorator(func)
-    return func
+    return apply_all(decorators, func)
 
 
 @engine.command("start")
