@@ -38,4 +38,5 @@ test: lint typecheck
 	$(PY) -m pytest -q
 
 clean-engines:
-	$(PY) -m splade_es.cli engine stop --all || true
+	-$(VENV)/bin/splade-es engine stop --engine opensearch
+	-$(VENV)/bin/splade-es engine stop --engine elasticsearch
