@@ -116,7 +116,6 @@ class BulkOptions:
 
 @dataclass
 class _Batch:
-    number: int
     records: list[tuple[int, dict[str, Any]]]  # (input position, record)
     indexed: int = 0
     dead: list[dict[str, Any]] = field(default_factory=list)
@@ -309,34 +308,22 @@ class BulkIndexer:
             ThreadPoolExecutor(max_workers=self.options.concurrency) as pool,
         ):
             in_flight: list[Future[_Batch]] = []
-            finished: dict[int, _Batch] = {}
-            next_to_commit = 0
             last_position = done_before
-            number = 0
-
-            def commit(batch: _Batch) -> None:
-                summary.indexed += batch.indexed
-                summary.retries += batch.retries
-                for entry in batch.dead:
-                    dead.write(json.dumps(entry, ensure_ascii=False) + "\n")
-                summary.dead_lettered += len(batch.dead)
-                bar.update(len(batch.records))
 
             def drain(block: bool) -> None:
-                nonlocal next_to_commit
+                """Commit finished batches in submission order; `block` waits for all of them."""
                 while in_flight and (
                     block or in_flight[0].done() or len(in_flight) >= self.options.concurrency
                 ):
                     batch = in_flight.pop(0).result()
-                    finished[batch.number] = batch
-                    while next_to_commit in finished:
-                        done = finished.pop(next_to_commit)
-                        commit(done)
-                        if done.records:
-                            _write_progress(progress_file, done.records[-1][0])
-                        next_to_commit += 1
+                    summary.indexed += batch.indexed
+                    summary.retries += batch.retries
+                    for entry in batch.dead:
+                        dead.write(json.dumps(entry, ensure_ascii=False) + "\n")
+                    summary.dead_lettered += len(batch.dead)
+                    bar.update(len(batch.records))
                     dead.flush()
-                    block = False
+                    _write_progress(progress_file, batch.records[-1][0])
 
             while True:
                 chunk = list(islice(iterator, self.options.batch_size))
@@ -353,11 +340,10 @@ class BulkIndexer:
                         summary.dead_lettered += 1
                     else:
                         good.append((position, item))
+                bar.update(len(chunk) - len(good))  # the good ones count when committed
                 if not good:
-                    bar.update(len(chunk))
                     continue
-                in_flight.append(pool.submit(self._send, _Batch(number, good)))
-                number += 1
+                in_flight.append(pool.submit(self._send, _Batch(good)))
                 try:
                     drain(block=False)
                 except EngineError:

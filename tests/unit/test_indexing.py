@@ -8,7 +8,15 @@ from typing import Any
 import pytest
 from opensearchpy.exceptions import ConnectionError, TransportError
 
-from splade_es.indexing import EngineUnavailable, RetryPolicy, bulk_body, send_bulk
+from splade_es.corpus import Reject
+from splade_es.indexing import (
+    BulkIndexer,
+    BulkOptions,
+    EngineUnavailable,
+    RetryPolicy,
+    bulk_body,
+    send_bulk,
+)
 
 RECORDS = [{"id": "1", "features": {"a": 1}, "text": "t"}, {"id": "2", "features": {"b": 2}}]
 
@@ -73,3 +81,41 @@ def test_bulk_bodies_index_whole_documents_or_update_only_the_field() -> None:
     update_lines = [json.loads(x) for x in bulk_body(RECORDS, "i", "splade", "update").splitlines()]
     assert update_lines[0] == {"update": {"_index": "i", "_id": "1"}}
     assert update_lines[1] == {"doc": {"splade": {"a": 1}}}
+
+
+class SlowAcceptingEngine:
+    """Stands in for a node that acknowledges every item; the last batches answer slowest."""
+
+    def __init__(self) -> None:
+        self.indices = self
+        self.ids: list[str] = []
+
+    def bulk(self, body: str) -> dict[str, Any]:
+        import time
+
+        lines = body.splitlines()[::2]
+        last_id = int(json.loads(lines[-1])["index"]["_id"])
+        time.sleep(0.2 if last_id > 90 else 0.001)
+        self.ids.extend(json.loads(line)["index"]["_id"] for line in lines)
+        return {"items": [{"index": {"status": 201}} for _ in lines]}
+
+    def refresh(self, index: str) -> None:
+        return None
+
+
+@pytest.mark.parametrize("concurrency", [1, 2, 4])
+def test_every_batch_in_flight_is_counted_at_any_concurrency(
+    tmp_path: Any, concurrency: int
+) -> None:
+    engine = SlowAcceptingEngine()
+    records: list[tuple[int, dict[str, Any] | Reject]] = [
+        (i, {"id": str(i), "features": {"a": 1}}) for i in range(1, 101)
+    ]
+    records[49] = (50, Reject("in.jsonl", 50, "invalid JSON", "{"))
+    options = BulkOptions(batch_size=7, concurrency=concurrency)
+    summary = BulkIndexer(engine, "i", options=options).run(  # type: ignore[arg-type]
+        records, tmp_path / "dead.jsonl", progress_file=tmp_path / "p.json", show_progress=False
+    )
+    assert (summary.read, summary.indexed, summary.dead_lettered) == (100, 99, 1)
+    assert sorted(engine.ids, key=int) == [str(i) for i in range(1, 101) if i != 50]
+    assert json.loads((tmp_path / "p.json").read_text())["done_through"] == 100
