@@ -52,6 +52,14 @@ class ReadStats:
     rejected: list[Reject] = field(default_factory=list)
 
 
+def numbered_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(1-based line number, line) for every non-blank line, so errors can name the line."""
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if line.strip():
+                yield number, line
+
+
 def parse_document(obj: Any) -> Document:
     """A BEIR record (`_id`/`id`, `title`, `text`) as a Document; ValueError says what is wrong."""
     if not isinstance(obj, dict):
@@ -77,38 +85,30 @@ def parse_document(obj: Any) -> Document:
 def read_documents(path: Path, stats: ReadStats | None = None) -> Iterator[Document]:
     """Stream documents from BEIR JSONL; bad lines go to `stats.rejected` with their line number."""
     stats = stats if stats is not None else ReadStats()
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            stats.read += 1
-            try:
-                doc = parse_document(json.loads(line))
-            except (json.JSONDecodeError, ValueError) as exc:
-                reason = (
-                    f"invalid JSON: {exc}" if isinstance(exc, json.JSONDecodeError) else str(exc)
-                )
-                stats.rejected.append(Reject(str(path), number, reason, line.rstrip("\n")))
-                continue
-            stats.accepted += 1
-            yield doc
+    for number, line in numbered_lines(path):
+        stats.read += 1
+        try:
+            doc = parse_document(json.loads(line))
+        except (json.JSONDecodeError, ValueError) as exc:
+            reason = f"invalid JSON: {exc}" if isinstance(exc, json.JSONDecodeError) else str(exc)
+            stats.rejected.append(Reject(str(path), number, reason, line.rstrip("\n")))
+            continue
+        stats.accepted += 1
+        yield doc
 
 
 def read_queries(path: Path) -> dict[str, str]:
     """BEIR `queries.jsonl` as `{query id: text}`; a bad line or an empty text is an error naming it."""
     queries: dict[str, str] = {}
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-                qid, text = str(obj["_id"]), obj["text"]
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                raise ValueError(f"{path}:{number}: bad query line: {exc}") from exc
-            if not isinstance(text, str) or not text.strip():
-                raise ValueError(f"{path}:{number}: query {qid!r} has empty text")
-            queries[qid] = text
+    for number, line in numbered_lines(path):
+        try:
+            obj = json.loads(line)
+            qid, text = str(obj["_id"]), obj["text"]
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise ValueError(f"{path}:{number}: bad query line: {exc}") from exc
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(f"{path}:{number}: query {qid!r} has empty text")
+        queries[qid] = text
     return queries
 
 
@@ -122,29 +122,22 @@ def read_qrels(
     With `docs` / `queries`, ids missing from them are errors naming the line.
     """
     qrels: dict[str, dict[str, int]] = {}
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            parts = [part.strip() for part in line.rstrip("\n").split("\t")]
-            if number == 1 and not parts[-1].lstrip("-").isdigit():
-                continue  # header
-            if len(parts) != 3:
-                raise ValueError(
-                    f"{path}:{number}: expected 3 tab-separated columns, got {parts!r}"
-                )
-            qid, doc_id, grade = parts
-            try:
-                value = int(grade)
-            except ValueError:
-                raise ValueError(
-                    f"{path}:{number}: relevance {grade!r} is not an integer"
-                ) from None
-            if queries is not None and qid not in queries:
-                raise ValueError(f"{path}:{number}: query id {qid!r} is not in the queries file")
-            if docs is not None and doc_id not in docs:
-                raise ValueError(f"{path}:{number}: document id {doc_id!r} is not in the corpus")
-            qrels.setdefault(qid, {})[doc_id] = value
+    for number, line in numbered_lines(path):
+        parts = [part.strip() for part in line.rstrip("\n").split("\t")]
+        if number == 1 and not parts[-1].lstrip("-").isdigit():
+            continue  # header
+        if len(parts) != 3:
+            raise ValueError(f"{path}:{number}: expected 3 tab-separated columns, got {parts!r}")
+        qid, doc_id, grade = parts
+        try:
+            value = int(grade)
+        except ValueError:
+            raise ValueError(f"{path}:{number}: relevance {grade!r} is not an integer") from None
+        if queries is not None and qid not in queries:
+            raise ValueError(f"{path}:{number}: query id {qid!r} is not in the queries file")
+        if docs is not None and doc_id not in docs:
+            raise ValueError(f"{path}:{number}: document id {doc_id!r} is not in the corpus")
+        qrels.setdefault(qid, {})[doc_id] = value
     return qrels
 
 
@@ -240,17 +233,14 @@ def read_encoded(path: Path) -> Iterator[tuple[int, dict[str, Any] | Reject]]:
                 rec["features"] = dict(rec["features"] or [])
                 yield row, rec
         return
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-                if not isinstance(rec, dict) or "id" not in rec:
-                    raise ValueError("expected an object with 'id'")
-                if not isinstance(rec.get("features"), dict):
-                    raise ValueError("'features' must be an object {name: weight}")
-            except (json.JSONDecodeError, ValueError) as exc:
-                yield number, Reject(str(path), number, str(exc), line.rstrip("\n"))
-                continue
-            yield number, rec
+    for number, line in numbered_lines(path):
+        try:
+            rec = json.loads(line)
+            if not isinstance(rec, dict) or "id" not in rec:
+                raise ValueError("expected an object with 'id'")
+            if not isinstance(rec.get("features"), dict):
+                raise ValueError("'features' must be an object {name: weight}")
+        except (json.JSONDecodeError, ValueError) as exc:
+            yield number, Reject(str(path), number, str(exc), line.rstrip("\n"))
+            continue
+        yield number, rec

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from splade_es.corpus import ReadStats, read_documents, read_qrels, read_queries
+from splade_es.corpus import ReadStats, numbered_lines, read_documents, read_qrels, read_queries
 
 Negatives = dict[str, list[str]]
 Searcher = Callable[[Mapping[str, str], int], Mapping[str, Sequence[str]]]
@@ -94,28 +94,23 @@ def read_teacher_scores(
     if not Path(path).is_file():
         raise DataError(f"{path}: teacher scores file not found")
     scores: dict[str, dict[str, float]] = {}
-    with Path(path).open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            parts = line.split()
-            if len(parts) != 3:
-                raise DataError(f"{path}:{number}: expected 'query_id doc_id score', got {line!r}")
-            try:
-                value = float(parts[2])
-            except ValueError:
-                if number == 1:
-                    continue  # header
-                raise DataError(f"{path}:{number}: score {parts[2]!r} is not a number") from None
-            if value != value or value in (float("inf"), float("-inf")):
-                raise DataError(f"{path}:{number}: score {parts[2]!r} is not finite")
-            if queries is not None and parts[0] not in queries:
-                raise DataError(
-                    f"{path}:{number}: query id {parts[0]!r} is not in the queries file"
-                )
-            if docs is not None and parts[1] not in docs:
-                raise DataError(f"{path}:{number}: document id {parts[1]!r} is not in the corpus")
-            scores.setdefault(parts[0], {})[parts[1]] = value
+    for number, line in numbered_lines(Path(path)):
+        parts = line.split()
+        if len(parts) != 3:
+            raise DataError(f"{path}:{number}: expected 'query_id doc_id score', got {line!r}")
+        try:
+            value = float(parts[2])
+        except ValueError:
+            if number == 1:
+                continue  # header
+            raise DataError(f"{path}:{number}: score {parts[2]!r} is not a number") from None
+        if value != value or value in (float("inf"), float("-inf")):
+            raise DataError(f"{path}:{number}: score {parts[2]!r} is not finite")
+        if queries is not None and parts[0] not in queries:
+            raise DataError(f"{path}:{number}: query id {parts[0]!r} is not in the queries file")
+        if docs is not None and parts[1] not in docs:
+            raise DataError(f"{path}:{number}: document id {parts[1]!r} is not in the corpus")
+        scores.setdefault(parts[0], {})[parts[1]] = value
     if not scores:
         raise DataError(f"{path}: no teacher scores")
     return scores
