@@ -20,7 +20,7 @@ from splade_es.client import ConnectionSettings, open_cluster
 from splade_es.corpus import Reject, read_encoded, read_qrels, read_queries
 from splade_es.encoder import SpladeEncoder
 from splade_es.evaluation import evaluate
-from splade_es.indexing import BulkIndexer, ensure_index
+from splade_es.indexing import BulkIndexer, ensure_index, index_size_bytes
 from splade_es.search import Searcher
 from splade_es.sparse import SparseVector
 
@@ -52,14 +52,6 @@ def pruned_records(
         yield position, record
 
 
-def store_bytes(client: Any, index: str) -> int:
-    client.indices.refresh(index=index)
-    client.indices.forcemerge(index=index, max_num_segments=1)
-    client.indices.flush(index=index)
-    stats = client.indices.stats(index=index, metric="store")
-    return int(stats["indices"][index]["primaries"]["store"]["size_in_bytes"])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--encoded", type=Path, required=True)
@@ -85,7 +77,7 @@ def main() -> None:
             if isinstance(record, dict):
                 terms.append(len(record["features"]))
         BulkIndexer(client, index).run(records, Path("/dev/null"), show_progress=False)
-        size = store_bytes(client, index)
+        size = index_size_bytes(client, index, force_merge=True)
         ndcg = float("nan")
         if pruning is not None:
             searcher = Searcher(client, info, index, encoder, field_type=field_type)

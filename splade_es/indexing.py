@@ -70,9 +70,12 @@ def ensure_index(
     return existing
 
 
-def index_size_bytes(client: OpenSearch, index: str) -> int:
-    """Primary store size in bytes (after a refresh and a flush, so segments are on disk)."""
+def index_size_bytes(client: OpenSearch, index: str, force_merge: bool = False) -> int:
+    """Primary store size in bytes after a refresh and a flush (segments on disk); with
+    `force_merge`, merged to one segment first so sizes compare across indexes."""
     client.indices.refresh(index=index)
+    if force_merge:
+        client.indices.forcemerge(index=index, max_num_segments=1)
     client.indices.flush(index=index)
     stats = client.indices.stats(index=index, metric="store")
     return int(stats["indices"][index]["primaries"]["store"]["size_in_bytes"])
