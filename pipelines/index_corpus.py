@@ -41,7 +41,14 @@ from opensearchpy.exceptions import ConnectionError, TransportError
 
 from splade_es.batch_encode import DocumentPruning, encoded_record
 from splade_es.client import ConnectionSettings, EngineError, connect, describe_error
-from splade_es.corpus import ENCODED_SCHEMA, Document, Reject, encoded_row, parse_document
+from splade_es.corpus import (
+    ENCODED_SCHEMA,
+    Document,
+    Reject,
+    encoded_row,
+    parse_document,
+    parse_document_line,
+)
 from splade_es.encoder import SpladeEncoder
 from splade_es.indexing import RetryPolicy, send_bulk
 from splade_es.sparse import DEFAULT_QUANTIZATION_FACTOR
@@ -236,15 +243,6 @@ def _count(name: str) -> Any:
 # Read -------------------------------------------------------------------------------------------
 
 
-def parse_line(line: str) -> Document:
-    """One BEIR JSONL line as a Document; ValueError with the reason `read_documents` gives."""
-    try:
-        obj = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"invalid JSON: {exc}") from exc
-    return parse_document(obj)
-
-
 class ParseJsonLines(beam.DoFn):
     """(file name, line) -> Document; bad lines -> `rejected` Reject dicts (file, raw line, reason).
 
@@ -264,7 +262,7 @@ class ParseJsonLines(beam.DoFn):
             return
         self.read.inc()
         try:
-            yield parse_line(line)
+            yield parse_document_line(line)
         except ValueError as exc:
             self.rejected.inc()
             yield beam.pvalue.TaggedOutput(

@@ -82,16 +82,24 @@ def parse_document(obj: Any) -> Document:
     return Document(str(doc_id), title, text)
 
 
+def parse_document_line(line: str) -> Document:
+    """One BEIR JSONL line as a Document; ValueError says what is wrong ("invalid JSON: ..." etc.)."""
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"invalid JSON: {exc}") from exc
+    return parse_document(obj)
+
+
 def read_documents(path: Path, stats: ReadStats | None = None) -> Iterator[Document]:
     """Stream documents from BEIR JSONL; bad lines go to `stats.rejected` with their line number."""
     stats = stats if stats is not None else ReadStats()
     for number, line in numbered_lines(path):
         stats.read += 1
         try:
-            doc = parse_document(json.loads(line))
-        except (json.JSONDecodeError, ValueError) as exc:
-            reason = f"invalid JSON: {exc}" if isinstance(exc, json.JSONDecodeError) else str(exc)
-            stats.rejected.append(Reject(str(path), number, reason, line.rstrip("\n")))
+            doc = parse_document_line(line)
+        except ValueError as exc:
+            stats.rejected.append(Reject(str(path), number, str(exc), line.rstrip("\n")))
             continue
         stats.accepted += 1
         yield doc
