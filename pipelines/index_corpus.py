@@ -64,18 +64,36 @@ def _stem(path: str) -> str:
 
 
 @dataclass(frozen=True)
+class IndexRef:
+    """An index on a cluster."""
+
+    cluster: ConnectionSettings
+    name: str
+
+
+@dataclass(frozen=True)
 class Plan:
     """What one run does, resolved from the options before the pipeline is built."""
 
     options: IndexCorpusOptions
     source: str  # "jsonl" | "parquet" | "index"
     sink: str  # "parquet" | "jsonl" | "index"
-    input_cluster: ConnectionSettings | None
-    input_index: str | None
-    output_cluster: ConnectionSettings | None
-    output_index: str | None
+    origin: IndexRef | None  # the index read from
+    target: IndexRef | None  # the index written to
     update: bool  # partial updates {field: features} into the index read from
     dead_letter: str
+
+    @property
+    def input_cluster(self) -> ConnectionSettings | None:
+        return self.origin.cluster if self.origin else None
+
+    @property
+    def output_cluster(self) -> ConnectionSettings | None:
+        return self.target.cluster if self.target else None
+
+    @property
+    def output_index(self) -> str | None:
+        return self.target.name if self.target else None
 
     @classmethod
     def from_options(cls, options: PipelineOptions) -> Plan:
@@ -91,24 +109,23 @@ class Plan:
             ca_certs=opts.es_ca_certs,
             compress=opts.es_compress,
         )
-        input_cluster = input_index = None
+        origin = target = None
         if opts.input_index:
-            url, input_index = split_index(opts.input_index, settings.url)
-            input_cluster = dataclasses.replace(settings, url=url)
+            url, name = split_index(opts.input_index, settings.url)
+            origin = IndexRef(dataclasses.replace(settings, url=url), name)
             source = "index"
         else:
             source = opts.input_format
             if source == "auto":
                 source = "parquet" if opts.input.endswith(".parquet") else "jsonl"
-        output_cluster = output_index = None
         output_ref = opts.output_index or (
             opts.input_index if opts.input_index and not opts.output else None
         )
         if output_ref:
             if opts.output:
                 raise ValueError("give only one of --output and --output_index")
-            url, output_index = split_index(output_ref, settings.url)
-            output_cluster = dataclasses.replace(settings, url=url)
+            url, name = split_index(output_ref, settings.url)
+            target = IndexRef(dataclasses.replace(settings, url=url), name)
             sink = "index"
         elif opts.output:
             if opts.output.endswith(".parquet"):
@@ -121,25 +138,11 @@ class Plan:
             raise ValueError("give --output or --output_index")
         if opts.resume and sink != "index":
             raise ValueError("--resume needs an index sink (--output_index or --input_index)")
-        update = (
-            sink == "index"
-            and source == "index"
-            and (input_cluster, input_index) == (output_cluster, output_index)
-        )
+        update = origin is not None and origin == target
         dead_letter = opts.dead_letter or (
-            f"{_stem(opts.output)}-dead-letter" if opts.output else f"{output_index}-dead-letter"
+            f"{_stem(opts.output)}-dead-letter" if target is None else f"{target.name}-dead-letter"
         )
-        return cls(
-            opts,
-            source,
-            sink,
-            input_cluster,
-            input_index,
-            output_cluster,
-            output_index,
-            update,
-            dead_letter,
-        )
+        return cls(opts, source, sink, origin, target, update, dead_letter)
 
     @property
     def pruning(self) -> DocumentPruning:
@@ -172,18 +175,17 @@ class Plan:
                         )
 
     def reader(self) -> beam.PTransform:
-        if self.source == "jsonl":
-            return ReadJsonLines(self.options.input)
+        if self.origin is not None:
+            return ReadIndex(
+                self.origin.cluster,
+                self.origin.name,
+                self.options.slices,
+                self.options.scroll_size,
+                self.text_fields,
+            )
         if self.source == "parquet":
             return ReadParquet(self.options.input)
-        assert self.input_cluster is not None and self.input_index is not None
-        return ReadIndex(
-            self.input_cluster,
-            self.input_index,
-            self.options.slices,
-            self.options.scroll_size,
-            self.text_fields,
-        )
+        return ReadJsonLines(self.options.input)
 
     def handler(self) -> SpladeModelHandler:
         o = self.options
@@ -203,14 +205,18 @@ class Plan:
 
     def writer(self) -> beam.PTransform:
         o = self.options
+        if self.target is not None:
+            return WriteToIndex(
+                self.target.cluster,
+                self.target.name,
+                o.field,
+                self.update,
+                self.bulk,
+                o.progress_dir,
+            )
         if self.sink == "parquet":
             return WriteParquet(_stem(o.output), o.num_shards, o.progress_dir)
-        if self.sink == "jsonl":
-            return WriteJsonl(_stem(o.output), o.num_shards, o.progress_dir)
-        assert self.output_cluster is not None and self.output_index is not None
-        return WriteToIndex(
-            self.output_cluster, self.output_index, o.field, self.update, self.bulk, o.progress_dir
-        )
+        return WriteJsonl(_stem(o.output), o.num_shards, o.progress_dir)
 
 
 def build(pipeline: beam.Pipeline, plan: Plan) -> None:
@@ -219,10 +225,9 @@ def build(pipeline: beam.Pipeline, plan: Plan) -> None:
     docs = read["docs"]
     if plan.source != "index":  # an index cannot hold two documents with one id
         docs = docs | "Keep last copy" >> KeepLastCopy()
-    if plan.options.resume:
-        assert plan.output_cluster is not None and plan.output_index is not None
+    if plan.options.resume and plan.target is not None:
         docs = docs | "Skip indexed" >> SkipIndexed(
-            plan.output_cluster, plan.output_index, plan.options.field
+            plan.target.cluster, plan.target.name, plan.options.field
         )
     encoded = docs | "Encode" >> EncodeDocuments(plan.handler())
     dead = [read["dead"], encoded["dead"]]
@@ -234,11 +239,10 @@ def build(pipeline: beam.Pipeline, plan: Plan) -> None:
 
 def prepare_index(plan: Plan) -> IndexProfile | None:
     """Create (or check / extend) the output index once, before any worker starts."""
-    if plan.sink != "index":
+    if plan.target is None:
         return None
-    assert plan.output_cluster is not None and plan.output_index is not None
     o = plan.options
-    client, info = open_cluster(plan.output_cluster)
+    client, info = open_cluster(plan.target.cluster)
     splade = SpladeField(
         quantization=o.quantization or None,
         model=model_identity(o.model),
@@ -249,7 +253,7 @@ def prepare_index(plan: Plan) -> IndexProfile | None:
         text_fields = plan.text_fields
     try:
         return ensure_index(
-            client, info, plan.output_index, o.field, o.field_type, splade, text_fields
+            client, info, plan.target.name, o.field, o.field_type, splade, text_fields
         )
     finally:
         client.close()
@@ -302,11 +306,10 @@ def run_plan(argv: list[str]) -> tuple[RunSummary, int]:
     build(pipeline, plan)
     result = pipeline.run()
     result.wait_until_finish()
-    if plan.sink == "index":
-        assert plan.output_cluster is not None
-        client = connect(plan.output_cluster)
+    if plan.target is not None:
+        client = connect(plan.target.cluster)
         try:
-            client.indices.refresh(index=plan.output_index)
+            client.indices.refresh(index=plan.target.name)
         finally:
             client.close()
     summary, failures = summarize(result, time.monotonic() - started)

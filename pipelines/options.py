@@ -74,11 +74,11 @@ def check_flags(argv: Sequence[str]) -> None:
     parser = _BeamArgumentParser(allow_abbrev=False)
     seen: set[type] = set()
 
-    def add(cls: type) -> None:
+    def add(cls: type[PipelineOptions]) -> None:
         for sub in cls.__subclasses__():
             if sub not in seen:
                 seen.add(sub)
-                sub._add_argparse_args(parser)  # type: ignore[attr-defined]
+                sub._add_argparse_args(parser)
                 add(sub)
 
     add(PipelineOptions)

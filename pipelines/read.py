@@ -86,7 +86,7 @@ def json_lines(readable: fileio.ReadableFile) -> Iterator[tuple[str, int, str | 
             raise EngineError(
                 f"{path} is a Parquet file, not JSON lines: use --input_format parquet"
             )
-        stream = io.BufferedReader(_Prefixed(head, handle))  # type: ignore[arg-type]
+        stream = io.BufferedReader(_Prefixed(head, handle))
         for number, raw in enumerate(stream, start=1):
             if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
                 raw = raw[3:]

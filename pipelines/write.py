@@ -268,4 +268,3 @@ class WriteDeadLetters(beam.PTransform):
             | "Write dead letters"
             >> beam.io.WriteToText(self.prefix, file_name_suffix=".jsonl", num_shards=1)
         )
-

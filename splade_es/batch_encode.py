@@ -66,7 +66,7 @@ def encode_corpus(
     progress: bool = True,
 ) -> int:
     """Encode documents in chunks and write one record each; returns how many were written."""
-    bar = tqdm(total=total, unit="doc", disable=not progress, desc="encode")
+    bar = tqdm(total=total, unit="doc", disable=None if progress else True, desc="encode")
     for chunk in _chunks(documents, max(batch_size * 16, 256)):
         vectors = encoder.encode_documents([d.full_text for d in chunk], batch_size=batch_size)
         for doc, vector in zip(chunk, vectors, strict=True):

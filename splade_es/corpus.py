@@ -221,25 +221,22 @@ class AtomicFile:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.close(fd)
         self.tmp = Path(tmp)
-        self.handle: IO[Any] | None = (
+        self.handle: IO[Any] = (
             self.tmp.open(mode, encoding="utf-8") if "b" not in mode else self.tmp.open(mode)
         )
 
     def commit(self) -> None:
-        if self.handle is not None:
-            self.handle.close()
+        self.handle.close()
         os.replace(self.tmp, self.path)
 
     def discard(self) -> None:
-        if self.handle is not None:
-            self.handle.close()
+        self.handle.close()
         self.tmp.unlink(missing_ok=True)
 
 
 def write_dead_letters(path: Path, letters: Iterable[DeadLetter]) -> int:
     """Write dead letters as JSONL (atomically); returns how many."""
     out = AtomicFile(path)
-    assert out.handle is not None
     count = 0
     for letter in letters:
         out.handle.write(json.dumps(letter.to_json(), ensure_ascii=False) + "\n")
@@ -304,7 +301,6 @@ class EncodedWriter:
     def write(self, record: EncodedRecord) -> None:
         self.count += 1
         if not self.parquet:
-            assert self._file.handle is not None
             self._file.handle.write(json.dumps(record.to_json(), ensure_ascii=False) + "\n")
             return
         self._rows.append(record.to_row())

@@ -129,7 +129,11 @@ class FileIndexer:
         in_flight: OrderedDict[int, None] = OrderedDict()
         lock = threading.Lock()
         last_read = 0
-        bar = tqdm(unit="doc", disable=not self.show_progress, desc=f"index {self.profile.index}")
+        bar = tqdm(
+            unit="doc",
+            disable=None if self.show_progress else True,
+            desc=f"index {self.profile.index}",
+        )
         dead_letter.parent.mkdir(parents=True, exist_ok=True)
         dead = dead_letter.open("a" if previous else "w", encoding="utf-8")
 

@@ -97,8 +97,8 @@ def sparse_clause(
         }
     if form == "neural_sparse":
         return {"neural_sparse": {field: {"query_tokens": tokens}}}
-    if form == "sparse_vector":
-        return {"sparse_vector": {"field": field, "query_vector": tokens}}
+    if form == "sparse_vector":  # Elasticsearch prunes query tokens unless told not to
+        return {"sparse_vector": {"field": field, "query_vector": tokens, "prune": False}}
     raise ValueError(f"unknown query form {form!r}; choose from {FORMS}")
 
 

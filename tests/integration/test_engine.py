@@ -95,7 +95,7 @@ def test_bad_documents_are_dead_lettered_with_reasons(cluster: Cluster, tmp_path
         "{oops",
         {"id": "good-2", "features": {"cancer": 50}, "title": "t"},
         {"id": "zero", "features": {"vitamin": 0}},
-        {"id": "dotted", "features": {"vitamin.d": 10}},  # only the engine knows this is wrong
+        {"id": "huge", "features": {"vitamin": 1e39}},  # beyond float32: only Lucene refuses it
     ]
     source = tmp_path / "in.jsonl"
     source.write_text("".join((x if isinstance(x, str) else json.dumps(x)) + "\n" for x in lines))
@@ -106,10 +106,11 @@ def test_bad_documents_are_dead_lettered_with_reasons(cluster: Cluster, tmp_path
     assert summary.indexed == count(cluster, profile.index) == 2
     assert summary.rejected + summary.dead_lettered == len(dead) == 6
     by_id = {d.get("id", f"line {d.get('line')}"): d for d in dead}
-    assert set(by_id) == {"negative", "string-weight", "nested", "zero", "line 5", "dotted"}
+    assert set(by_id) == {"negative", "string-weight", "nested", "zero", "line 5", "huge"}
     assert all(d["reason"] for d in by_id.values())
     assert "invalid JSON" in by_id["line 5"]["reason"]
-    assert by_id["dotted"]["stage"] == "index" and by_id["dotted"]["status"] == 400
+    assert by_id["huge"]["stage"] == "index" and by_id["huge"]["status"] == 400
+    assert "finite" in by_id["huge"]["reason"]
 
 
 def test_killed_node_then_rerun_indexes_every_document_exactly_once(

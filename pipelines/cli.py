@@ -1,0 +1,222 @@
+"""`splade-es index` and `splade-es upgrade`: the Beam pipeline as a command for users.
+
+Beam's own INFO/WARNING lines (dozens per worker) go to a log file; the terminal shows a progress
+bar with docs/s while the run goes and one summary line that adds up at the end. Options not known
+here are passed to Beam unchanged (e.g. `--environment_type=PROCESS`, `--worker_accelerator=...`).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+import click
+from tqdm.auto import tqdm
+
+from splade_es.options import (
+    BATCHING,
+    BULK,
+    CONNECTION,
+    ENCODER,
+    POSITIVE,
+    PRUNING,
+    Opt,
+    click_options,
+)
+
+RUNNERS = ("fnapi", "flink", "spark", "dataflow", "portable")
+PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True}
+
+
+def pipeline_args(values: dict[str, Any], groups: tuple[tuple[Opt, ...], ...]) -> list[str]:
+    """The pipeline's `--snake_case` flags for the values of option groups (None: not given)."""
+    args: list[str] = []
+    for group in groups:
+        for opt in group:
+            value = values.get(opt.name)
+            if value is None or value is False:
+                continue
+            flag = f"--es_{opt.name}" if group is CONNECTION else f"--{opt.name}"
+            args.append(flag if value is True else f"{flag}={value}")
+    return args
+
+
+def runner_args(runner: str, workers: int, flink_master: str | None) -> list[str]:
+    """Beam options for the chosen runner."""
+    if runner == "fnapi":
+        args = ["--runner=FnApiRunner"]
+        if workers > 1:
+            args += [f"--direct_num_workers={workers}", "--direct_running_mode=multi_processing"]
+        return args
+    if runner == "flink":
+        if not flink_master:
+            raise click.UsageError("--runner flink needs --flink-master host:port")
+        return [
+            "--runner=FlinkRunner",
+            f"--flink_master={flink_master}",
+            f"--parallelism={workers}",
+        ]
+    return [
+        f"--runner={ {'spark': 'SparkRunner', 'dataflow': 'DataflowRunner'}.get(runner, 'PortableRunner') }"
+    ]
+
+
+def common_options(func: Any) -> Any:
+    func = click.option(
+        "--runner",
+        type=click.Choice(RUNNERS),
+        default="fnapi",
+        show_default=True,
+        help="fnapi: local processes; flink: a Flink cluster (--flink-master); others via Beam options.",
+    )(func)
+    func = click.option("--flink-master", default=None, help="host:port of a Flink REST endpoint.")(
+        func
+    )
+    func = click.option(
+        "--workers",
+        type=POSITIVE,
+        default=1,
+        show_default=True,
+        help="Worker processes / parallelism.",
+    )(func)
+    func = click.option(
+        "--dead-letter",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=Path("dead-letter"),
+        show_default=True,
+        help="Folder for dead letters and the run's log.",
+    )(func)
+    func = click.option(
+        "--resume", is_flag=True, help="Skip documents already in the index with the SPLADE field."
+    )(func)
+    return func
+
+
+def run_pipeline(argv: list[str], dead_letter: Path) -> None:
+    """Run with Beam's logging in a file and a live progress bar; exit with the run's status."""
+    from pipelines.index_corpus import exit_status, run_plan
+    from splade_es.client import EngineError, redact
+
+    dead_letter.mkdir(parents=True, exist_ok=True)
+    log_file = dead_letter / "run.log"
+    handler = logging.FileHandler(log_file, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    previous = root.handlers[:], root.level
+    root.handlers, root.level = [handler], logging.INFO
+    progress_dir = Path(tempfile.mkdtemp(prefix="splade-es-progress-"))
+    argv = [*argv, f"--dead_letter={dead_letter / 'dead-letter'}", f"--progress_dir={progress_dir}"]
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["result"] = run_plan(argv)
+        except BaseException as exc:  # reported below, in the main thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    show_progress(thread, progress_dir)
+    root.handlers, root.level = previous
+    error = outcome.get("error")
+    if isinstance(error, ValueError | EngineError):
+        raise click.ClickException(redact(str(error)))
+    if error is not None:
+        logging.getLogger(__name__).error("run failed", exc_info=error)
+        last = str(error).strip().splitlines()[-1:] or [type(error).__name__]
+        raise click.ClickException(
+            f"the run failed: {redact(last[0])[:300]} (details in {log_file})"
+        )
+    summary, failures = outcome["result"]
+    click.echo(summary.line(), err=True)
+    click.echo(f"dead letters and the log are in {dead_letter}/", err=True)
+    if failures:
+        click.echo(
+            f"error: {failures} documents failed to encode; fix and re-run with --resume", err=True
+        )
+    sys.exit(exit_status(summary, failures))
+
+
+def show_progress(thread: threading.Thread, progress_dir: Path) -> None:
+    """A tqdm bar fed by the workers' progress files until the run ends."""
+    from pipelines.write import read_progress
+
+    bar = tqdm(unit="doc", desc="index", file=sys.stderr, dynamic_ncols=True, disable=None)
+    while thread.is_alive():
+        thread.join(timeout=0.5)
+        done = read_progress(progress_dir).get("done", 0)
+        bar.update(max(0, done - bar.n))
+    bar.close()
+
+
+@click.command(context_settings=PASS_THROUGH)
+@click_options(ENCODER, BATCHING, PRUNING, CONNECTION, BULK)
+@click.option("--input", "input_pattern", required=True, help="JSONL or Parquet file pattern.")
+@click.option("--index", default=None, help="Index to fill (created if missing).")
+@click.option("--output", default=None, help="Or: a .parquet / .jsonl file prefix for the vectors.")
+@click.option("--field", default="splade", show_default=True)
+@common_options
+@click.pass_context
+def index(
+    ctx: click.Context,
+    input_pattern: str,
+    index: str | None,
+    output: str | None,
+    field: str,
+    runner: str,
+    flink_master: str | None,
+    workers: int,
+    dead_letter: Path,
+    resume: bool,
+    **values: Any,
+) -> None:
+    """Encode a corpus with SPLADE and index it (or write the vectors), on any Beam runner."""
+    if bool(index) == bool(output):
+        raise click.UsageError("give exactly one of --index and --output")
+    argv = [
+        *runner_args(runner, workers, flink_master),
+        f"--input={input_pattern}",
+        f"--field={field}",
+    ]
+    argv += [f"--output_index={index}"] if index else [f"--output={output}"]
+    argv += ["--resume"] if resume else []
+    argv += pipeline_args(values, (ENCODER, BATCHING, PRUNING, CONNECTION, BULK))
+    run_pipeline(argv + list(ctx.args), dead_letter)
+
+
+@click.command(context_settings=PASS_THROUGH)
+@click_options(ENCODER, BATCHING, PRUNING, CONNECTION, BULK)
+@click.option("--index", required=True, help="The existing index to add SPLADE to, in place.")
+@click.option(
+    "--text-fields",
+    default="title,text",
+    show_default=True,
+    help="Comma-separated text fields to encode; BM25 searches use them afterwards.",
+)
+@click.option("--field", default="splade", show_default=True)
+@click.option("--slices", type=POSITIVE, default=4, show_default=True)
+@common_options
+@click.pass_context
+def upgrade(
+    ctx: click.Context,
+    index: str,
+    text_fields: str,
+    field: str,
+    slices: int,
+    runner: str,
+    flink_master: str | None,
+    workers: int,
+    dead_letter: Path,
+    resume: bool,
+    **values: Any,
+) -> None:
+    """Drop-in upgrade: add a SPLADE field to an existing index without re-sending its text."""
+    argv = runner_args(runner, workers, flink_master)
+    argv += [f"--input_index={index}", f"--text_fields={text_fields}", f"--field={field}"]
+    argv += [f"--slices={slices}"] + (["--resume"] if resume else [])
+    argv += pipeline_args(values, (ENCODER, BATCHING, PRUNING, CONNECTION, BULK))
+    run_pipeline(argv + list(ctx.args), dead_letter)

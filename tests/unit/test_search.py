@@ -1,0 +1,95 @@
+"""The query side reads the index's recorded profile: field type, quantization, text fields.
+Engine-free: the profile comes from a mapping as `GET index/_mapping` returns it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from splade_es.client import EngineError, EngineInfo
+from splade_es.evaluation import evaluate
+from splade_es.indices import IndexProfile, SpladeField
+from splade_es.query import Hybrid
+from splade_es.search import Searcher
+from splade_es.sparse import SparseVector
+
+
+class FixedEncoder:
+    def encode_query(self, text: str) -> SparseVector:
+        return SparseVector.from_mapping({"vitamin": 2.0, "d": 1.0})
+
+
+def searcher(profile: IndexProfile, splade_field: str = "splade") -> Searcher:
+    field = profile.splade_field(splade_field)
+    return Searcher(
+        client=None,  # type: ignore[arg-type]
+        info=EngineInfo("elasticsearch", "8.19.21"),
+        index=profile.index,
+        encoder=FixedEncoder(),
+        field=splade_field,
+        field_type=field.field_type,
+        hybrid=Hybrid(text_fields=profile.text_fields),
+        quantization=field.quantization,
+    )
+
+
+RECORDED: dict[str, Any] = {
+    "_meta": {
+        "splade_es": {
+            "fields": {"vec": {"field_type": "sparse_vector", "quantization": 50.0, "model": "m"}},
+            "text_fields": ["name", "blurb"],
+            "analyzer": "english",
+        }
+    },
+    "properties": {"vec": {"type": "sparse_vector"}, "name": {"type": "text"}},
+}
+
+
+def test_bm25_and_hybrid_use_the_recorded_text_fields() -> None:
+    s = searcher(IndexProfile.from_mapping("p", "u", RECORDED), "vec")
+    assert s.body("vitamin d", "bm25")["query"] == {
+        "multi_match": {"query": "vitamin d", "fields": ["name", "blurb"], "boost": 1.0}
+    }
+    hybrid = s.body("vitamin d", "hybrid")["query"]["bool"]["should"]
+    assert hybrid[0]["multi_match"]["fields"] == ["name", "blurb"]
+
+
+def test_the_recorded_quantization_scales_the_query() -> None:
+    s = searcher(IndexProfile.from_mapping("p", "u", RECORDED), "vec")
+    query = s.body("vitamin d", "splade")["query"]["sparse_vector"]
+    assert query["query_vector"] == {"vitamin": 2.0 / 50, "d": 1.0 / 50}
+
+
+def test_an_index_without_meta_is_inferred_from_its_mapping() -> None:
+    mapping = {"properties": {"splade": {"type": "rank_features"}, "content": {"type": "text"}}}
+    profile = IndexProfile.from_mapping("old", "u", mapping)
+    assert not profile.recorded and profile.text_fields == ("content",)
+    assert profile.fields == {"splade": SpladeField("rank_features")}
+    assert searcher(profile).body("x", "bm25")["query"] == {
+        "match": {"content": {"query": "x", "boost": 1.0}}
+    }
+    with pytest.raises(EngineError, match="no SPLADE field 'other'"):
+        profile.splade_field("other")
+
+
+def test_empty_text_matches_nothing_in_every_mode() -> None:
+    s = searcher(IndexProfile.from_mapping("p", "u", RECORDED), "vec")
+    for mode in ("bm25", "splade"):
+        assert s.body("  ", mode)["query"] == {"match_none": {}}  # type: ignore[arg-type]
+
+
+def test_a_field_refuses_vectors_made_another_way() -> None:
+    recorded = SpladeField("rank_features", 100.0, "splade-tiny")
+    assert recorded.clashes_with(SpladeField(quantization=100.0, model="splade-tiny")) is None
+    assert "quantization" in str(recorded.clashes_with(SpladeField(quantization=50.0)))
+    assert "model" in str(recorded.clashes_with(SpladeField(model="/runs/other")))
+
+
+def test_judged_queries_without_hits_count_as_zero() -> None:
+    qrels = {"q1": {"d1": 1}, "q2": {"d2": 1}}
+    both = evaluate({"q1": {"d1": 1.0}, "q2": {"d2": 1.0}}, qrels)
+    one_unanswered = evaluate({"q1": {"d1": 1.0}}, qrels)
+    assert both["ndcg@10"] == 1.0
+    assert one_unanswered["ndcg@10"] == pytest.approx(0.5)
+    assert one_unanswered["recall@100"] == pytest.approx(0.5)
