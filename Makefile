@@ -1,20 +1,23 @@
 # One command each: `make demo` runs the main job on embedded defaults, `make test` runs every check.
-# Both set themselves up (virtualenv, torch, the project, the search engine) on a fresh machine.
+# Both set themselves up (virtualenv, torch, the project, the search engines) on a fresh machine.
 
 PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH_VERSION ?= 2.13.0
 STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
 
-.PHONY: setup demo test lint typecheck unit integration clean-engines
+.PHONY: setup demo test lint typecheck unit integration stop clean-engines
 
 $(STAMP): setup.cfg pyproject.toml
+	@echo "== setting up $(VENV): pip, torch (CPU, ~200 MB), the project with its [dev] extras"
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q "torch==$(TORCH_VERSION)" || $(PY) -m pip install -q torch
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install --progress-bar off --upgrade pip
+	$(PY) -m pip install --progress-bar off "torch==$(TORCH_VERSION)" || $(PY) -m pip install --progress-bar off torch
+	$(PY) -m pip install --progress-bar off -e ".[dev]"
 	touch $(STAMP)
+	@echo "== $(VENV) ready (activate it, or call $(VENV)/bin/splade-es)"
 
 setup: $(STAMP)
 
@@ -29,14 +32,17 @@ typecheck: setup
 	$(VENV)/bin/mypy splade_es pipelines training benchmarks tests
 
 unit: setup
-	$(PY) -m pytest -m "not engine" -q
+	$(PY) -m pytest -m "not engine and not runner" -q $(PYTEST_ARGS)
 
 integration: setup
-	$(PY) -m pytest -m engine -q
+	$(PY) -m pytest -m "engine or runner" -q $(PYTEST_ARGS)
 
 test: lint typecheck
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+	@echo "note: the engine nodes the tests started stay up for the next run (~750 MB each): make stop"
 
-clean-engines:
+stop: setup
 	-$(VENV)/bin/splade-es engine stop --engine opensearch
 	-$(VENV)/bin/splade-es engine stop --engine elasticsearch
+
+clean-engines: stop

@@ -11,16 +11,17 @@ test nDCG@10 for SPLADE alone through the engine.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator
+import tempfile
 from pathlib import Path
-from typing import Any
 
 from splade_es.batch_encode import DocumentPruning
 from splade_es.client import ConnectionSettings, open_cluster
-from splade_es.corpus import Reject, read_encoded, read_qrels, read_queries
+from splade_es.corpus import EncodedWriter, read_encoded, read_qrels, read_queries
 from splade_es.encoder import SpladeEncoder
 from splade_es.evaluation import evaluate
-from splade_es.indexing import BulkIndexer, ensure_index, index_size_bytes
+from splade_es.indexing import FileIndexer
+from splade_es.indices import ensure_index, index_size_bytes
+from splade_es.records import EncodedRecord
 from splade_es.search import Searcher
 from splade_es.sparse import SparseVector
 
@@ -35,21 +36,22 @@ VARIANTS: dict[str, DocumentPruning | None] = {
 }
 
 
-def pruned_records(
-    path: Path, pruning: DocumentPruning | None
-) -> Iterator[tuple[int, dict[str, Any] | Reject]]:
-    for position, record in read_encoded(path):
-        if isinstance(record, dict):
-            features = record["features"]
-            if pruning is None:
-                features = {}
-            elif features:
-                vector = SparseVector.from_features(features, 1.0).prune(
+def write_pruned(source: Path, pruning: DocumentPruning | None, out: Path) -> list[int]:
+    """Re-prune the encoded records of `source` into `out`; returns the term count per record."""
+    terms = []
+    with EncodedWriter(out) as writer:
+        for _, record in read_encoded(source):
+            if not isinstance(record, EncodedRecord):
+                continue
+            features: dict[str, float] = {}
+            if pruning is not None and record.features:
+                vector = SparseVector.from_features(record.features, 1.0).prune(
                     pruning.top_k, pruning.max_ratio, pruning.alpha_mass, pruning.threshold
                 )
-                features = {k: int(v) for k, v in vector.to_features(None).items()}
-            record = {**record, "features": features}
-        yield position, record
+                features = {k: float(int(v)) for k, v in vector.to_features(None).items()}
+            terms.append(len(features))
+            writer.write(EncodedRecord(record.id, features, record.title, record.text))
+    return terms
 
 
 def main() -> None:
@@ -70,17 +72,15 @@ def main() -> None:
     for number, (name, pruning) in enumerate(VARIANTS.items()):
         index = f"size-bench-{number}"
         client.indices.delete(index=index, ignore_unavailable=True)
-        field_type = ensure_index(client, info, index)
-        terms = []
-        records = list(pruned_records(args.encoded, pruning))
-        for _, record in records:
-            if isinstance(record, dict):
-                terms.append(len(record["features"]))
-        BulkIndexer(client, index).run(records, Path("/dev/null"), show_progress=False)
+        profile = ensure_index(client, info, index)
+        with tempfile.TemporaryDirectory() as tmp:
+            pruned = Path(tmp) / "pruned.jsonl"
+            terms = write_pruned(args.encoded, pruning, pruned)
+            FileIndexer(client, profile, show_progress=False).run(pruned, Path(tmp) / "dead.jsonl")
         size = index_size_bytes(client, index, force_merge=True)
         ndcg = float("nan")
         if pruning is not None:
-            searcher = Searcher(client, info, index, encoder, field_type=field_type)
+            searcher = Searcher.for_index(client, info, index, encoder)
             hits = searcher.search_many([queries[q] for q in qids], "splade", size=100)
             ndcg = evaluate(
                 {q: {h.id: h.score for h in hs} for q, hs in zip(qids, hits, strict=True)}, qrels

@@ -96,10 +96,23 @@ def common_options(func: Any) -> Any:
     return func
 
 
-def run_pipeline(argv: list[str], dead_letter: Path) -> None:
+def run_pipeline(
+    ctx: click.Context,
+    argv: list[str],
+    values: dict[str, Any],
+    runner: str,
+    workers: int,
+    flink_master: str | None,
+    resume: bool,
+    dead_letter: Path,
+) -> None:
     """Run with Beam's logging in a file and a live progress bar; exit with the run's status."""
     from pipelines.index_corpus import exit_status, run_plan
     from splade_es.client import EngineError, redact
+
+    argv = [*runner_args(runner, workers, flink_master), *argv, *(["--resume"] if resume else [])]
+    argv += pipeline_args(values, (ENCODER, BATCHING, PRUNING, CONNECTION, BULK))
+    argv += list(ctx.args)  # other Beam options, passed through
 
     dead_letter.mkdir(parents=True, exist_ok=True)
     log_file = dead_letter / "run.log"
@@ -177,15 +190,9 @@ def index(
     """Encode a corpus with SPLADE and index it (or write the vectors), on any Beam runner."""
     if bool(index) == bool(output):
         raise click.UsageError("give exactly one of --index and --output")
-    argv = [
-        *runner_args(runner, workers, flink_master),
-        f"--input={input_pattern}",
-        f"--field={field}",
-    ]
-    argv += [f"--output_index={index}"] if index else [f"--output={output}"]
-    argv += ["--resume"] if resume else []
-    argv += pipeline_args(values, (ENCODER, BATCHING, PRUNING, CONNECTION, BULK))
-    run_pipeline(argv + list(ctx.args), dead_letter)
+    target = f"--output_index={index}" if index else f"--output={output}"
+    argv = [f"--input={input_pattern}", f"--field={field}", target]
+    run_pipeline(ctx, argv, values, runner, workers, flink_master, resume, dead_letter)
 
 
 @click.command(context_settings=PASS_THROUGH)
@@ -215,8 +222,6 @@ def upgrade(
     **values: Any,
 ) -> None:
     """Drop-in upgrade: add a SPLADE field to an existing index without re-sending its text."""
-    argv = runner_args(runner, workers, flink_master)
-    argv += [f"--input_index={index}", f"--text_fields={text_fields}", f"--field={field}"]
-    argv += [f"--slices={slices}"] + (["--resume"] if resume else [])
-    argv += pipeline_args(values, (ENCODER, BATCHING, PRUNING, CONNECTION, BULK))
-    run_pipeline(argv + list(ctx.args), dead_letter)
+    argv = [f"--input_index={index}", f"--text_fields={text_fields}", f"--field={field}"]
+    argv += [f"--slices={slices}"]
+    run_pipeline(ctx, argv, values, runner, workers, flink_master, resume, dead_letter)

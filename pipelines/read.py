@@ -7,7 +7,6 @@ text source splits files at byte offsets and cannot say which line it is on).
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from splade_es.corpus import (
     DOCUMENT_COLUMNS,
     PARQUET_MAGIC,
     Document,
+    decoded_lines,
     parse_document,
     parse_document_line,
     raw_text,
@@ -81,41 +81,13 @@ def json_lines(readable: fileio.ReadableFile) -> Iterator[tuple[str, int, str | 
     """(path, line number, text) per non-blank line; undecodable lines pass on as the error."""
     path = readable.metadata.path
     with readable.open() as handle:
-        head = handle.read(4)
-        if head == PARQUET_MAGIC:
+        if handle.read(4) == PARQUET_MAGIC:
             raise EngineError(
                 f"{path} is a Parquet file, not JSON lines: use --input_format parquet"
             )
-        stream = io.BufferedReader(_Prefixed(head, handle))
-        for number, raw in enumerate(stream, start=1):
-            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
-                raw = raw[3:]
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                yield path, number, exc
-                continue
-            if text.strip():
-                yield path, number, text
-
-
-class _Prefixed(io.RawIOBase):
-    """A stream with some already-read bytes put back in front."""
-
-    def __init__(self, head: bytes, rest: Any) -> None:
-        self.head, self.rest = head, rest
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        if self.head:
-            n = min(len(buffer), len(self.head))
-            buffer[:n], self.head = self.head[:n], self.head[n:]
-            return n
-        data = self.rest.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
+    with readable.open() as handle:
+        for number, line in decoded_lines(handle):
+            yield path, number, line
 
 
 def parquet_rows(readable: fileio.ReadableFile) -> Iterator[tuple[str, int, dict[str, Any]]]:

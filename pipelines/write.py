@@ -92,48 +92,57 @@ class _Counted(beam.DoFn):
         self.progress.flush()
 
 
-class WriteParquet(beam.PTransform):
-    """Encoded records as sharded Parquet files `<prefix>-SSSSS-of-NNNNN.parquet`."""
+class _WriteFiles(beam.PTransform):
+    """Encoded records as sharded files `<prefix>-SSSSS-of-NNNNN<suffix>`; subclasses say how."""
 
     def __init__(
         self, prefix: str, num_shards: int | None = None, progress_dir: str | None = None
     ) -> None:
         super().__init__()
-        self.prefix, self.num_shards, self.progress_dir = prefix, num_shards, progress_dir
+        self.prefix, self.num_shards, self.progress_dir = prefix, num_shards or 0, progress_dir
 
     def expand(self, records: beam.PCollection) -> beam.PCollection:
         return (
             records
             | "Count written" >> beam.ParDo(_Counted(self.progress_dir))
-            | "To rows" >> beam.Map(lambda r: r.to_row())
-            | "Write Parquet"
-            >> beam.io.WriteToParquet(
-                self.prefix,
-                schema=ENCODED_SCHEMA,
-                file_name_suffix=".parquet",
-                num_shards=self.num_shards or 0,
-            )
+            | "Format" >> beam.Map(self.format)
+            | "Write files" >> self.sink()
+        )
+
+    @staticmethod
+    def format(record: EncodedRecord) -> Any:
+        raise NotImplementedError
+
+    def sink(self) -> beam.PTransform:
+        raise NotImplementedError
+
+
+class WriteParquet(_WriteFiles):
+    """Encoded records as Parquet (`corpus.ENCODED_SCHEMA`, what `splade-es encode` writes)."""
+
+    @staticmethod
+    def format(record: EncodedRecord) -> dict[str, Any]:
+        return record.to_row()
+
+    def sink(self) -> beam.PTransform:
+        return beam.io.WriteToParquet(
+            self.prefix,
+            schema=ENCODED_SCHEMA,
+            file_name_suffix=".parquet",
+            num_shards=self.num_shards,
         )
 
 
-class WriteJsonl(beam.PTransform):
-    """Encoded records as sharded JSONL files (what `splade-es encode` writes for `.jsonl`)."""
+class WriteJsonl(_WriteFiles):
+    """Encoded records as JSONL (what `splade-es encode` writes for `.jsonl`)."""
 
-    def __init__(
-        self, prefix: str, num_shards: int | None = None, progress_dir: str | None = None
-    ) -> None:
-        super().__init__()
-        self.prefix, self.num_shards, self.progress_dir = prefix, num_shards, progress_dir
+    @staticmethod
+    def format(record: EncodedRecord) -> str:
+        return json.dumps(record.to_json(), ensure_ascii=False)
 
-    def expand(self, records: beam.PCollection) -> beam.PCollection:
-        return (
-            records
-            | "Count written" >> beam.ParDo(_Counted(self.progress_dir))
-            | "To JSON" >> beam.Map(lambda r: json.dumps(r.to_json(), ensure_ascii=False))
-            | "Write JSONL"
-            >> beam.io.WriteToText(
-                self.prefix, file_name_suffix=".jsonl", num_shards=self.num_shards or 0
-            )
+    def sink(self) -> beam.PTransform:
+        return beam.io.WriteToText(
+            self.prefix, file_name_suffix=".jsonl", num_shards=self.num_shards
         )
 
 

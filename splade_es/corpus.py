@@ -62,16 +62,21 @@ def numbered_lines(path: Path) -> Iterator[tuple[int, str | UnicodeDecodeError]]
     if is_parquet(path):
         raise ValueError(f"{path} is a Parquet file, not JSON lines: give it a .parquet name")
     with path.open("rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
-                raw = raw[3:]
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                yield number, exc
-                continue
-            if line.strip():
-                yield number, line
+        yield from decoded_lines(handle)
+
+
+def decoded_lines(handle: Iterable[bytes]) -> Iterator[tuple[int, str | UnicodeDecodeError]]:
+    """`numbered_lines` for an open binary stream (a local file or one a Beam filesystem opened)."""
+    for number, raw in enumerate(handle, start=1):
+        if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            yield number, exc
+            continue
+        if line.strip():
+            yield number, line
 
 
 def text_lines(path: Path) -> Iterator[tuple[int, str]]:

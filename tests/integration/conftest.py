@@ -42,9 +42,13 @@ class EncodedCorpus:
 
 
 @pytest.fixture(scope="session")
-def scifact_encoded(splade_tiny, scifact: Path) -> EncodedCorpus:
+def scifact_encoded(splade_tiny, scifact: Path, request: pytest.FixtureRequest) -> EncodedCorpus:
     """The whole SciFact corpus encoded with splade-tiny (float vectors and quantized records)."""
     docs = list(read_documents(scifact / "corpus.jsonl"))
+    request.config.get_terminal_writer().line(
+        f"\n[fixture] encoding SciFact ({len(docs)} documents) with splade-tiny once for the "
+        "session: a few minutes on 2 CPU cores"
+    )
     vectors = splade_tiny.encode_documents([d.full_text for d in docs], batch_size=32)
     records = [encoded_record(d, v, DocumentPruning()) for d, v in zip(docs, vectors, strict=True)]
     return EncodedCorpus([d.id for d in docs], vectors, records)
