@@ -384,9 +384,13 @@ def searcher_for(
     top_k: int | None = None,
     bm25_weight: float = 1.0,
     splade_weight: float = 1.0,
+    fusion: str = "sum",
+    two_phase: bool = False,
 ) -> Any:
     """A Searcher built from what the index recorded about itself."""
+    from splade_es.fusion import Fusion
     from splade_es.search import Searcher
+    from splade_es.search_pipelines import TwoPhase
 
     return Searcher.for_index(
         client,
@@ -398,6 +402,28 @@ def searcher_for(
         force_model=force_model,
         pruning=QueryPruning(top_k),
         hybrid=Hybrid(bm25_weight, splade_weight),
+        fusion=Fusion.parse(fusion),
+        two_phase=TwoPhase() if two_phase else None,
+    )
+
+
+def mode_variant(searcher: Any, spec: str) -> tuple[Any, str]:
+    """An eval mode: `bm25`, `splade`, `splade:two-phase`, `hybrid`, `hybrid:min_max@client`..."""
+    from dataclasses import replace
+
+    from splade_es.fusion import Fusion
+    from splade_es.search_pipelines import TwoPhase
+
+    mode, _, variant = spec.partition(":")
+    if mode == "hybrid" and variant:
+        return replace(searcher, fusion=Fusion.parse(variant)), mode
+    if mode == "splade" and variant == "two-phase":
+        return replace(searcher, two_phase=TwoPhase()), mode
+    if mode in ("bm25", "splade", "hybrid") and not variant:
+        return searcher, mode
+    raise ValueError(
+        f"unknown mode {spec!r}: use bm25, splade, splade:two-phase, hybrid or hybrid:METHOD"
+        "[@engine|@client] with METHOD one of sum, min_max, l2, z_score, rrf"
     )
 
 
@@ -414,6 +440,13 @@ def search_options(func: F) -> F:
         click.option(
             "--force-model", is_flag=True, help="Query with a model other than the index's."
         ),
+        click.option(
+            "--fusion",
+            default="sum",
+            show_default=True,
+            help="Hybrid fusion: sum (one bool query), min_max, l2, z_score or rrf, "
+            "optionally @engine (OpenSearch search pipeline) or @client.",
+        ),
     ]
     return apply_all(decorators, func)
 
@@ -426,6 +459,9 @@ def search_options(func: F) -> F:
     "--mode", type=click.Choice(["bm25", "splade", "hybrid"]), default="splade", show_default=True
 )
 @click.option("--size", type=POSITIVE, default=10, show_default=True)
+@click.option(
+    "--two-phase", is_flag=True, help="SPLADE via OpenSearch's neural_sparse two-phase processor."
+)
 def search(
     text: str,
     index: str,
@@ -436,6 +472,8 @@ def search(
     bm25_weight: float,
     splade_weight: float,
     force_model: bool,
+    fusion: str,
+    two_phase: bool,
     **values: Any,
 ) -> None:
     """Search INDEX for TEXT and print the hits."""
@@ -455,6 +493,8 @@ def search(
             top_k,
             bm25_weight,
             splade_weight,
+            fusion,
+            two_phase,
         )
         for rank, hit in enumerate(searcher.search(text, mode, size), start=1):
             click.echo(f"{rank:>3}  {hit.score:9.4f}  {hit.id:<14} {hit.title[:80]}")
@@ -469,7 +509,12 @@ def search(
     "--beir-dir", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True
 )
 @click.option("--split", default="test", show_default=True)
-@click.option("--modes", default="bm25,splade,hybrid", show_default=True)
+@click.option(
+    "--modes",
+    default="bm25,splade,hybrid",
+    show_default=True,
+    help="Comma-separated: bm25, splade, splade:two-phase, hybrid, hybrid:METHOD[@engine|@client].",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print {mode: {metric: value}} as JSON.")
 def evaluate_command(
     index: str,
@@ -481,6 +526,7 @@ def evaluate_command(
     bm25_weight: float,
     splade_weight: float,
     force_model: bool,
+    fusion: str,
     as_json: bool,
     **values: Any,
 ) -> None:
@@ -490,14 +536,14 @@ def evaluate_command(
     from splade_es.evaluation import evaluate
 
     wanted = [m.strip() for m in modes.split(",") if m.strip()]
-    if not wanted or set(wanted) - {"bm25", "splade", "hybrid"}:
-        fail(f"--modes {modes!r}: give a comma-separated subset of bm25,splade,hybrid")
+    if not wanted:
+        fail(f"--modes {modes!r}: give a comma-separated list of modes")
     client, info, _ = open_cluster_from(values)
     results: dict[str, dict[str, float]] = {}
     try:
         qrels = read_qrels(beir_dir / "qrels" / f"{split}.tsv")
         queries = {q: t for q, t in read_queries(beir_dir / "queries.jsonl").items() if q in qrels}
-        encoder = load_encoder(values) if set(wanted) - {"bm25"} else None
+        encoder = load_encoder(values) if any(m != "bm25" for m in wanted) else None
         searcher = searcher_for(
             client,
             info,
@@ -509,23 +555,25 @@ def evaluate_command(
             top_k,
             bm25_weight,
             splade_weight,
+            fusion,
         )
         qids = list(queries)
-        for mode in wanted:
-            hits = searcher.search_many([queries[q] for q in qids], mode, size=100)
+        for spec in wanted:
+            variant, mode = mode_variant(searcher, spec)
+            hits = variant.search_many([queries[q] for q in qids], mode, size=100)
             run = {q: {h.id: h.score for h in hs} for q, hs in zip(qids, hits, strict=True)}
-            results[mode] = evaluate(run, qrels)
+            results[spec] = evaluate(run, qrels)
     except (EngineError, ValueError, OSError, RuntimeError) as exc:
         fail(str(exc))
     if as_json:
         click.echo(json.dumps(results, indent=2))
         return
     click.echo(
-        f"{'mode':<8} {'nDCG@10':>8} {'MRR@10':>8} {'R@100':>8}   ({len(queries)} queries, {split}; "
+        f"{'mode':<24} {'nDCG@10':>8} {'MRR@10':>8} {'R@100':>8}   ({len(queries)} queries, {split}; "
         f"BM25 analyzer: {searcher.analyzer})"
     )
     for mode, m in results.items():
-        click.echo(f"{mode:<8} {m['ndcg@10']:>8.4f} {m['mrr@10']:>8.4f} {m['recall@100']:>8.4f}")
+        click.echo(f"{mode:<24} {m['ndcg@10']:>8.4f} {m['mrr@10']:>8.4f} {m['recall@100']:>8.4f}")
 
 
 def _load_plugin_commands() -> None:

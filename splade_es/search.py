@@ -1,4 +1,9 @@
-"""Searching an index with BM25, SPLADE or both, one query or many (`_msearch`)."""
+"""Searching an index with BM25, SPLADE or both, one query or many (`_msearch`).
+
+Hybrid runs as one `bool` query adding weighted scores (`sum`, every engine), as an OpenSearch
+`hybrid` query fused by a search pipeline (`min_max`, `l2`, `z_score`, `rrf` at the engine), or as
+the same fusion computed here over one `_msearch` (at the client, for engines without the plugin).
+"""
 
 from __future__ import annotations
 
@@ -11,9 +16,19 @@ from opensearchpy import OpenSearch
 from opensearchpy.exceptions import ConnectionError, TransportError
 
 from splade_es.client import EngineError, EngineInfo, describe_error
+from splade_es.fusion import Fusion, fuse
 from splade_es.indices import IndexProfile
 from splade_es.models import model_identity
-from splade_es.query import Form, Hybrid, QueryEncoder, QueryPruning, QueryRewriter, text_query
+from splade_es.query import (
+    Form,
+    Hybrid,
+    QueryEncoder,
+    QueryPruning,
+    QueryRewriter,
+    sparse_clause,
+    text_query,
+)
+from splade_es.search_pipelines import TwoPhase, ensure_search_pipeline, fusion_pipeline_body
 from splade_es.sparse import DEFAULT_QUANTIZATION_FACTOR
 
 Mode = Literal["bm25", "splade", "hybrid"]
@@ -51,6 +66,12 @@ class Searcher:
     rescore_window: int | None = None
     quantization: float | None = DEFAULT_QUANTIZATION_FACTOR
     analyzer: str = "standard"
+    fusion: Fusion = dataclass_field(default_factory=Fusion)
+    two_phase: TwoPhase | None = None
+    """SPLADE through OpenSearch's two-phase processor (neural_sparse queries)."""
+    form: Form | None = None
+    """The sparse query form; default: the one for the field type (`neural_sparse` on request)."""
+    _pipelines: set[str] = dataclass_field(default_factory=set, repr=False)
 
     @classmethod
     def for_index(
@@ -65,6 +86,9 @@ class Searcher:
         pruning: QueryPruning | None = None,
         hybrid: Hybrid | None = None,
         rescore_window: int | None = None,
+        fusion: Fusion | None = None,
+        two_phase: TwoPhase | None = None,
+        form: Form | None = None,
     ) -> Searcher:
         """A searcher for `index` as it was indexed; a query model other than the index's
         (`model`, as given on the command line) is refused unless `force_model`."""
@@ -90,6 +114,9 @@ class Searcher:
             rescore_window,
             splade.quantization,
             profile.analyzer,
+            fusion or Fusion(),
+            two_phase,
+            form,
         )
 
     def rewriter(self, mode: Mode) -> QueryRewriter:
@@ -98,13 +125,26 @@ class Searcher:
         return QueryRewriter(
             self.encoder,
             engine=self.info.engine,
-            form=form_for_field(self.field_type),
+            form=self.sparse_form,
             field=self.field,
             pruning=self.pruning,
             rescore_window=self.rescore_window,
             hybrid=self.hybrid if mode == "hybrid" else None,
             quantization=self.quantization,
         )
+
+    @property
+    def sparse_form(self) -> Form:
+        if self.form is not None:
+            return self.form
+        return "neural_sparse" if self.two_phase else form_for_field(self.field_type)
+
+    @property
+    def weights(self) -> tuple[float, float]:
+        return (self.hybrid.bm25_weight, self.hybrid.splade_weight)
+
+    def fused_by_client(self, mode: Mode) -> bool:
+        return mode == "hybrid" and self.fusion.method != "sum" and self.fusion.at == "client"
 
     def body(self, text: str, mode: Mode, size: int = 10) -> dict[str, Any]:
         """The search body for one query in one mode (an empty query matches nothing)."""
@@ -114,7 +154,34 @@ class Searcher:
                 "query": text_query(text, self.hybrid.text_fields),
                 "_source": {"excludes": [self.field]},
             }
+        if mode == "hybrid" and self.fusion.method != "sum":
+            if self.fused_by_client(mode):
+                raise ValueError("client-side fusion runs two queries, not one body")
+            rewriter = self.rewriter("splade")
+            pruned = self.pruning.apply(rewriter.weighted_terms(text))
+            sparse = sparse_clause(pruned, self.sparse_form, self.field, self.quantization)
+            return {
+                "size": size,
+                "query": {
+                    "hybrid": {"queries": [text_query(text, self.hybrid.text_fields), sparse]}
+                },
+                "_source": {"excludes": [self.field]},
+            }
         return self.rewriter(mode).body(text, size=size)
+
+    def pipeline(self, mode: Mode) -> str | None:
+        """The search pipeline a mode runs through (created once), if any."""
+        if mode == "hybrid" and self.fusion.method != "sum" and self.fusion.at == "engine":
+            name = self.fusion.pipeline_name(self.weights)
+            body = fusion_pipeline_body(self.fusion, self.weights)
+        elif mode == "splade" and self.two_phase is not None:
+            name, body = self.two_phase.name, self.two_phase.body()
+        else:
+            return None
+        if name not in self._pipelines:
+            ensure_search_pipeline(self.client, name, body)
+            self._pipelines.add(name)
+        return name
 
     def _hits(self, response: dict[str, Any]) -> list[Hit]:
         if "error" in response:
@@ -130,25 +197,47 @@ class Searcher:
 
     def search(self, text: str, mode: Mode = "splade", size: int = 10) -> list[Hit]:
         """Top `size` hits for one query."""
-        try:
-            response = self.client.search(index=self.index, body=self.body(text, mode, size))
-        except (TransportError, ConnectionError) as exc:
-            raise EngineError(describe_error(exc, f"search {self.index!r}")) from exc
-        return self._hits(response)
+        return self.search_many([text], mode, size)[0]
 
     def search_many(
         self, texts: list[str], mode: Mode, size: int = 100, per_request: int = 32
     ) -> list[list[Hit]]:
         """Hits for many queries, sent `per_request` at a time through `_msearch`."""
+        if self.fused_by_client(mode):
+            depth = max(size, self.fusion.depth)
+            bm25 = self._msearch([self.body(t, "bm25", depth) for t in texts], None, per_request)
+            splade = self._msearch(
+                [self.body(t, "splade", depth) for t in texts], None, per_request
+            )
+            return [self._fused(b, s, size) for b, s in zip(bm25, splade, strict=True)]
+        pipeline = self.pipeline(mode)
+        return self._msearch([self.body(t, mode, size) for t in texts], pipeline, per_request)
+
+    def _msearch(
+        self, bodies: list[dict[str, Any]], pipeline: str | None, per_request: int
+    ) -> list[list[Hit]]:
         results: list[list[Hit]] = []
-        for start in range(0, len(texts), per_request):
+        header = {"index": self.index}
+        params = {"search_pipeline": pipeline} if pipeline else None
+        for start in range(0, len(bodies), per_request):
             lines = []
-            for text in texts[start : start + per_request]:
-                lines.append(json.dumps({"index": self.index}))
-                lines.append(json.dumps(self.body(text, mode, size)))
+            for body in bodies[start : start + per_request]:
+                lines.append(json.dumps(header))
+                lines.append(json.dumps(body))
             try:
-                response = self.client.msearch(body="\n".join(lines) + "\n")
+                response = self.client.msearch(body="\n".join(lines) + "\n", params=params)
             except (TransportError, ConnectionError) as exc:
                 raise EngineError(describe_error(exc, f"msearch {self.index!r}")) from exc
             results.extend(self._hits(r) for r in response["responses"])
         return results
+
+    def _fused(self, bm25: list[Hit], splade: list[Hit], size: int) -> list[Hit]:
+        titles = {h.id: h.title for h in (*bm25, *splade)}
+        fused = fuse(
+            [(h.id, h.score) for h in bm25],
+            [(h.id, h.score) for h in splade],
+            self.fusion,
+            self.weights,
+            size,
+        )
+        return [Hit(doc, score, titles[doc]) for doc, score in fused]

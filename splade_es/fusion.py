@@ -1,0 +1,95 @@
+"""Hybrid BM25 + SPLADE: the ways to combine two result lists, in the engine or in the client.
+
+- `sum`: one `bool.should` query adding the weighted raw scores (every engine).
+- `min_max`, `l2`, `z_score` + weighted arithmetic mean, and `rrf`: each list normalised (or
+  ranked) first, as OpenSearch's `normalization-processor` / `score-ranker-processor` search
+  pipelines do. `at="engine"` runs them in OpenSearch (neural-search plugin, `hybrid` query);
+  `at="client"` runs the same arithmetic here over one `_msearch`, for engines without it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+Method = Literal["sum", "min_max", "l2", "z_score", "rrf"]
+METHODS: tuple[Method, ...] = ("sum", "min_max", "l2", "z_score", "rrf")
+Where = Literal["engine", "client"]
+
+
+@dataclass(frozen=True)
+class Fusion:
+    """How hybrid search combines BM25 and SPLADE (the weights are `query.Hybrid`'s)."""
+
+    method: Method = "sum"
+    at: Where = "engine"
+    rank_constant: int = 60
+    depth: int = 100
+    """Hits taken from each list before fusing (client side)."""
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(
+                f"fusion method must be one of {', '.join(METHODS)}, not {self.method!r}"
+            )
+        if self.at not in ("engine", "client"):
+            raise ValueError(f"fusion runs at 'engine' or 'client', not {self.at!r}")
+
+    def pipeline_name(self, weights: tuple[float, float]) -> str:
+        """A stable name for this setting: the OpenSearch search pipeline's name."""
+        if self.method == "rrf":
+            return f"splade-es-hybrid-rrf-k{self.rank_constant}"
+        return f"splade-es-hybrid-{self.method}-{weights[0]:g}-{weights[1]:g}"
+
+    @classmethod
+    def parse(cls, spec: str) -> Fusion:
+        """`sum`, `min_max`, `rrf@client`, ... (a method, optionally `@engine` or `@client`)."""
+        method, _, at = spec.partition("@")
+        return cls(method, at or "engine")  # type: ignore[arg-type]
+
+
+Ranked = Sequence[tuple[str, float]]
+"""One result list: (document id, score), best first."""
+
+
+def _normalised(hits: Ranked, method: Method) -> dict[str, float]:
+    scores = [s for _, s in hits]
+    if not scores:
+        return {}
+    if method == "min_max":
+        low, high = min(scores), max(scores)
+        span = high - low
+        # OpenSearch gives a one-score list the value 1 (not 0/0)
+        return {d: (s - low) / span if span else 1.0 for d, s in hits}
+    if method == "l2":
+        norm = math.sqrt(sum(s * s for s in scores))
+        return {d: s / norm if norm else 0.0 for d, s in hits}
+    if method == "z_score":
+        mean = sum(scores) / len(scores)
+        std = math.sqrt(sum((s - mean) ** 2 for s in scores) / len(scores))
+        return {d: (s - mean) / std if std else 0.0 for d, s in hits}
+    raise ValueError(f"{method} is not a normalisation")
+
+
+def fuse(
+    bm25: Ranked, splade: Ranked, fusion: Fusion, weights: tuple[float, float], size: int
+) -> list[tuple[str, float]]:
+    """Combine two result lists client-side; the top `size` (id, fused score)."""
+    combined: dict[str, float] = {}
+    if fusion.method == "rrf":
+        for hits, weight in zip((bm25, splade), weights, strict=True):
+            for rank, (doc, _) in enumerate(hits, start=1):
+                combined[doc] = combined.get(doc, 0.0) + weight / (fusion.rank_constant + rank)
+    elif fusion.method == "sum":
+        for hits, weight in zip((bm25, splade), weights, strict=True):
+            for doc, score in hits:
+                combined[doc] = combined.get(doc, 0.0) + weight * score
+    else:
+        total = sum(weights)
+        for hits, weight in zip((bm25, splade), weights, strict=True):
+            for doc, score in _normalised(hits, fusion.method).items():
+                combined[doc] = combined.get(doc, 0.0) + weight * score / total
+    ordered = sorted(combined.items(), key=lambda kv: (-kv[1], kv[0]))
+    return ordered[:size]

@@ -1,0 +1,48 @@
+"""Client-side hybrid fusion: the same arithmetic as OpenSearch's normalization / RRF processors."""
+
+from __future__ import annotations
+
+import pytest
+
+from splade_es.fusion import Fusion, fuse
+from splade_es.search_pipelines import fusion_pipeline_body
+
+BM25 = [("a", 10.0), ("b", 5.0), ("c", 0.0)]
+SPLADE = [("b", 2.0), ("c", 1.0), ("d", 0.5)]
+
+
+def test_min_max_is_a_weighted_mean_of_normalised_scores() -> None:
+    fused = dict(fuse(BM25, SPLADE, Fusion("min_max"), (1.0, 3.0), size=10))
+    # bm25 -> a 1, b .5, c 0; splade -> b 1, c .333, d 0; weights 1 and 3 over 4
+    assert fused == pytest.approx({"a": 0.25, "b": 0.875, "c": 0.25, "d": 0.0})
+
+
+def test_rrf_uses_ranks_only() -> None:
+    fused = fuse(BM25, SPLADE, Fusion("rrf", rank_constant=60), (1.0, 1.0), size=2)
+    assert [doc for doc, _ in fused] == ["b", "c"]  # ranks 2+1 and 3+2 beat a's single rank 1
+    assert fused[0][1] == pytest.approx(1 / 62 + 1 / 61)
+
+
+def test_z_score_and_l2_normalise_each_list() -> None:
+    z = dict(fuse(BM25, [], Fusion("z_score"), (1.0, 1.0), size=10))
+    assert sum(z.values()) == pytest.approx(0.0)  # a z-scored list sums to 0
+    l2 = dict(fuse(BM25, [], Fusion("l2"), (1.0, 0.0), size=10))
+    assert sum(v * v for v in l2.values()) == pytest.approx(1.0)
+
+
+def test_sum_adds_weighted_raw_scores() -> None:
+    assert dict(fuse(BM25, SPLADE, Fusion("sum"), (1.0, 2.0), size=10))["b"] == 9.0
+
+
+def test_settings_name_the_engine_pipeline_and_bad_ones_are_refused() -> None:
+    fusion = Fusion.parse("min_max@engine")
+    assert fusion.pipeline_name((0.3, 0.7)) == "splade-es-hybrid-min_max-0.3-0.7"
+    body = fusion_pipeline_body(fusion, (0.3, 0.7))
+    processor = body["phase_results_processors"][0]["normalization-processor"]
+    assert processor["combination"]["parameters"]["weights"] == [0.3, 0.7]
+    rrf = fusion_pipeline_body(Fusion.parse("rrf"), (1, 1))["phase_results_processors"][0]
+    assert rrf["score-ranker-processor"]["combination"]["technique"] == "rrf"
+    with pytest.raises(ValueError, match="fusion method"):
+        Fusion.parse("max")
+    with pytest.raises(ValueError, match="'engine' or 'client'"):
+        Fusion.parse("rrf@server")
