@@ -4,7 +4,7 @@ Every method indexes the same encoded records (features + text) into a fresh ind
 interleaved round by round and the median docs/s per method is reported, so that a noisy shared
 machine affects all of them alike.
 
-    python -m benchmarks.bulk_throughput --encoded scifact.parquet --rounds 5
+    python -m splade_es.benchmarks.bulk_throughput --encoded scifact.parquet --rounds 5
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ def main() -> None:
         f"index per run on one node ({args.url}); {args.rounds} interleaved rounds, median docs/s "
         "(refresh included; every run checked to hold exactly all documents).",
         "",
-        f"Command: `python -m benchmarks.bulk_throughput --encoded {args.encoded} --rounds {args.rounds}`",
+        f"Command: `python -m splade_es.benchmarks.bulk_throughput --encoded {args.encoded} --rounds {args.rounds}`",
         "",
         "| method | median docs/s | × helpers.bulk |",
         "|---|---:|---:|",

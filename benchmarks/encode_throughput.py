@@ -3,7 +3,7 @@
 All three encode the same documents with the same model at the same max length, one after the
 other in one process, and must agree on the vectors (checked). Writes a Markdown report.
 
-    python -m benchmarks.encode_throughput --docs 512 --max-length 256
+    python -m splade_es.benchmarks.encode_throughput --docs 512 --max-length 256
 """
 
 from __future__ import annotations
@@ -134,7 +134,7 @@ def main() -> None:
         )
     lines += [
         "",
-        "Command: `python -m benchmarks.encode_throughput "
+        "Command: `python -m splade_es.benchmarks.encode_throughput "
         + f"--docs {args.docs} --max-length {args.max_length} --batch-size {args.batch_size}`",
         "",
     ]

@@ -5,7 +5,7 @@ integers keeps the same order), indexes each variant into the same engine, and r
 store size after a flush + force-merge to one segment, average terms per document, and SciFact
 test nDCG@10 for SPLADE alone through the engine.
 
-    python -m benchmarks.index_size --encoded out.jsonl --url http://127.0.0.1:9200
+    python -m splade_es.benchmarks.index_size --encoded out.jsonl --url http://127.0.0.1:9200
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ def main() -> None:
         )
     lines += [
         "",
-        f"Command: `python -m benchmarks.index_size --encoded {args.encoded} --url {args.url}`",
+        f"Command: `python -m splade_es.benchmarks.index_size --encoded {args.encoded} --url {args.url}`",
         "",
     ]
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,7 @@ BM25 `content` field and the SPLADE field side by side, so both run on the same 
 data). Per mode: query-encoding time, client-side latency percentiles one query at a time, the
 engine's own `took`, throughput with concurrent clients, and nDCG@10. Writes Markdown + PNG.
 
-    python -m benchmarks.latency --url http://127.0.0.1:9200 --index scifact
+    python -m splade_es.benchmarks.latency --url http://127.0.0.1:9200 --index scifact
 """
 
 from __future__ import annotations
@@ -172,7 +172,7 @@ def main() -> None:
         "",
         "![latency](latency.png)",
         "",
-        f"Command: `python -m benchmarks.latency --url {args.url} --index {args.index} "
+        f"Command: `python -m splade_es.benchmarks.latency --url {args.url} --index {args.index} "
         f"--concurrency {args.concurrency}`",
         "",
     ]

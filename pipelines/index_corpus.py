@@ -3,7 +3,7 @@
 Runs unchanged on the FnApiRunner (local), Flink, Spark or Dataflow: configured through standard
 `PipelineOptions` plus `pipelines.options.IndexCorpusOptions`. Example (local, 2 processes)::
 
-    python -m pipelines.index_corpus --runner=FnApiRunner \
+    python -m splade_es.pipelines.index_corpus --runner=FnApiRunner \
         --input 'corpus/*.jsonl' --output out/encoded.parquet --dead_letter out/dead
 
 Sources (`pipelines.read`): BEIR JSONL, Parquet, or an existing index (sliced scroll). Sinks
@@ -31,16 +31,22 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipelines.encode import EncodeDocuments, SpladeModelHandler
-from pipelines.options import IndexCorpusOptions, check_flags, help_parser
-from pipelines.read import NAMESPACE, KeepLastCopy, ReadIndex, ReadJsonLines, ReadParquet
-from pipelines.write import SkipIndexed, WriteDeadLetters, WriteJsonl, WriteParquet, WriteToIndex
 from splade_es.batch_encode import DocumentPruning
 from splade_es.bulk import BulkOptions
 from splade_es.client import ConnectionSettings, EngineError, connect, open_cluster, redact
 from splade_es.corpus import PARQUET_MAGIC
 from splade_es.indices import IndexProfile, SpladeField, check_index_name, ensure_index
 from splade_es.models import model_identity
+from splade_es.pipelines.encode import EncodeDocuments, SpladeModelHandler
+from splade_es.pipelines.options import IndexCorpusOptions, check_flags, help_parser
+from splade_es.pipelines.read import NAMESPACE, KeepLastCopy, ReadIndex, ReadJsonLines, ReadParquet
+from splade_es.pipelines.write import (
+    SkipIndexed,
+    WriteDeadLetters,
+    WriteJsonl,
+    WriteParquet,
+    WriteToIndex,
+)
 from splade_es.records import RunSummary
 
 log = logging.getLogger(__name__)

@@ -96,7 +96,7 @@ def check_flags(argv: Sequence[str]) -> None:
 def help_parser() -> argparse.ArgumentParser:
     """An argparse parser for `--help` (PipelineOptions itself ignores it)."""
     parser = argparse.ArgumentParser(
-        prog="python -m pipelines.index_corpus",
+        prog="python -m splade_es.pipelines.index_corpus",
         description="Beam bulk indexing: read, encode with SPLADE, prune + quantize, write.",
         epilog="Any Beam pipeline option (--runner, --flink_master, ...) may be added.",
     )

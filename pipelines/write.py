@@ -17,11 +17,11 @@ from typing import Any
 
 import apache_beam as beam
 
-from pipelines.read import SourcedDocument, counter
 from splade_es.bulk import BulkOptions, BulkWriter
 from splade_es.client import ConnectionSettings, connect
 from splade_es.corpus import ENCODED_SCHEMA
 from splade_es.indexing import present_ids
+from splade_es.pipelines.read import SourcedDocument, counter
 from splade_es.records import EncodedRecord
 
 PROGRESS_EVERY_S = 1.0

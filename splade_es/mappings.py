@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
-import sys
+from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
@@ -17,14 +17,12 @@ TEXT_FIELD = "content"
 
 
 def mappings_dir() -> Path:
-    """`mappings/` beside the package in a checkout, else where `setup.cfg` installs it."""
-    for candidate in (
-        Path(__file__).resolve().parent.parent / "mappings",
-        Path(sys.prefix) / "share" / "splade-es" / "mappings",
-    ):
-        if candidate.is_dir():
-            return candidate
-    raise FileNotFoundError("splade-es mappings/ folder not found (broken install?)")
+    """The shipped mapping files: package data `splade_es/data/mappings` (in a checkout, a link
+    to the top-level `mappings/` folder; in a wheel, a copy of it)."""
+    folder = Path(str(resources.files("splade_es") / "data" / "mappings"))
+    if not folder.is_dir():
+        raise FileNotFoundError(f"splade-es mappings not found at {folder} (broken install?)")
+    return folder
 
 
 def available() -> list[str]:

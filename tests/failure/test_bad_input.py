@@ -12,9 +12,9 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner, Result
 
-from pipelines.index_corpus import main as pipeline_main
 from splade_es.cli import main
 from splade_es.corpus import read_encoded
+from splade_es.pipelines.index_corpus import main as pipeline_main
 from splade_es.records import EncodedRecord
 
 pytestmark = pytest.mark.failure

@@ -10,12 +10,12 @@ import pyarrow.parquet as pq
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipelines.encode import failed_batch
-from pipelines.index_corpus import Plan, main, run, split_index
-from pipelines.read import SourcedDocument
 from splade_es.batch_encode import DocumentPruning, encoded_record
 from splade_es.client import EngineError
 from splade_es.corpus import ENCODED_SCHEMA, Document, read_encoded
+from splade_es.pipelines.encode import failed_batch
+from splade_es.pipelines.index_corpus import Plan, main, run, split_index
+from splade_es.pipelines.read import SourcedDocument
 from splade_es.records import EncodedRecord
 
 from .conftest import BAD_LINES, N_DOCS, read_jsonl
