@@ -87,6 +87,23 @@ def text_lines(path: Path) -> Iterator[tuple[int, str]]:
         yield number, line
 
 
+def id_of(record: Any) -> str | None:
+    """The id a refused record carries, when it has a usable one (so its dead letter names it)."""
+    if isinstance(record, str):
+        try:
+            record = json.loads(record)
+        except ValueError:
+            return None
+    if not isinstance(record, dict):
+        return None
+    for key in ("_id", "id"):
+        try:
+            return check_document_id(record[key], key)
+        except (KeyError, ValueError):
+            continue
+    return None
+
+
 def raw_text(line: str | UnicodeDecodeError) -> str:
     """What a dead letter shows of a line: the line, or its bytes with the bad ones escaped."""
     if isinstance(line, UnicodeDecodeError):
@@ -146,13 +163,14 @@ def read_corpus(path: Path) -> Iterator[tuple[int, Document | DeadLetter]]:
                 yield number, parse_document(row)
             except ValueError as exc:
                 raw = json.dumps(row, ensure_ascii=False, default=str)
-                yield number, DeadLetter("read", str(exc), source, number, raw=raw)
+                yield number, DeadLetter("read", str(exc), source, number, id_of(row), raw=raw)
         return
     for number, line in numbered_lines(path):
         try:
             yield number, parse_document_line(line)
         except ValueError as exc:
-            yield number, DeadLetter("read", str(exc), source, number, raw=raw_text(line))
+            letter = DeadLetter("read", str(exc), source, number, id_of(line), raw=raw_text(line))
+            yield number, letter
 
 
 def read_documents(path: Path, stats: ReadStats | None = None) -> Iterator[Document]:
@@ -351,7 +369,7 @@ def read_encoded(path: Path) -> Iterator[tuple[int, EncodedRecord | DeadLetter]]
                 yield number, EncodedRecord.from_json(row)
             except ValueError as exc:
                 raw = json.dumps(row, ensure_ascii=False, default=str)
-                yield number, DeadLetter("read", str(exc), source, number, raw=raw)
+                yield number, DeadLetter("read", str(exc), source, number, id_of(row), raw=raw)
         return
     for number, line in numbered_lines(path):
         try:
@@ -363,7 +381,8 @@ def read_encoded(path: Path) -> Iterator[tuple[int, EncodedRecord | DeadLetter]]
                 raise ValueError(f"invalid JSON: {exc}") from exc
             yield number, EncodedRecord.from_json(obj)
         except ValueError as exc:
-            yield number, DeadLetter("read", str(exc), source, number, raw=raw_text(line))
+            letter = DeadLetter("read", str(exc), source, number, id_of(line), raw=raw_text(line))
+            yield number, letter
 
 
 def input_ids(path: Path) -> Iterator[str | None]:

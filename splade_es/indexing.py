@@ -76,15 +76,17 @@ def superseded_positions(path: Path) -> set[int]:
 
 
 def present_ids(client: OpenSearch, index: str, field: str, ids: list[str]) -> set[str]:
-    """Which of `ids` are in the index with the SPLADE field filled."""
-    query = {"bool": {"filter": [{"ids": {"values": ids}}, {"exists": {"field": field}}]}}
+    """Which of `ids` are in the index with the SPLADE field filled.
+
+    Read with `mget` of the field's source: `rank_features` fields cannot be tested with an
+    `exists` query."""
     try:
-        hits = client.search(
-            index=index, body={"size": len(ids), "_source": False, "query": query}
-        )["hits"]["hits"]
+        docs = client.mget(index=index, body={"ids": ids}, params={"_source_includes": field})[
+            "docs"
+        ]
     except (TransportError, ConnectionError) as exc:
         raise EngineError(describe_error(exc, f"check ids in {index!r}")) from exc
-    return {str(h["_id"]) for h in hits}
+    return {str(d["_id"]) for d in docs if d.get("found") and (d.get("_source") or {}).get(field)}
 
 
 class FileIndexer:
