@@ -15,9 +15,9 @@ from click.testing import CliRunner
 from splade_es.cli import main
 from splade_es.client import EngineError
 from splade_es.corpus import Reject, read_qrels, read_queries
+from splade_es.engines import kill_hard, start
 from splade_es.evaluation import ExactSparseIndex, evaluate
 from splade_es.indexing import BulkIndexer, BulkOptions, EngineUnavailable, ensure_index
-from splade_es.launcher import kill_hard, start
 from splade_es.search import Searcher
 
 from .conftest import Cluster, EncodedCorpus

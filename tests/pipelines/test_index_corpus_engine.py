@@ -15,7 +15,7 @@ from pipelines.index_corpus import DEAD, WriteToIndex, run
 from splade_es.batch_encode import DocumentPruning, encoded_record
 from splade_es.client import ConnectionSettings, connect
 from splade_es.corpus import Document
-from splade_es.launcher import DEFAULT_SPECS, start
+from splade_es.engines import DEFAULT_SPECS, start
 
 from .conftest import N_DOCS, read_jsonl
 

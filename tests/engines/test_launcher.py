@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from splade_es.launcher import DEFAULT_SPECS, EngineSpec, LauncherError
 
 from splade_es import launcher
-from splade_es.launcher import DEFAULT_SPECS, EngineSpec, LauncherError
 
 pytestmark = pytest.mark.engine
 
