@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from itertools import islice
-from typing import Any
 
 from tqdm.auto import tqdm
 
 from splade_es.corpus import Document, EncodedWriter
 from splade_es.encoder import SpladeEncoder
+from splade_es.records import EncodedRecord
 from splade_es.sparse import DEFAULT_QUANTIZATION_FACTOR, SparseVector
 
 
@@ -26,6 +26,10 @@ class DocumentPruning:
     def apply(self, vector: SparseVector) -> SparseVector:
         return vector.prune(self.top_k, self.max_ratio, self.alpha_mass, self.threshold)
 
+    def as_dict(self) -> dict[str, float]:
+        """The criteria in use, as an index records them."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
 
 def encoded_record(
     doc: Document,
@@ -33,16 +37,15 @@ def encoded_record(
     pruning: DocumentPruning,
     quantization: float | None = DEFAULT_QUANTIZATION_FACTOR,
     keep_text: bool = True,
-) -> dict[str, Any]:
+) -> EncodedRecord:
     """The record `encode` writes: id, engine-ready features and (optionally) the text for BM25."""
     pruned = pruning.apply(vector)
-    features: dict[str, float] | dict[str, int]
-    features = pruned.quantize(quantization) if quantization else pruned.to_features(None)
-    record: dict[str, Any] = {"id": doc.id, "features": features}
+    features: dict[str, float] = (
+        dict(pruned.quantize(quantization)) if quantization else pruned.to_features(None)
+    )
     if keep_text:
-        record["title"] = doc.title
-        record["text"] = doc.text
-    return record
+        return EncodedRecord(doc.id, features, doc.title, doc.text)
+    return EncodedRecord(doc.id, features)
 
 
 def _chunks(items: Iterable[Document], size: int) -> Iterator[list[Document]]:

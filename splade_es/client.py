@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from opensearchpy import OpenSearch
 from opensearchpy.exceptions import (
@@ -30,6 +32,38 @@ class EngineError(RuntimeError):
     """A clear, one-line problem talking to the engine (no stack trace for users)."""
 
 
+_SECRETS: set[str] = set()
+_USERINFO = re.compile(r"(\w+://)[^/@\s]+@")
+
+
+def remember_secret(value: str | None) -> None:
+    """Register a credential so that `redact` hides it from every message shown to users."""
+    if value and len(value) >= 3:
+        _SECRETS.add(value)
+        if ":" in value:  # id:key API keys also travel base64-encoded
+            _SECRETS.add(base64.b64encode(value.encode()).decode())
+
+
+def redact(text: str) -> str:
+    """`text` with every registered secret, and any user:password@ in a URL, replaced by ***."""
+    for secret in sorted(_SECRETS, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return _USERINFO.sub(r"\1***@", text)
+
+
+def split_credentials(url: str) -> tuple[str, str | None, str | None]:
+    """(URL without user:password@, user, password); the URL must be http(s)://host[:port]."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"cluster URL {redact(url)!r} must look like http(s)://host[:port]")
+    user = unquote(parts.username) if parts.username else None
+    password = unquote(parts.password) if parts.password else None
+    remember_secret(password)
+    host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", "")), user, password
+
+
 @dataclass(frozen=True)
 class ConnectionSettings:
     """Where the cluster is and how to authenticate; the repr hides secrets."""
@@ -41,11 +75,26 @@ class ConnectionSettings:
     ca_certs: str | None = None
     verify_certs: bool = True
     timeout: float = 60.0
+    compress: bool = False
+    """gzip request bodies: worth it over slow links, a CPU cost on a local node."""
+    max_retries: int = 3
+    """The transport's own retries of a whole request (timeouts, 502/503/504)."""
+
+    def __post_init__(self) -> None:
+        url, user, password = split_credentials(self.url)
+        object.__setattr__(self, "url", url)
+        if user and not self.username:
+            object.__setattr__(self, "username", user)
+        if password and not self.password:
+            object.__setattr__(self, "password", password)
+        remember_secret(self.password)
+        remember_secret(self.api_key)
 
     @classmethod
     def from_env(cls, **overrides: Any) -> ConnectionSettings:
         """Options win over `SPLADE_ES_URL`, `SPLADE_ES_USER`, `SPLADE_ES_PASSWORD`,
-        `SPLADE_ES_API_KEY` and `SPLADE_ES_CA_CERTS`."""
+        `SPLADE_ES_API_KEY` and `SPLADE_ES_CA_CERTS`; credentials inside the URL
+        (`https://user:pass@host`) work too and are never shown."""
         env = {
             "url": os.environ.get("SPLADE_ES_URL"),
             "username": os.environ.get("SPLADE_ES_USER"),
@@ -86,14 +135,19 @@ def connect(settings: ConnectionSettings) -> OpenSearch:
         ca_certs=settings.ca_certs,
         verify_certs=settings.verify_certs,
         timeout=settings.timeout,
-        max_retries=0,
-        retry_on_timeout=False,
-        http_compress=True,
+        max_retries=settings.max_retries,
+        retry_on_timeout=True,
+        retry_on_status=(502, 503, 504),
+        http_compress=settings.compress,
     )
 
 
 def describe_error(exc: Exception, url: str) -> str:
-    """A one-line message for the usual ways a cluster call fails."""
+    """A one-line message for the usual ways a cluster call fails (secrets redacted)."""
+    return redact(" ".join(_describe(exc, redact(url)).split()))
+
+
+def _describe(exc: Exception, url: str) -> str:
     if isinstance(exc, AuthenticationException):
         return f"{url}: authentication failed (HTTP 401): check the user/password or API key"
     if isinstance(exc, AuthorizationException):
@@ -101,7 +155,8 @@ def describe_error(exc: Exception, url: str) -> str:
     if isinstance(exc, ConnectionError):
         return f"cannot reach {url}: {exc.info if exc.info else exc.error}"
     if isinstance(exc, TransportError):
-        return f"{url}: HTTP {exc.status_code}: {exc.error} {exc.info if exc.info else ''}".strip()
+        info = exc.info if isinstance(exc.info, str | dict) else ""
+        return f"{url}: HTTP {exc.status_code}: {exc.error} {str(info)[:300]}".strip()
     return f"{url}: {exc}"
 
 

@@ -1,19 +1,27 @@
-"""BEIR-format corpora and queries in; encoded vectors out (JSONL or Parquet) and back.
+"""BEIR-format corpora and queries in; encoded records out (JSONL or Parquet) and back.
 
-Every input line ends up either as a record or as a reject naming its line number and the problem,
-so that counts add up: read = accepted + rejected.
+Every input line ends up either as a record or as a `DeadLetter` of stage `read` naming its line
+number and the problem, so that counts add up: read = accepted + rejected. Lines are decoded one at
+a time, so one bad byte rejects one line, not the file.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from collections.abc import Container, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from splade_es.records import DeadLetter, EncodedRecord, check_document_id
+
+PARQUET_MAGIC = b"PAR1"
+DOCUMENT_COLUMNS = ("_id", "title", "text")
 
 
 @dataclass(frozen=True)
@@ -30,45 +38,65 @@ class Document:
         return f"{self.title} {self.text}".strip() if self.title else self.text
 
 
-@dataclass(frozen=True)
-class Reject:
-    """An input line that could not become a record, and why."""
-
-    source: str
-    line: int
-    reason: str
-    raw: str
-
-    def as_json(self) -> dict[str, Any]:
-        return {"source": self.source, "line": self.line, "reason": self.reason, "raw": self.raw}
-
-
 @dataclass
 class ReadStats:
-    """Counts for a read: every line is accepted or rejected."""
+    """Counts for a read: every record is accepted or rejected."""
 
     read: int = 0
     accepted: int = 0
-    rejected: list[Reject] = field(default_factory=list)
+    rejected: list[DeadLetter] = field(default_factory=list)
 
 
-def numbered_lines(path: Path) -> Iterator[tuple[int, str]]:
-    """(1-based line number, line) for every non-blank line, so errors can name the line."""
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
+def is_parquet(path: Path) -> bool:
+    """Whether the file starts with Parquet's magic bytes (whatever its name says)."""
+    with path.open("rb") as handle:
+        return handle.read(4) == PARQUET_MAGIC
+
+
+def numbered_lines(path: Path) -> Iterator[tuple[int, str | UnicodeDecodeError]]:
+    """(1-based line number, text) for every non-blank line; undecodable lines come as the error.
+
+    A UTF-8 byte-order mark at the start of the file is dropped. A Parquet file is refused up
+    front: decoding its bytes line by line would only produce misleading errors.
+    """
+    if is_parquet(path):
+        raise ValueError(f"{path} is a Parquet file, not JSON lines: give it a .parquet name")
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                yield number, exc
+                continue
             if line.strip():
                 yield number, line
+
+
+def text_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """`numbered_lines` for inputs where a bad byte is an error for the whole file."""
+    for number, line in numbered_lines(path):
+        if isinstance(line, UnicodeDecodeError):
+            raise ValueError(f"{path}:{number}: not UTF-8 ({line.reason})")
+        yield number, line
+
+
+def raw_text(line: str | UnicodeDecodeError) -> str:
+    """What a dead letter shows of a line: the line, or its bytes with the bad ones escaped."""
+    if isinstance(line, UnicodeDecodeError):
+        return line.object.decode("utf-8", errors="backslashreplace").rstrip("\r\n")
+    return line.rstrip("\r\n")
 
 
 def parse_document(obj: Any) -> Document:
     """A BEIR record (`_id`/`id`, `title`, `text`) as a Document; ValueError says what is wrong."""
     if not isinstance(obj, dict):
         raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
-    doc_id = obj.get("_id", obj.get("id"))
-    if doc_id is None or (isinstance(doc_id, str) and not doc_id.strip()):
+    key = "_id" if "_id" in obj else "id" if "id" in obj else None
+    if key is None:
         raise ValueError("missing '_id'")
-    if not isinstance(doc_id, str | int):
-        raise ValueError(f"'_id' must be a string or integer, got {type(doc_id).__name__}")
+    doc_id = check_document_id(obj[key], key)
     title = obj.get("title") or ""
     text = obj.get("text")
     if not isinstance(title, str):
@@ -79,11 +107,13 @@ def parse_document(obj: Any) -> Document:
         raise ValueError(f"'text' must be a string, got {type(text).__name__}")
     if not (title.strip() or text.strip()):
         raise ValueError("empty 'title' and 'text'")
-    return Document(str(doc_id), title, text)
+    return Document(doc_id, title, text)
 
 
-def parse_document_line(line: str) -> Document:
+def parse_document_line(line: str | UnicodeDecodeError) -> Document:
     """One BEIR JSONL line as a Document; ValueError says what is wrong ("invalid JSON: ..." etc.)."""
+    if isinstance(line, UnicodeDecodeError):
+        raise ValueError(f"not UTF-8: {line.reason} at byte {line.start}")
     try:
         obj = json.loads(line)
     except json.JSONDecodeError as exc:
@@ -91,24 +121,51 @@ def parse_document_line(line: str) -> Document:
     return parse_document(obj)
 
 
-def read_documents(path: Path, stats: ReadStats | None = None) -> Iterator[Document]:
-    """Stream documents from BEIR JSONL; bad lines go to `stats.rejected` with their line number."""
-    stats = stats if stats is not None else ReadStats()
+def parquet_rows(path: Path, columns: Iterable[str] | None = None) -> Iterator[dict[str, Any]]:
+    """Rows of a Parquet file as dicts, a record batch at a time."""
+    try:
+        parquet = pq.ParquetFile(str(path))
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise ValueError(f"{path}: not a readable Parquet file ({exc})") from exc
+    wanted = [c for c in (columns or []) if c in parquet.schema_arrow.names] or None
+    for batch in parquet.iter_batches(columns=wanted):
+        yield from batch.to_pylist()
+
+
+def read_corpus(path: Path) -> Iterator[tuple[int, Document | DeadLetter]]:
+    """(line or row number, Document or read-stage DeadLetter) for a JSONL or Parquet corpus."""
+    source = str(path)
+    if path.suffix == ".parquet":
+        for number, row in enumerate(parquet_rows(path, DOCUMENT_COLUMNS), start=1):
+            try:
+                yield number, parse_document(row)
+            except ValueError as exc:
+                raw = json.dumps(row, ensure_ascii=False, default=str)
+                yield number, DeadLetter("read", str(exc), source, number, raw=raw)
+        return
     for number, line in numbered_lines(path):
-        stats.read += 1
         try:
-            doc = parse_document_line(line)
+            yield number, parse_document_line(line)
         except ValueError as exc:
-            stats.rejected.append(Reject(str(path), number, str(exc), line.rstrip("\n")))
+            yield number, DeadLetter("read", str(exc), source, number, raw=raw_text(line))
+
+
+def read_documents(path: Path, stats: ReadStats | None = None) -> Iterator[Document]:
+    """Stream documents; bad records go to `stats.rejected` with their line number."""
+    stats = stats if stats is not None else ReadStats()
+    for _, item in read_corpus(path):
+        stats.read += 1
+        if isinstance(item, DeadLetter):
+            stats.rejected.append(item)
             continue
         stats.accepted += 1
-        yield doc
+        yield item
 
 
 def read_queries(path: Path) -> dict[str, str]:
     """BEIR `queries.jsonl` as `{query id: text}`; a bad line or an empty text is an error naming it."""
     queries: dict[str, str] = {}
-    for number, line in numbered_lines(path):
+    for number, line in text_lines(path):
         try:
             obj = json.loads(line)
             qid, text = str(obj["_id"]), obj["text"]
@@ -130,7 +187,7 @@ def read_qrels(
     With `docs` / `queries`, ids missing from them are errors naming the line.
     """
     qrels: dict[str, dict[str, int]] = {}
-    for number, line in numbered_lines(path):
+    for number, line in text_lines(path):
         parts = [part.strip() for part in line.rstrip("\n").split("\t")]
         if number == 1 and not parts[-1].lstrip("-").isdigit():
             continue  # header
@@ -149,17 +206,47 @@ def read_qrels(
     return qrels
 
 
-def write_rejects(path: Path, rejects: Iterable[Reject]) -> int:
-    """Write rejects as JSONL; returns how many."""
+# Output files -----------------------------------------------------------------------------------
+
+
+class AtomicFile:
+    """A file written under a temporary name and renamed into place only on success.
+
+    A run that fails, even before writing a byte, leaves any existing file of that name intact.
+    """
+
+    def __init__(self, path: Path, mode: str = "w") -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        self.tmp = Path(tmp)
+        self.handle: IO[Any] | None = (
+            self.tmp.open(mode, encoding="utf-8") if "b" not in mode else self.tmp.open(mode)
+        )
+
+    def commit(self) -> None:
+        if self.handle is not None:
+            self.handle.close()
+        os.replace(self.tmp, self.path)
+
+    def discard(self) -> None:
+        if self.handle is not None:
+            self.handle.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+def write_dead_letters(path: Path, letters: Iterable[DeadLetter]) -> int:
+    """Write dead letters as JSONL (atomically); returns how many."""
+    out = AtomicFile(path)
+    assert out.handle is not None
     count = 0
-    with path.open("w", encoding="utf-8") as handle:
-        for reject in rejects:
-            handle.write(json.dumps(reject.as_json(), ensure_ascii=False) + "\n")
-            count += 1
+    for letter in letters:
+        out.handle.write(json.dumps(letter.to_json(), ensure_ascii=False) + "\n")
+        count += 1
+    out.commit()
     return count
 
-
-# Encoded records: {"id", "features": {name: int}, "title", "text"} --------------------------------
 
 ENCODED_SCHEMA = pa.schema(
     [
@@ -171,18 +258,37 @@ ENCODED_SCHEMA = pa.schema(
 )
 
 
-def encoded_row(record: dict[str, Any]) -> dict[str, Any]:
-    """An encoded record as a row of `ENCODED_SCHEMA` (features as the map's key/value pairs)."""
-    return {
-        "id": record["id"],
-        "features": list(record["features"].items()),
-        "title": record.get("title"),
-        "text": record.get("text"),
-    }
+@dataclass(frozen=True)
+class EncodingProfile:
+    """How a file of encoded records was made, so `index-vectors` can record it in the index."""
+
+    model: str | None = None
+    quantization: float | None = None
+    pruning: dict[str, float] = field(default_factory=dict)
+    doc_max_length: int | None = None
+
+    @staticmethod
+    def path_for(output: Path) -> Path:
+        return output.with_name(output.name + ".profile.json")
+
+    def write(self, output: Path) -> None:
+        self.path_for(output).write_text(json.dumps(asdict(self), indent=2))
+
+    @classmethod
+    def read(cls, output: Path) -> EncodingProfile | None:
+        path = cls.path_for(output)
+        if not path.is_file():
+            return None
+        data = json.loads(path.read_text())
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
 
 class EncodedWriter:
-    """Writes encoded records to `.jsonl` or `.parquet`, chosen by the file suffix."""
+    """Writes encoded records to `.jsonl` or `.parquet` (chosen by suffix), atomically.
+
+    Records go to a temporary file that replaces `path` only when the writer closes without an
+    error: a failed run never truncates an earlier output.
+    """
 
     def __init__(self, path: Path, batch_rows: int = 1024) -> None:
         self.path = path
@@ -191,64 +297,79 @@ class EncodedWriter:
             raise ValueError(f"{path}: output must end in .jsonl or .parquet")
         self.batch_rows = batch_rows
         self._rows: list[dict[str, Any]] = []
+        self._file = AtomicFile(path, "wb" if self.parquet else "w")
         self._writer: pq.ParquetWriter | None = None
-        self._handle = None if self.parquet else path.open("w", encoding="utf-8")
         self.count = 0
 
-    def write(self, record: dict[str, Any]) -> None:
+    def write(self, record: EncodedRecord) -> None:
         self.count += 1
-        if self._handle is not None:
-            self._handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        if not self.parquet:
+            assert self._file.handle is not None
+            self._file.handle.write(json.dumps(record.to_json(), ensure_ascii=False) + "\n")
             return
-        self._rows.append(record)
+        self._rows.append(record.to_row())
         if len(self._rows) >= self.batch_rows:
             self._flush()
 
     def _flush(self) -> None:
         if not self._rows:
             return
-        table = pa.Table.from_pylist([encoded_row(r) for r in self._rows], schema=ENCODED_SCHEMA)
+        table = pa.Table.from_pylist(self._rows, schema=ENCODED_SCHEMA)
         if self._writer is None:
-            self._writer = pq.ParquetWriter(str(self.path), ENCODED_SCHEMA)
+            self._writer = pq.ParquetWriter(self._file.handle, ENCODED_SCHEMA)
         self._writer.write_table(table)
         self._rows = []
 
-    def close(self) -> None:
-        if self._handle is not None:
-            self._handle.close()
+    def close(self, failed: bool = False) -> None:
+        if failed:
+            if self._writer is not None:
+                self._writer.close()
+            self._file.discard()
             return
-        self._flush()
-        if self._writer is None:
-            pq.write_table(ENCODED_SCHEMA.empty_table(), str(self.path))
-        else:
-            self._writer.close()
+        if self.parquet:
+            self._flush()
+            if self._writer is None:
+                pq.write_table(ENCODED_SCHEMA.empty_table(), self._file.handle)
+            else:
+                self._writer.close()
+        self._file.commit()
 
     def __enter__(self) -> EncodedWriter:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        self.close(failed=exc_type is not None)
 
 
-def read_encoded(path: Path) -> Iterator[tuple[int, dict[str, Any] | Reject]]:
-    """Read what `EncodedWriter` wrote: (line or row number, record or Reject) pairs."""
+def read_encoded(path: Path) -> Iterator[tuple[int, EncodedRecord | DeadLetter]]:
+    """Read what `EncodedWriter` wrote: (line or row number, record or read-stage DeadLetter)."""
+    source = str(path)
     if path.suffix == ".parquet":
-        parquet = pq.ParquetFile(str(path))
-        row = 0
-        for batch in parquet.iter_batches():
-            for rec in batch.to_pylist():
-                row += 1
-                rec["features"] = dict(rec["features"] or [])
-                yield row, rec
+        for number, row in enumerate(parquet_rows(path), start=1):
+            try:
+                yield number, EncodedRecord.from_json(row)
+            except ValueError as exc:
+                raw = json.dumps(row, ensure_ascii=False, default=str)
+                yield number, DeadLetter("read", str(exc), source, number, raw=raw)
         return
     for number, line in numbered_lines(path):
         try:
-            rec = json.loads(line)
-            if not isinstance(rec, dict) or "id" not in rec:
-                raise ValueError("expected an object with 'id'")
-            if not isinstance(rec.get("features"), dict):
-                raise ValueError("'features' must be an object {name: weight}")
-        except (json.JSONDecodeError, ValueError) as exc:
-            yield number, Reject(str(path), number, str(exc), line.rstrip("\n"))
-            continue
-        yield number, rec
+            if isinstance(line, UnicodeDecodeError):
+                raise ValueError(f"not UTF-8: {line.reason} at byte {line.start}")
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"invalid JSON: {exc}") from exc
+            yield number, EncodedRecord.from_json(obj)
+        except ValueError as exc:
+            yield number, DeadLetter("read", str(exc), source, number, raw=raw_text(line))
+
+
+def input_ids(path: Path) -> Iterator[str | None]:
+    """The id of every record `read_encoded` will yield, in order (None for unreadable ones).
+
+    Read ahead of indexing to find duplicate ids, so the last copy in input order always wins
+    whatever the concurrency.
+    """
+    for _, item in read_encoded(path):
+        yield item.id if isinstance(item, EncodedRecord) else None

@@ -7,6 +7,7 @@ corpus with `splade-tiny`, then compare BM25, SPLADE and hybrid results for the 
 from __future__ import annotations
 
 import json
+import sys
 import tempfile
 from importlib import resources
 from pathlib import Path
@@ -19,14 +20,15 @@ from splade_es.corpus import (
     EncodedWriter,
     ReadStats,
     read_documents,
-    read_encoded,
     read_qrels,
     read_queries,
 )
 from splade_es.encoder import SpladeEncoder
 from splade_es.engines import DEFAULT_SPECS, start
 from splade_es.evaluation import evaluate
-from splade_es.indexing import BulkIndexer, ensure_index
+from splade_es.indexing import FileIndexer
+from splade_es.indices import SpladeField, ensure_index
+from splade_es.models import model_identity
 from splade_es.query import QueryRewriter
 from splade_es.search import MODES, Searcher
 
@@ -66,15 +68,16 @@ def demo(engine: str, model: str) -> None:
 
         click.echo(f"3. indexing into {INDEX!r}...")
         client.indices.delete(index=INDEX, ignore_unavailable=True)
-        field_type = ensure_index(client, info, INDEX)
-        summary = BulkIndexer(client, INDEX).run(
-            read_encoded(encoded), Path(tmp) / "dead.jsonl", show_progress=False
+        profile = ensure_index(client, info, INDEX, splade=SpladeField(model=model_identity(model)))
+        summary = FileIndexer(client, profile, show_progress=False).run(
+            encoded, Path(tmp) / "dead.jsonl", resume=False
         )
-        click.echo(f"   {summary.line()}")
+        click.echo(f"   {summary.line()} (BM25 analyzer: {profile.analyzer})")
 
     queries = read_queries(sample_path("sample_queries.jsonl"))
     qrels = read_qrels(sample_path("sample_qrels.tsv"))
-    searcher = Searcher(client, info, INDEX, encoder, field_type=field_type)
+    searcher = Searcher.for_index(client, info, INDEX, encoder, model=model)
+    field_type = searcher.field_type
     first = next(iter(queries.values()))
     click.echo(f"\n4. the query {first!r} rewritten for {info.engine} ({field_type}):")
     terms = QueryRewriter(encoder).weighted_terms(first)
@@ -97,8 +100,10 @@ def demo(engine: str, model: str) -> None:
         "\n6. nDCG@10 on the sample queries: "
         + ", ".join(f"{mode} {evaluate(runs[mode], qrels)['ndcg@10']:.3f}" for mode in MODES)
     )
+    command = Path(sys.executable).parent / "splade-es"
     click.echo(
-        f"\nThe node keeps running at {url}; stop it with: splade-es engine stop --engine {engine}"
+        f"\nThe node keeps running at {url}; stop it with: make stop"
+        f" (or {command} engine stop --engine {engine})"
     )
 
 

@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 Engine = Literal["opensearch", "elasticsearch"]
 ENGINES: tuple[Engine, ...] = ("opensearch", "elasticsearch")
+Analyzer = Literal["english", "standard"]
+ANALYZERS: tuple[Analyzer, ...] = ("english", "standard")
 TEXT_FIELD = "content"
 """The BM25 field every mapping has (title + text, copied)."""
 
@@ -43,11 +45,13 @@ def index_body(
     version: str,
     field: str = "splade",
     field_type: str | None = None,
+    analyzer: Analyzer = "standard",
 ) -> dict[str, Any]:
     """Create-index body (settings + mappings) with the SPLADE field `field` of `field_type`.
 
     `field_type` defaults to the engine's preferred sparse type (`rank_features`, or
-    `sparse_vector` on Elasticsearch 9).
+    `sparse_vector` on Elasticsearch 9). `analyzer` is the BM25 field's: `english` (stemming,
+    needs the engine's analysis-common module) or `standard` (core: English stopwords, no stems).
     """
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
@@ -66,6 +70,10 @@ def index_body(
     if field in body["mappings"]["properties"]:
         raise ValueError(f"SPLADE field name {field!r} clashes with a text field")
     body["mappings"]["properties"][field] = types[chosen]
+    if analyzer not in ANALYZERS:
+        raise ValueError(f"analyzer must be one of {ANALYZERS}, got {analyzer!r}")
+    if analyzer == "english":
+        body["mappings"]["properties"][TEXT_FIELD]["analyzer"] = "english"
     return body
 
 

@@ -125,3 +125,10 @@ def write_settings(folder: Path, settings: ModelSettings) -> None:
         data["document"] = Path(settings.document).name
         data["query"] = Path(settings.query or "query").name
     (folder / SETTINGS_FILE).write_text(json.dumps(data, indent=2) + "\n")
+
+
+def model_identity(name_or_path: str) -> str:
+    """How an index records the model it was filled with: the alias or hub name as given, or
+    the absolute path of a local folder (so `./runs/x` and `runs/x` are the same model)."""
+    path = Path(name_or_path).expanduser()
+    return str(path.resolve()) if path.exists() else name_or_path

@@ -59,11 +59,20 @@ class QueryPruning:
 
 @dataclass(frozen=True)
 class Hybrid:
-    """BM25 + SPLADE: the two scores are added with these weights."""
+    """BM25 + SPLADE: the two scores are added with these weights; BM25 runs on `text_fields`."""
 
     bm25_weight: float = 1.0
     splade_weight: float = 1.0
-    text_field: str = TEXT_FIELD
+    text_fields: tuple[str, ...] = (TEXT_FIELD,)
+
+
+def text_query(text: str, fields: tuple[str, ...], boost: float = 1.0) -> dict[str, Any]:
+    """BM25 over one text field (`match`) or several (`multi_match`); empty text matches nothing."""
+    if not text.strip():
+        return {"match_none": {}}
+    if len(fields) == 1:
+        return {"match": {fields[0]: {"query": text, "boost": boost}}}
+    return {"multi_match": {"query": text, "fields": list(fields), "boost": boost}}
 
 
 def sparse_clause(
@@ -98,7 +107,7 @@ def hybrid_clause(sparse: dict[str, Any], text: str, hybrid: Hybrid) -> dict[str
     return {
         "bool": {
             "should": [
-                {"match": {hybrid.text_field: {"query": text, "boost": hybrid.bm25_weight}}},
+                text_query(text, hybrid.text_fields, hybrid.bm25_weight),
                 {"bool": {"should": [sparse], "boost": hybrid.splade_weight}},
             ]
         }
@@ -125,7 +134,12 @@ class QueryRewriter:
             raise ValueError("rescore_window must be >= 1")
 
     def weighted_terms(self, text: str) -> SparseVector:
-        """The encoder's query vector, capped at `max_clauses` (pruning is applied in `body`)."""
+        """The encoder's query vector, capped at `max_clauses` (pruning is applied in `body`).
+
+        Empty or blank text has no terms: it must match nothing, not whatever the model expands
+        an empty input into."""
+        if not text.strip():
+            return SparseVector(())
         full = self.encoder.encode_query(text)
         return full.prune(top_k=self.pruning.max_clauses)
 

@@ -11,7 +11,10 @@ from opensearchpy import OpenSearch
 from opensearchpy.exceptions import ConnectionError, TransportError
 
 from splade_es.client import EngineError, EngineInfo, describe_error
-from splade_es.query import Form, Hybrid, QueryEncoder, QueryPruning, QueryRewriter
+from splade_es.indices import IndexProfile
+from splade_es.models import model_identity
+from splade_es.query import Form, Hybrid, QueryEncoder, QueryPruning, QueryRewriter, text_query
+from splade_es.sparse import DEFAULT_QUANTIZATION_FACTOR
 
 Mode = Literal["bm25", "splade", "hybrid"]
 MODES: tuple[Mode, ...] = ("bm25", "splade", "hybrid")
@@ -31,19 +34,67 @@ class Hit:
 
 @dataclass
 class Searcher:
-    """Builds and runs BM25 / SPLADE / hybrid queries against one index."""
+    """Builds and runs BM25 / SPLADE / hybrid queries against one index.
+
+    Build it with `for_index`, which reads the index's recorded profile (field type, quantization,
+    model, text fields) so the query side cannot disagree with how the documents were indexed.
+    """
 
     client: OpenSearch
     info: EngineInfo
     index: str
-    encoder: QueryEncoder
+    encoder: QueryEncoder | None
     field: str = "splade"
     field_type: str = "rank_features"
     pruning: QueryPruning = dataclass_field(default_factory=QueryPruning)
     hybrid: Hybrid = dataclass_field(default_factory=Hybrid)
     rescore_window: int | None = None
+    quantization: float | None = DEFAULT_QUANTIZATION_FACTOR
+    analyzer: str = "standard"
+
+    @classmethod
+    def for_index(
+        cls,
+        client: OpenSearch,
+        info: EngineInfo,
+        index: str,
+        encoder: QueryEncoder | None,
+        field: str = "splade",
+        model: str | None = None,
+        force_model: bool = False,
+        pruning: QueryPruning | None = None,
+        hybrid: Hybrid | None = None,
+        rescore_window: int | None = None,
+    ) -> Searcher:
+        """A searcher for `index` as it was indexed; a query model other than the index's
+        (`model`, as given on the command line) is refused unless `force_model`."""
+        profile = IndexProfile.read(client, index)
+        splade = profile.splade_field(field)
+        if model and splade.model and not force_model:
+            asked = model_identity(model)
+            if asked != splade.model:
+                raise EngineError(
+                    f"index {profile.index!r} field {field!r} was encoded with {splade.model!r}, "
+                    f"not {asked!r}: queries must use the same model (force with --force-model)"
+                )
+        weights = hybrid or Hybrid()
+        return cls(
+            client,
+            info,
+            profile.index,
+            encoder,
+            field,
+            splade.field_type,
+            pruning or QueryPruning(),
+            Hybrid(weights.bm25_weight, weights.splade_weight, profile.text_fields),
+            rescore_window,
+            splade.quantization,
+            profile.analyzer,
+        )
 
     def rewriter(self, mode: Mode) -> QueryRewriter:
+        if self.encoder is None:
+            raise EngineError(f"{mode} search needs a query encoder (a --model)")
         return QueryRewriter(
             self.encoder,
             engine=self.info.engine,
@@ -52,14 +103,15 @@ class Searcher:
             pruning=self.pruning,
             rescore_window=self.rescore_window,
             hybrid=self.hybrid if mode == "hybrid" else None,
+            quantization=self.quantization,
         )
 
     def body(self, text: str, mode: Mode, size: int = 10) -> dict[str, Any]:
-        """The search body for one query in one mode."""
+        """The search body for one query in one mode (an empty query matches nothing)."""
         if mode == "bm25":
             return {
                 "size": size,
-                "query": {"match": {self.hybrid.text_field: {"query": text}}},
+                "query": text_query(text, self.hybrid.text_fields),
                 "_source": {"excludes": [self.field]},
             }
         return self.rewriter(mode).body(text, size=size)

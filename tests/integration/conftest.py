@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 from opensearchpy import OpenSearch
@@ -14,6 +13,7 @@ from splade_es.batch_encode import DocumentPruning, encoded_record
 from splade_es.client import ConnectionSettings, EngineInfo, open_cluster
 from splade_es.corpus import read_documents
 from splade_es.engines import DEFAULT_SPECS, EngineSpec, start
+from splade_es.records import EncodedRecord
 from splade_es.sparse import SparseVector
 
 
@@ -38,7 +38,7 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
 class EncodedCorpus:
     ids: list[str]
     vectors: list[SparseVector]
-    records: list[dict[str, Any]]
+    records: list[EncodedRecord]
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import threading
+import time
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -12,12 +13,15 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from splade_es.bulk import BulkOptions, EngineUnavailable
 from splade_es.cli import main
 from splade_es.client import EngineError
-from splade_es.corpus import Reject, read_qrels, read_queries
+from splade_es.corpus import EncodedWriter, read_qrels, read_queries
 from splade_es.engines import kill_hard, start
 from splade_es.evaluation import ExactSparseIndex, evaluate
-from splade_es.indexing import BulkIndexer, BulkOptions, EngineUnavailable, ensure_index
+from splade_es.indexing import FileIndexer, Progress
+from splade_es.indices import IndexProfile, ensure_index
+from splade_es.records import EncodedRecord
 from splade_es.search import Searcher
 
 from .conftest import Cluster, EncodedCorpus
@@ -25,14 +29,16 @@ from .conftest import Cluster, EncodedCorpus
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 
 
-def fresh_index(cluster: Cluster, name: str, field_type: str | None = None) -> str:
+def fresh_index(cluster: Cluster, name: str, field_type: str | None = None) -> IndexProfile:
     cluster.client.indices.delete(index=name, ignore_unavailable=True)
-    ensure_index(cluster.client, cluster.info, name, "splade", field_type)
-    return name
+    return ensure_index(cluster.client, cluster.info, name, "splade", field_type)
 
 
-def positioned(records: list[dict[str, Any]]) -> list[tuple[int, dict[str, Any] | Reject]]:
-    return list(enumerate(records, start=1))
+def encoded_file(path: Path, records: list[EncodedRecord]) -> Path:
+    with EncodedWriter(path) as writer:
+        for record in records:
+            writer.write(record)
+    return path
 
 
 def count(cluster: Cluster, index: str) -> int:
@@ -43,9 +49,11 @@ def count(cluster: Cluster, index: str) -> int:
 def test_scifact_through_the_engine_matches_exact_scoring(
     cluster: Cluster, scifact_encoded: EncodedCorpus, splade_tiny, scifact: Path, tmp_path: Path
 ) -> None:
-    index = fresh_index(cluster, "scifact-test")
-    summary = BulkIndexer(cluster.client, index).run(
-        positioned(scifact_encoded.records), tmp_path / "dead.jsonl", show_progress=False
+    profile = fresh_index(cluster, "scifact-test")
+    index = profile.index
+    source = encoded_file(tmp_path / "scifact.jsonl", scifact_encoded.records)
+    summary = FileIndexer(cluster.client, profile, show_progress=False).run(
+        source, tmp_path / "dead.jsonl"
     )
     assert summary.indexed == len(scifact_encoded.records) == count(cluster, index)
     assert summary.adds_up() and summary.dead_lettered == 0
@@ -53,9 +61,8 @@ def test_scifact_through_the_engine_matches_exact_scoring(
     qrels = read_qrels(scifact / "qrels" / "test.tsv")
     queries = {q: t for q, t in read_queries(scifact / "queries.jsonl").items() if q in qrels}
     qids = list(queries)
-    searcher = Searcher(
-        cluster.client, cluster.info, index, splade_tiny, field_type=_field_type(cluster, index)
-    )
+    searcher = Searcher.for_index(cluster.client, cluster.info, index, splade_tiny)
+    assert searcher.field_type == _field_type(cluster, index)
     metrics = {}
     for mode in ("bm25", "splade", "hybrid"):
         hits = searcher.search_many([queries[q] for q in qids], mode, size=100)
@@ -79,67 +86,76 @@ def _field_type(cluster: Cluster, index: str) -> str:
 
 
 def test_bad_documents_are_dead_lettered_with_reasons(cluster: Cluster, tmp_path: Path) -> None:
-    index = fresh_index(cluster, "dead-letter-test")
-    records: list[tuple[int, dict[str, Any] | Reject]] = [
-        (1, {"id": "good-1", "features": {"vitamin": 120, "d": 80}, "text": "vitamin d"}),
-        (2, {"id": "negative", "features": {"vitamin": -3}}),
-        (3, {"id": "string-weight", "features": {"vitamin": "lots"}}),
-        (4, {"id": "nested", "features": {"vitamin": {"x": 1}}}),
-        (5, Reject("in.jsonl", 5, "invalid JSON: Expecting value", "{oops")),
-        (6, {"id": "good-2", "features": {"cancer": 50}, "title": "t"}),
-        (7, {"id": "zero", "features": {"vitamin": 0}}),
+    profile = fresh_index(cluster, "dead-letter-test")
+    lines: list[dict[str, Any] | str] = [
+        {"id": "good-1", "features": {"vitamin": 120, "d": 80}, "text": "vitamin d"},
+        {"id": "negative", "features": {"vitamin": -3}},
+        {"id": "string-weight", "features": {"vitamin": "lots"}},
+        {"id": "nested", "features": {"vitamin": {"x": 1}}},
+        "{oops",
+        {"id": "good-2", "features": {"cancer": 50}, "title": "t"},
+        {"id": "zero", "features": {"vitamin": 0}},
+        {"id": "dotted", "features": {"vitamin.d": 10}},  # only the engine knows this is wrong
     ]
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join((x if isinstance(x, str) else json.dumps(x)) + "\n" for x in lines))
     dead_letter = tmp_path / "dead.jsonl"
-    summary = BulkIndexer(cluster.client, index).run(records, dead_letter, show_progress=False)
+    summary = FileIndexer(cluster.client, profile, show_progress=False).run(source, dead_letter)
     dead = [json.loads(line) for line in dead_letter.read_text().splitlines()]
-    assert summary.read == 7 and summary.adds_up()
-    assert summary.indexed == count(cluster, index) == 2
-    assert summary.dead_lettered == len(dead) == 5
-    by_id = {d.get("id", f"line {d.get('line')}"): d["reason"] for d in dead}
-    assert set(by_id) == {"negative", "string-weight", "nested", "zero", "line 5"}
-    assert all(reason for reason in by_id.values())
-    assert "invalid JSON" in by_id["line 5"]
+    assert summary.read == 8 and summary.adds_up()
+    assert summary.indexed == count(cluster, profile.index) == 2
+    assert summary.rejected + summary.dead_lettered == len(dead) == 6
+    by_id = {d.get("id", f"line {d.get('line')}"): d for d in dead}
+    assert set(by_id) == {"negative", "string-weight", "nested", "zero", "line 5", "dotted"}
+    assert all(d["reason"] for d in by_id.values())
+    assert "invalid JSON" in by_id["line 5"]["reason"]
+    assert by_id["dotted"]["stage"] == "index" and by_id["dotted"]["status"] == 400
 
 
 def test_killed_node_then_rerun_indexes_every_document_exactly_once(
     cluster: Cluster, scifact_encoded: EncodedCorpus, tmp_path: Path
 ) -> None:
     records = scifact_encoded.records[:3000]
-    index = fresh_index(cluster, "crash-test")
-    progress, dead_letter = tmp_path / "progress.json", tmp_path / "dead.jsonl"
-    options = BulkOptions(batch_size=100, concurrency=2, max_retries=2, backoff_s=0.2)
+    profile = fresh_index(cluster, "crash-test")
+    source = encoded_file(tmp_path / "crash.jsonl", records)
+    progress = Progress.path_for(source, profile.index)
+    dead_letter = tmp_path / "dead.jsonl"
+    options = BulkOptions(chunk_size=100, concurrency=2, max_retries=2, backoff_s=0.2)
     killed = threading.Event()
 
-    def killing_stream() -> Any:
-        for position, record in positioned(records):
-            if position == 1500:
-                kill_hard(cluster.spec)
-                killed.set()
-            yield position, record
+    def kill_after_first_progress() -> None:
+        while not progress.exists():
+            time.sleep(0.005)
+        kill_hard(cluster.spec)
+        killed.set()
 
+    killer = threading.Thread(target=kill_after_first_progress, daemon=True)
+    killer.start()
     try:
         with pytest.raises(EngineUnavailable, match="gave up"):
-            BulkIndexer(cluster.client, index, options=options).run(
-                killing_stream(), dead_letter, progress_file=progress, show_progress=False
+            FileIndexer(cluster.client, profile, options=options, show_progress=False).run(
+                source, dead_letter
             )
     finally:
+        killer.join(timeout=60)
         start(cluster.spec)
     assert killed.is_set()
     done_before = json.loads(progress.read_text())["done_through"]
     assert 0 < done_before < len(records)
-    summary = BulkIndexer(cluster.client, index, options=options).run(
-        positioned(records), dead_letter, progress_file=progress, show_progress=False
+    summary = FileIndexer(cluster.client, profile, options=options, show_progress=False).run(
+        source, dead_letter
     )
-    assert summary.skipped_done == done_before
-    assert summary.indexed + summary.skipped_done == len(records)
-    assert count(cluster, index) == len(records)
+    assert 0 < summary.already_done <= done_before
+    assert summary.indexed + summary.already_done == len(records) and summary.adds_up()
+    assert count(cluster, profile.index) == len(records)
     ids = {
         h["_id"]
         for h in cluster.client.search(
-            index=index, body={"size": 3000, "_source": False, "query": {"match_all": {}}}
+            index=profile.index, body={"size": 3000, "_source": False, "query": {"match_all": {}}}
         )["hits"]["hits"]
     }
-    assert ids == {r["id"] for r in records}
+    assert ids == {r.id for r in records}
+    assert not progress.exists()
 
 
 def test_existing_index_with_another_mapping_is_not_overwritten(cluster: Cluster) -> None:
@@ -150,13 +166,15 @@ def test_existing_index_with_another_mapping_is_not_overwritten(cluster: Cluster
     )
     with pytest.raises(EngineError, match="not a sparse field"):
         ensure_index(cluster.client, cluster.info, name)
-    created = fresh_index(cluster, "clash-test-2")
+    created = fresh_index(cluster, "clash-test-2").index
     current = _field_type(cluster, created)
     other = "sparse_vector" if current == "rank_features" else "rank_features"
     with pytest.raises((EngineError, ValueError), match=r"refusing|supports"):
         ensure_index(cluster.client, cluster.info, created, field_type=other)
     assert _field_type(cluster, created) == current
-    assert ensure_index(cluster.client, cluster.info, created) == current
+    assert (
+        ensure_index(cluster.client, cluster.info, created).fields["splade"].field_type == current
+    )
 
 
 def test_cli_index_search_eval(cluster: Cluster, scifact: Path, tmp_path: Path) -> None:
@@ -173,7 +191,7 @@ def test_cli_index_search_eval(cluster: Cluster, scifact: Path, tmp_path: Path) 
         ["index-vectors", "--input", str(encoded), "--index", "cli-test", "--url", cluster.url],
     )
     assert result.exit_code == 0, result.output
-    assert "read 200: indexed 200, dead-lettered 0" in result.output
+    assert "read 200: indexed 200 (" in result.output
     first = json.loads(lines[0])
     result = runner.invoke(
         main, ["search", first["title"], "--index", "cli-test", "--url", cluster.url]

@@ -10,22 +10,20 @@ import pyarrow.parquet as pq
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipelines.index_corpus import (
-    Plan,
-    _failed_batch,
-    _split_index,
-    main,
-    run,
-)
+from pipelines.encode import failed_batch
+from pipelines.index_corpus import Plan, main, run, split_index
+from pipelines.read import SourcedDocument
 from splade_es.batch_encode import DocumentPruning, encoded_record
+from splade_es.client import EngineError
 from splade_es.corpus import ENCODED_SCHEMA, Document, read_encoded
+from splade_es.records import EncodedRecord
 
 from .conftest import BAD_LINES, N_DOCS, read_jsonl
 
 RUNNER = "--runner=FnApiRunner"
 
 
-def expected_records(encoder: Any, docs: list[Document], **kwargs: Any) -> dict[str, dict]:
+def expected_records(encoder: Any, docs: list[Document], **kwargs: Any) -> dict[str, EncodedRecord]:
     vectors = encoder.encode_documents([d.full_text for d in docs])
     pruning = kwargs.pop("pruning", DocumentPruning())
     return {
@@ -80,17 +78,22 @@ def test_bad_option_combinations_are_clear_errors(args: list[str], message: str,
 
 
 def test_index_references() -> None:
-    assert _split_index("https://es:9243/docs", "http://x") == ("https://es:9243", "docs")
-    assert _split_index("docs", "http://x") == ("http://x", "docs")
+    assert split_index("https://es:9243/docs", "http://x") == ("https://es:9243", "docs")
+    assert split_index("docs", "http://x") == ("http://x", "docs")
     with pytest.raises(ValueError, match="URL/INDEX"):
-        _split_index("http://", "http://x")
+        split_index("http://", "http://x")
+    with pytest.raises(EngineError, match="pattern"):
+        split_index("http://h:9200/w_*", "http://x")
 
 
 def test_a_failed_encode_batch_dead_letters_every_document() -> None:
-    docs = [Document("1", "", "a"), Document("2", "t", "b")]
-    entries = list(_failed_batch((docs, (RuntimeError, "RuntimeError('CUDA OOM')", []))))
-    assert [e["id"] for e in entries] == ["1", "2"]
-    assert all(e["stage"] == "encode" and "CUDA OOM" in e["reason"] for e in entries)
+    docs = [
+        SourcedDocument(Document("1", "", "a"), "c.jsonl", 3),
+        SourcedDocument(Document("2", "t", "b"), "c.jsonl", 9),
+    ]
+    entries = list(failed_batch((docs, (RuntimeError, "RuntimeError('CUDA OOM')", []))))
+    assert [(e.id, e.line) for e in entries] == [("1", 3), ("2", 9)]
+    assert all(e.stage == "encode" and "CUDA OOM" in e.reason for e in entries)
 
 
 # Real runs --------------------------------------------------------------------------------------
@@ -119,21 +122,22 @@ def test_jsonl_to_parquet_matches_the_library_and_counts_add_up(
 
     shards = sorted(out.glob("encoded-*.parquet"))
     assert shards and all(pq.read_schema(s).equals(ENCODED_SCHEMA) for s in shards)
-    got: dict[str, dict[str, Any]] = {}
+    got: dict[str, EncodedRecord] = {}
     for shard in shards:
         for _, rec in read_encoded(shard):
-            assert isinstance(rec, dict)
-            got[rec["id"]] = rec
+            assert isinstance(rec, EncodedRecord)
+            got[rec.id] = rec
     want = expected_records(splade_tiny, scifact_docs)
     assert sorted(got) == sorted(want)
     for doc_id, rec in got.items():
-        assert rec["features"] == want[doc_id]["features"], doc_id
-        assert (rec["title"], rec["text"]) == (want[doc_id]["title"], want[doc_id]["text"])
+        assert rec.features == want[doc_id].features, doc_id
+        assert (rec.title, rec.text) == (want[doc_id].title, want[doc_id].text)
 
     rejects = read_jsonl("encoded-dead-letter-*.jsonl", out)
     assert len(rejects) == 4
     assert {r["raw"] for r in rejects} == set(BAD_LINES)
     assert all(r["stage"] == "read" and r["source"] == str(corpus_with_bad_lines) for r in rejects)
+    assert sorted(r["line"] for r in rejects) == [11, 12, 44, 45]  # the blank line 13 counts too
     reasons = {r["raw"]: r["reason"] for r in rejects}
     assert reasons[BAD_LINES[0]] == "missing 'text'"
     assert reasons[BAD_LINES[1]].startswith("invalid JSON")
@@ -167,7 +171,8 @@ def test_parquet_to_pruned_jsonl(scifact_docs: list[Document], splade_tiny, tmp_
     want = expected_records(
         splade_tiny, scifact_docs[:12], pruning=DocumentPruning(top_k=20), keep_text=False
     )
-    assert got == want
+    assert got == {doc_id: r.to_json() for doc_id, r in want.items()}
     assert all(len(r["features"]) <= 20 and "text" not in r for r in got.values())
     (reject,) = read_jsonl("encoded-dead-letter-*.jsonl", out)
     assert reject["reason"] == "empty 'title' and 'text'" and reject["source"] == str(source)
+    assert reject["line"] == 13

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import apache_beam as beam
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
-from pipelines.index_corpus import DEAD, WriteToIndex, run
+from pipelines.index_corpus import run
+from pipelines.write import WriteToIndex
 from splade_es.batch_encode import DocumentPruning, encoded_record
+from splade_es.bulk import BulkOptions
 from splade_es.client import ConnectionSettings, connect
 from splade_es.corpus import Document
 from splade_es.engines import DEFAULT_SPECS, start
+from splade_es.records import EncodedRecord
 
 from .conftest import N_DOCS, read_jsonl
 
@@ -62,27 +64,26 @@ def test_a_record_with_bad_weights_is_dead_lettered_with_the_engines_reason(
     url: str, index_name: str, tmp_path: Path
 ) -> None:
     from splade_es.client import open_cluster
-    from splade_es.indexing import ensure_index
+    from splade_es.indices import ensure_index
 
     client, info = open_cluster(ConnectionSettings(url=url))
     ensure_index(client, info, index_name)
-    records: list[dict[str, Any]] = [
-        {"id": "good-1", "features": {"vitamin": 120, "d": 40}, "text": "vitamin d"},
-        {"id": "bad", "features": {"vitamin": -3}, "text": "negative weight"},
-        {"id": "good-2", "features": {"cancer": 90}, "text": "cancer"},
+    records = [  # built directly: the engine, not the reader, must refuse the negative weight
+        EncodedRecord("good-1", {"vitamin": 120, "d": 40}, text="vitamin d"),
+        EncodedRecord("bad", {"vitamin": -3}, text="negative weight"),
+        EncodedRecord("good-2", {"cancer": 90}, text="cancer"),
     ]
     dead_path = tmp_path / "dead"
+    settings = ConnectionSettings(url=url)
     with beam.Pipeline(runner=FnApiRunner(), options=PipelineOptions()) as pipeline:
-        sent = (
+        dead = (
             pipeline
             | beam.Create(records)
-            | beam.ParDo(
-                WriteToIndex(ConnectionSettings(url=url), index_name, bulk_size=2)
-            ).with_outputs(DEAD, main="indexed")
+            | WriteToIndex(settings, index_name, options=BulkOptions(chunk_size=2))
         )
         _ = (
-            sent[DEAD]
-            | beam.Map(json.dumps)
+            dead
+            | beam.Map(lambda d: json.dumps(d.to_json()))
             | beam.io.WriteToText(str(dead_path), file_name_suffix=".jsonl")
         )
     client.indices.refresh(index=index_name)
@@ -91,7 +92,7 @@ def test_a_record_with_bad_weights_is_dead_lettered_with_the_engines_reason(
     assert entry["id"] == "bad" and entry["status"] == 400 and entry["stage"] == "index"
     assert "mapper_parsing_exception" in entry["reason"]
     assert "negative" in entry["reason"].lower() or "positive" in entry["reason"].lower()
-    assert entry["record"] == records[1]
+    assert entry["record"] == records[1].to_json()
 
 
 def test_drop_in_upgrade_of_a_bm25_index_keeps_the_text(
@@ -133,7 +134,7 @@ def test_drop_in_upgrade_of_a_bm25_index_keeps_the_text(
     assert (summary.read, summary.indexed, summary.dead_lettered) == (25, 25, 0)
     assert summary.adds_up()
     want = {
-        d.id: encoded_record(d, v, DocumentPruning())["features"]
+        d.id: encoded_record(d, v, DocumentPruning()).features
         for d, v in zip(
             docs, splade_tiny.encode_documents([d.full_text for d in docs]), strict=True
         )

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from splade_es.cli import main
 from splade_es.corpus import read_encoded
+from splade_es.records import EncodedRecord
 
 pytestmark = pytest.mark.slow
 
@@ -27,8 +28,8 @@ def test_encode_reports_bad_lines_and_writes_the_rest(tmp_path: Path, scifact: P
     assert "encoded 20, rejected 2" in result.output
     assert "corpus.jsonl:11" in result.output and "corpus.jsonl:12" in result.output
     records = [r for _, r in read_encoded(out)]
-    assert [r["id"] for r in records] == [json.loads(line)["_id"] for line in good]  # type: ignore[index]
-    assert all(0 < len(r["features"]) <= 64 for r in records)  # type: ignore[index]
+    assert [r.id for r in records] == [json.loads(line)["_id"] for line in good]
+    assert all(0 < len(r.features) <= 64 for r in records if isinstance(r, EncodedRecord))
     rejects = [
         json.loads(x) for x in (tmp_path / "out.parquet.rejects.jsonl").read_text().splitlines()
     ]

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from splade_es.corpus import EncodedWriter, ReadStats, Reject, read_documents, read_encoded
+from splade_es.corpus import EncodedWriter, ReadStats, read_documents, read_encoded
+from splade_es.records import DeadLetter, EncodedRecord
 
 LINES = [
     '{"_id": "1", "title": "T", "text": "body one"}',
@@ -36,17 +37,15 @@ def test_bad_lines_are_rejected_by_line_number_and_counts_add_up(tmp_path: Path)
 @pytest.mark.parametrize("suffix", [".jsonl", ".parquet"])
 def test_encoded_records_round_trip(tmp_path: Path, suffix: str) -> None:
     path = tmp_path / f"out{suffix}"
-    records = [
-        {"id": str(i), "features": {"a": i + 1, "b__c": 7}, "title": "t", "text": "x"}
-        for i in range(2500)
-    ]
+    records = [EncodedRecord(str(i), {"a": i + 1, "b__c": 7}, "t", "x") for i in range(2500)]
     with EncodedWriter(path, batch_rows=1000) as writer:
         for record in records:
             writer.write(record)
     back = [rec for _, rec in read_encoded(path)]
     assert len(back) == 2500
-    assert all(not isinstance(r, Reject) for r in back)
-    assert back[1234]["features"] == {"a": 1235, "b__c": 7}  # type: ignore[index]
+    assert all(isinstance(r, EncodedRecord) for r in back)
+    assert back[1234] == EncodedRecord("1234", {"a": 1235, "b__c": 7}, "t", "x")
+    assert not isinstance(back[0], DeadLetter) and back[0].title == "t"
 
 
 def test_unknown_output_suffix(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 FACTOR = 100.0
 
 
-def rank_feature_score(query: dict[str, Any], features: dict[str, int], field: str) -> float:
+def rank_feature_score(query: dict[str, Any], features: dict[str, float], field: str) -> float:
     """What Lucene's linear FeatureField query sums: boost * stored feature value per clause."""
     total = 0.0
     for clause in query["bool"]["should"]:
@@ -41,7 +41,7 @@ def test_quantized_engine_query_ranks_like_float_dot_product(splade_tiny, scifac
         body = rewriter.body(text)
         json.dumps(body)
         exact = [qvec.dot(v) for v in vectors]
-        engine = [rank_feature_score(body["query"], r["features"], "splade") for r in records]
+        engine = [rank_feature_score(body["query"], r.features, "splade") for r in records]
         # each doc weight moves by <= 0.5/FACTOR when quantized
         bound = sum(w for _, w in qvec.weights) * 0.5 / FACTOR + 1e-9
         for e, q in zip(exact, engine, strict=True):

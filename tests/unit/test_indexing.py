@@ -1,121 +1,169 @@
-"""Bulk retry policy and bulk bodies (the engine paths themselves run in tests/integration)."""
+"""The bulk layer's decisions (retry, split, dead-letter) and file indexing's accounting, against
+stand-in engines that answer the way real nodes do under load or refusal (not reproducible on
+demand); the real-node paths run in tests/integration and tests/failure."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 from opensearchpy.exceptions import ConnectionError, TransportError
+from opensearchpy.serializer import JSONSerializer
 
-from splade_es.corpus import Reject
-from splade_es.indexing import (
-    BulkIndexer,
-    BulkOptions,
-    EngineUnavailable,
-    RetryPolicy,
-    bulk_body,
-    send_bulk,
-)
+from splade_es.bulk import BulkOptions, BulkWriter, EngineUnavailable
+from splade_es.corpus import EncodedWriter
+from splade_es.indexing import FileIndexer, superseded_positions
+from splade_es.indices import IndexProfile
+from splade_es.records import EncodedRecord
 
-RECORDS = [{"id": "1", "features": {"a": 1}, "text": "t"}, {"id": "2", "features": {"b": 2}}]
+RECORDS = [EncodedRecord("1", {"a": 1}, text="t"), EncodedRecord("2", {"b": 2})]
 
 
-class FakeOverloadedEngine:
-    """Stands in for a node answering 429 / dropping connections (not reproducible on demand)."""
+class FakeEngine:
+    """Answers `_bulk` like a node: scripted whole-request failures, per-item statuses, and a
+    request-size limit (HTTP 413); keeps the documents it accepted."""
 
-    def __init__(self, failures: list[Exception], item_status: list[int] | None = None) -> None:
-        self.failures = failures
-        self.item_status = item_status
-        self.bodies: list[str] = []
+    def __init__(
+        self,
+        failures: list[Exception] | None = None,
+        item_status: dict[str, list[int]] | None = None,
+        max_body: int | None = None,
+    ) -> None:
+        self.failures = failures or []
+        self.item_status = item_status or {}
+        self.max_body = max_body
+        self.docs: dict[str, Any] = {}
+        self.requests = 0
+        self.transport = self
+        self.serializer = JSONSerializer()
+        self.indices = self
 
-    def bulk(self, body: str) -> dict[str, Any]:
-        self.bodies.append(body)
+    def bulk(self, body: str, **_: Any) -> dict[str, Any]:
+        self.requests += 1
         if self.failures:
             raise self.failures.pop(0)
-        n = body.count("\n") // 2
-        status = self.item_status or [201] * n
-        self.item_status = None
-        return {
-            "items": [
-                {"index": {"status": s, "error": {"type": "x", "reason": f"s{s}"}}}
-                for s in status[:n]
-            ]
-        }
+        if self.max_body is not None and len(body.encode()) > self.max_body:
+            raise TransportError(413, "Request Entity Too Large", {})
+        lines = body.splitlines()
+        items = []
+        for action_line, source_line in zip(lines[::2], lines[1::2], strict=True):
+            action = json.loads(action_line)
+            op, meta = next(iter(action.items()))
+            statuses = self.item_status.get(meta["_id"])
+            status = statuses.pop(0) if statuses else 201
+            if status < 300:
+                self.docs[meta["_id"]] = json.loads(source_line)
+            items.append(
+                {
+                    op: {
+                        "_id": meta["_id"],
+                        "status": status,
+                        "error": {"type": f"s{status}", "reason": "r"},
+                    }
+                }
+            )
+        return {"errors": True, "items": items}
+
+    def refresh(self, index: str) -> None:
+        return None
+
+    def search(self, index: str, body: dict[str, Any]) -> dict[str, Any]:
+        wanted = body["query"]["bool"]["filter"][0]["ids"]["values"]
+        return {"hits": {"hits": [{"_id": i} for i in wanted if i in self.docs]}}
 
 
 def no_sleep(_: float) -> None:
     return None
 
 
-def test_transient_failures_are_retried_until_acknowledged() -> None:
-    engine = FakeOverloadedEngine(
-        [
+def write_all(engine: FakeEngine, records: list[EncodedRecord], **options: Any) -> list[Any]:
+    writer = BulkWriter(engine, "i", options=BulkOptions(**options), sleep=no_sleep)  # type: ignore[arg-type]
+    outcomes = list(writer.write(enumerate(records, start=1)))
+    assert sorted(pos for pos, _, _ in outcomes) == list(range(1, len(records) + 1))
+    return outcomes
+
+
+@pytest.mark.parametrize("concurrency", [1, 3])
+def test_transient_failures_are_retried_until_acknowledged(concurrency: int) -> None:
+    engine = FakeEngine(
+        failures=[
             TransportError(429, "es_rejected_execution_exception", {}),
             ConnectionError("N/A", "refused", None),
         ]
     )
-    outcome = send_bulk(engine, RECORDS, "i", policy=RetryPolicy(max_retries=3), sleep=no_sleep)  # type: ignore[arg-type]
-    assert (outcome.indexed, outcome.retries, outcome.dead) == (2, 2, [])
+    outcomes = write_all(engine, RECORDS * 3, concurrency=concurrency, chunk_size=2)
+    assert all(letter is None for _, _, letter in outcomes)
+    assert set(engine.docs) == {"1", "2"}
 
 
 def test_per_item_429_is_retried_and_400_dead_lettered() -> None:
-    engine = FakeOverloadedEngine([], item_status=[429, 400])
-    outcome = send_bulk(engine, RECORDS, "i", sleep=no_sleep)  # type: ignore[arg-type]
-    assert outcome.indexed == 1 and outcome.retries == 1
-    assert [(d["id"], d["status"]) for d in outcome.dead] == [("2", 400)]
-    assert '"_id": "1"' in engine.bodies[1] and '"_id": "2"' not in engine.bodies[1]
+    engine = FakeEngine(item_status={"1": [429], "2": [400]})
+    outcomes = write_all(engine, RECORDS, concurrency=1)
+    letters = {r.id: letter for _, r, letter in outcomes}
+    assert letters["1"] is None and "1" in engine.docs
+    assert letters["2"] is not None and letters["2"].status == 400 and letters["2"].stage == "index"
+    assert letters["2"].record == RECORDS[1]
 
 
 def test_gives_up_with_a_clear_error() -> None:
-    engine = FakeOverloadedEngine([TransportError(503, "unavailable", {})] * 5)
+    engine = FakeEngine(failures=[TransportError(503, "unavailable", {})] * 20)
     with pytest.raises(EngineUnavailable, match="gave up after 2 retries"):
-        send_bulk(engine, RECORDS, "i", policy=RetryPolicy(max_retries=2), sleep=no_sleep)  # type: ignore[arg-type]
-    assert RetryPolicy(backoff_s=1, max_backoff_s=5).delay(10) == 5
+        write_all(engine, RECORDS, max_retries=2, concurrency=1)
+    assert BulkOptions(backoff_s=1, max_backoff_s=5).delay(10) == 5
 
 
-def test_bulk_bodies_index_whole_documents_or_update_only_the_field() -> None:
-    index_lines = [json.loads(x) for x in bulk_body(RECORDS, "i", "splade").splitlines()]
-    assert index_lines[0] == {"index": {"_index": "i", "_id": "1"}}
-    assert index_lines[1] == {"splade": {"a": 1}, "text": "t"}
-    update_lines = [json.loads(x) for x in bulk_body(RECORDS, "i", "splade", "update").splitlines()]
-    assert update_lines[0] == {"update": {"_index": "i", "_id": "1"}}
-    assert update_lines[1] == {"doc": {"splade": {"a": 1}}}
+def test_a_request_too_large_is_split_and_a_lone_giant_dead_lettered() -> None:
+    records = [EncodedRecord(str(i), {"t": 1}, text="x" * 50) for i in range(40)]
+    records[17] = EncodedRecord("giant", {"t": 1}, text="y" * 5000)
+    engine = FakeEngine(max_body=2000)
+    outcomes = write_all(engine, records, chunk_size=40, concurrency=2)
+    dead = {r.id: letter for _, r, letter in outcomes if letter is not None}
+    assert list(dead) == ["giant"] and dead["giant"].status == 413
+    assert len(engine.docs) == 39
 
 
-class SlowAcceptingEngine:
-    """Stands in for a node that acknowledges every item; the last batches answer slowest."""
+def test_bulk_actions_index_whole_documents_or_update_only_the_field() -> None:
+    engine = FakeEngine()
+    index = BulkWriter(engine, "i", "splade")  # type: ignore[arg-type]
+    assert index.bulk_action(RECORDS[0]) == {
+        "_index": "i",
+        "_id": "1",
+        "_source": {"splade": {"a": 1}, "text": "t"},
+    }
+    update = BulkWriter(engine, "i", "splade", action="update")  # type: ignore[arg-type]
+    assert update.bulk_action(RECORDS[0])["doc"] == {"splade": {"a": 1}}
 
-    def __init__(self) -> None:
-        self.indices = self
-        self.ids: list[str] = []
 
-    def bulk(self, body: str) -> dict[str, Any]:
-        import time
-
-        lines = body.splitlines()[::2]
-        last_id = int(json.loads(lines[-1])["index"]["_id"])
-        time.sleep(0.2 if last_id > 90 else 0.001)
-        self.ids.extend(json.loads(line)["index"]["_id"] for line in lines)
-        return {"items": [{"index": {"status": 201}} for _ in lines]}
-
-    def refresh(self, index: str) -> None:
-        return None
+def encoded_file(tmp_path: Path, records: list[EncodedRecord]) -> Path:
+    path = tmp_path / "enc.jsonl"
+    with EncodedWriter(path) as writer:
+        for record in records:
+            writer.write(record)
+    return path
 
 
 @pytest.mark.parametrize("concurrency", [1, 2, 4])
-def test_every_batch_in_flight_is_counted_at_any_concurrency(
-    tmp_path: Any, concurrency: int
+def test_duplicates_keep_the_last_copy_and_counts_are_true(
+    tmp_path: Path, concurrency: int
 ) -> None:
-    engine = SlowAcceptingEngine()
-    records: list[tuple[int, dict[str, Any] | Reject]] = [
-        (i, {"id": str(i), "features": {"a": 1}}) for i in range(1, 101)
-    ]
-    records[49] = (50, Reject("in.jsonl", 50, "invalid JSON", "{"))
-    options = BulkOptions(batch_size=7, concurrency=concurrency)
-    summary = BulkIndexer(engine, "i", options=options).run(  # type: ignore[arg-type]
-        records, tmp_path / "dead.jsonl", progress_file=tmp_path / "p.json", show_progress=False
-    )
-    assert (summary.read, summary.indexed, summary.dead_lettered) == (100, 99, 1)
-    assert sorted(engine.ids, key=int) == [str(i) for i in range(1, 101) if i != 50]
-    assert json.loads((tmp_path / "p.json").read_text())["done_through"] == 100
+    records = [EncodedRecord(str(i % 70), {"v": i + 1}) for i in range(100)]
+    path = encoded_file(tmp_path, records)
+    with path.open("a") as handle:
+        handle.write("{broken\n")
+    assert len(superseded_positions(path)) == 30
+    engine = FakeEngine()
+    profile = IndexProfile("i", "uuid-1", {})
+    summary = FileIndexer(
+        engine,  # type: ignore[arg-type]
+        profile,
+        options=BulkOptions(chunk_size=7, concurrency=concurrency),
+        show_progress=False,
+    ).run(path, tmp_path / "dead.jsonl")
+    assert (summary.read, summary.indexed, summary.duplicates, summary.rejected) == (101, 70, 30, 1)
+    assert summary.adds_up()
+    last_copies = {str(i): i + 71 for i in range(30)} | {str(i): i + 1 for i in range(30, 70)}
+    assert {k: v["splade"]["v"] for k, v in engine.docs.items()} == last_copies
+    (reject,) = [json.loads(x) for x in (tmp_path / "dead.jsonl").read_text().splitlines()]
+    assert reject["line"] == 101 and reject["stage"] == "read"

@@ -1,0 +1,254 @@
+"""Option groups declared once and used by every front end: the click CLI and Beam's argparse.
+
+Each `Opt` knows its name, type (a click type that validates: ranges, finite numbers, http(s)
+URLs), default and help. `click_options(GROUP)` decorates a command; `add_argparse(parser, GROUP)`
+adds the same options, spelled `--snake_case` and `--kebab-case`, to a Beam options parser.
+Out-of-range values fail at the edge with one line naming the option.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
+
+import click
+
+from splade_es.sparse import DEFAULT_QUANTIZATION_FACTOR
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class FiniteFloat(click.ParamType):
+    """A float that is finite and within bounds (click's FloatRange lets NaN through)."""
+
+    name = "number"
+
+    def __init__(
+        self, low: float | None = None, high: float | None = None, low_open: bool = False
+    ) -> None:
+        self.low, self.high, self.low_open = low, high, low_open
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        too_low = self.low is not None and (
+            number < self.low or (self.low_open and number == self.low)
+        )
+        if too_low or (self.high is not None and number > self.high):
+            self.fail(f"{value!r} is not in {self.describe()}", param, ctx)
+        return number
+
+    def describe(self) -> str:
+        left = "(" if self.low_open else "["
+        low = "-inf" if self.low is None else f"{self.low:g}"
+        high = "inf" if self.high is None else f"{self.high:g}"
+        return f"{left}{low}, {high}]"
+
+
+class ClusterUrl(click.ParamType):
+    """An http(s) URL; credentials inside it are accepted but never echoed."""
+
+    name = "url"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from splade_es.client import split_credentials
+
+        try:
+            split_credentials(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+        return str(value)
+
+
+POSITIVE = click.IntRange(min=1)
+NON_NEGATIVE = click.IntRange(min=0)
+WEIGHT = FiniteFloat(low=0.0)
+FRACTION = FiniteFloat(low=0.0, high=1.0, low_open=True)
+
+
+@dataclass(frozen=True)
+class Opt:
+    """One option, declared once."""
+
+    name: str
+    help: str
+    type: Any = str
+    default: Any = None
+    flag: bool = False
+    choices: Sequence[str] | None = None
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def dashed(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    def click_option(self) -> Callable[[F], F]:
+        if self.flag:
+            return click.option(self.dashed, self.name, is_flag=True, help=self.help)
+        kind = click.Choice(list(self.choices)) if self.choices else self.type
+        return click.option(
+            self.dashed,
+            *self.aliases,
+            self.name,
+            type=kind,
+            default=self.default,
+            show_default=self.default is not None,
+            help=self.help,
+        )
+
+    def add_argparse(self, parser: argparse.ArgumentParser) -> None:
+        flags = list(dict.fromkeys([f"--{self.name}", self.dashed]))
+        if self.flag:
+            parser.add_argument(
+                *flags, dest=self.name, action="store_true", default=False, help=self.help
+            )
+            return
+        parser.add_argument(
+            *flags,
+            dest=self.name,
+            type=_argparse_type(self),
+            default=self.default,
+            choices=self.choices,
+            help=self.help,
+        )
+
+
+def _argparse_type(opt: Opt) -> Callable[[str], Any]:
+    kind = opt.type if isinstance(opt.type, click.ParamType) else click.types.convert_type(opt.type)
+
+    def convert(value: str) -> Any:
+        try:
+            return kind.convert(value, None, None)
+        except click.BadParameter as exc:
+            raise argparse.ArgumentTypeError(exc.message) from None
+
+    convert.__name__ = opt.name  # argparse names the type in its error
+    return convert
+
+
+def click_options(*groups: Sequence[Opt]) -> Callable[[F], F]:
+    """Decorate a click command with option groups, in the order listed."""
+
+    def decorate(func: F) -> F:
+        decorated: Any = func
+        for opt in reversed([opt for group in groups for opt in group]):
+            decorated = opt.click_option()(decorated)
+        return cast(F, decorated)
+
+    return decorate
+
+
+def add_argparse(parser: argparse.ArgumentParser, *groups: Sequence[Opt]) -> None:
+    """Add option groups to an argparse parser (Beam's `_add_argparse_args`)."""
+    for group in groups:
+        for opt in group:
+            opt.add_argparse(parser)
+
+
+def pick(values: dict[str, Any], group: Sequence[Opt]) -> dict[str, Any]:
+    """Pop one group's values out of a command's keyword arguments."""
+    return {opt.name: values.pop(opt.name) for opt in group if opt.name in values}
+
+
+ENCODER = (
+    Opt("model", "Alias, local folder or Hugging Face name.", default="splade-tiny"),
+    Opt("query_model", "Separate query encoder (doc/query pair models)."),
+    Opt("device", "cpu, cuda, cuda:1, mps (default: the best available)."),
+    Opt(
+        "dtype",
+        "Model weights' type.",
+        default="float32",
+        choices=("float32", "float16", "bfloat16"),
+    ),
+    Opt(
+        "doc_max_length",
+        "Document truncation in tokens (default: model settings or 256).",
+        POSITIVE,
+    ),
+    Opt(
+        "query_max_length", "Query truncation in tokens (default: model settings or 64).", POSITIVE
+    ),
+)
+
+BATCHING = (
+    Opt("encode_batch_size", "Texts per model call.", POSITIVE, 32, aliases=("--batch-size",)),
+)
+
+PRUNING = (
+    Opt("top_k", "Keep the k heaviest terms per document.", POSITIVE),
+    Opt("max_ratio", "Keep terms >= ratio * the document's largest weight.", FRACTION),
+    Opt("alpha_mass", "Keep the heaviest terms holding this share of the weight mass.", FRACTION),
+    Opt("threshold", "Keep terms with weight >= threshold.", WEIGHT),
+    Opt(
+        "quantization",
+        "Integer weights = round(weight * factor); 0 writes floats.",
+        WEIGHT,
+        DEFAULT_QUANTIZATION_FACTOR,
+    ),
+)
+
+CONNECTION = (
+    Opt("url", "Cluster URL [env SPLADE_ES_URL; default http://127.0.0.1:9200].", ClusterUrl()),
+    Opt("user", "Basic-auth user [env SPLADE_ES_USER]."),
+    Opt("password", "Basic-auth password [env SPLADE_ES_PASSWORD]."),
+    Opt("api_key", "API key, base64 or id:key [env SPLADE_ES_API_KEY]."),
+    Opt("ca_certs", "CA bundle for TLS [env SPLADE_ES_CA_CERTS]."),
+    Opt("compress", "gzip request bodies (slow links; costs CPU on a local node).", flag=True),
+)
+
+BULK = (
+    Opt("bulk_size", "Documents per _bulk request.", POSITIVE, 500),
+    Opt("bulk_bytes", "Most bytes per _bulk request (a 413 still splits it).", POSITIVE, 10 << 20),
+    Opt("concurrency", "_bulk requests in flight.", POSITIVE, 2),
+    Opt("max_retries", "Retries of a refused or failed _bulk before giving up.", NON_NEGATIVE, 6),
+)
+
+
+# Values -> objects (imports are lazy: torch is slow to import and the CLI starts without it) ------
+
+
+def load_encoder(values: dict[str, Any]) -> Any:
+    """A SpladeEncoder from ENCODER values."""
+    from splade_es.encoder import SpladeEncoder
+
+    return SpladeEncoder.load(
+        values["model"],
+        query_model=values.get("query_model"),
+        device=values.get("device"),
+        dtype=values.get("dtype") or "float32",
+        doc_max_length=values.get("doc_max_length"),
+        query_max_length=values.get("query_max_length"),
+    )
+
+
+def connection_settings(values: dict[str, Any]) -> Any:
+    """ConnectionSettings from CONNECTION values and SPLADE_ES_* environment variables."""
+    from splade_es.client import ConnectionSettings
+
+    return ConnectionSettings.from_env(
+        url=values.get("url"),
+        username=values.get("user"),
+        password=values.get("password"),
+        api_key=values.get("api_key"),
+        ca_certs=values.get("ca_certs"),
+        compress=bool(values.get("compress")),
+    )
+
+
+def bulk_options(values: dict[str, Any]) -> Any:
+    """BulkOptions from BULK values."""
+    from splade_es.bulk import BulkOptions
+
+    return BulkOptions(
+        chunk_size=values["bulk_size"],
+        max_chunk_bytes=values["bulk_bytes"],
+        concurrency=values["concurrency"],
+        max_retries=values["max_retries"],
+    )
