@@ -16,36 +16,35 @@ Layout under :func:`cache_dir`::
     run/<engine>-<version>-secured-<port>/   the same for a node with basic auth
 """
 
-from splade_es.engines.fetch import Artifact, fetch
-from splade_es.engines.install import install
-from splade_es.engines.node import kill_hard, start, status, stop
-from splade_es.engines.plugins import require_plugin
-from splade_es.engines.spec import (
-    DEFAULT_SPECS,
-    FEATURES,
-    SECURED_SPEC,
-    SECURED_USER,
-    EngineSpec,
-    LauncherError,
-    cache_dir,
-    run_dir,
-)
+from __future__ import annotations
 
-__all__ = [
-    "DEFAULT_SPECS",
-    "FEATURES",
-    "SECURED_SPEC",
-    "SECURED_USER",
-    "Artifact",
-    "EngineSpec",
-    "LauncherError",
-    "cache_dir",
-    "fetch",
-    "install",
-    "kill_hard",
-    "require_plugin",
-    "run_dir",
-    "start",
-    "status",
-    "stop",
-]
+from importlib import import_module
+from typing import Any
+
+# Loaded lazily: `splade-es --help` should not pay for the HTTP client.
+_EXPORTS = {
+    "DEFAULT_SPECS": "splade_es.engines.spec",
+    "FEATURES": "splade_es.engines.spec",
+    "SECURED_SPEC": "splade_es.engines.spec",
+    "SECURED_USER": "splade_es.engines.spec",
+    "EngineSpec": "splade_es.engines.spec",
+    "LauncherError": "splade_es.engines.spec",
+    "cache_dir": "splade_es.engines.spec",
+    "run_dir": "splade_es.engines.spec",
+    "Artifact": "splade_es.engines.fetch",
+    "fetch": "splade_es.engines.fetch",
+    "install": "splade_es.engines.install",
+    "kill_hard": "splade_es.engines.node",
+    "start": "splade_es.engines.node",
+    "status": "splade_es.engines.node",
+    "stop": "splade_es.engines.node",
+    "require_plugin": "splade_es.engines.plugins",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'splade_es.engines' has no attribute {name!r}")

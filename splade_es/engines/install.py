@@ -6,6 +6,7 @@ interrupted install never leaves a half-built home that later starts would trust
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -27,6 +28,18 @@ def install(spec: EngineSpec) -> Path:
     home = home_dir(spec)
     if (home / INSTALLED_MARKER).is_file():
         return home
+    home.parent.mkdir(parents=True, exist_ok=True)
+    with (home.parent / f".{home.name}.install.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one installer per home (several ports, xdist workers)
+        try:
+            if not (home / INSTALLED_MARKER).is_file():
+                _install(spec, home)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return home
+
+
+def _install(spec: EngineSpec, home: Path) -> None:
     dist = fetch(distribution(spec))
     wanted_modules = [(m, [fetch(a) for a in m.jars]) for m in modules(spec)]
     zips = [(p, fetch(p.zip)) for p in plugin_zips(spec)]
@@ -62,7 +75,6 @@ def install(spec: EngineSpec) -> Path:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     make_readable(home)
-    return home
 
 
 def installed_plugins(home: Path) -> list[str]:

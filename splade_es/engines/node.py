@@ -118,7 +118,9 @@ def _client(spec: EngineSpec, timeout: float = 5, authenticate: bool = True) -> 
     user = SECURED_USER if spec.password is not None and authenticate else None
     password = spec.password if authenticate else None
     return connect(
-        ConnectionSettings(url=url_of(spec), username=user, password=password, timeout=timeout)
+        ConnectionSettings(
+            url=url_of(spec), username=user, password=password, timeout=timeout, max_retries=0
+        )
     )
 
 
