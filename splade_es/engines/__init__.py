@@ -21,7 +21,8 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-# Loaded lazily: `splade-es --help` should not pay for the HTTP client.
+# Loaded lazily: `splade-es --help` should not pay for the HTTP client. (`fetch` and `install`
+# are the submodules of those names: `from splade_es.engines.install import install`.)
 _EXPORTS = {
     "DEFAULT_SPECS": "splade_es.engines.spec",
     "FEATURES": "splade_es.engines.spec",
@@ -32,8 +33,6 @@ _EXPORTS = {
     "cache_dir": "splade_es.engines.spec",
     "run_dir": "splade_es.engines.spec",
     "Artifact": "splade_es.engines.fetch",
-    "fetch": "splade_es.engines.fetch",
-    "install": "splade_es.engines.install",
     "kill_hard": "splade_es.engines.node",
     "start": "splade_es.engines.node",
     "status": "splade_es.engines.node",

@@ -146,7 +146,10 @@ def _healthy(spec: EngineSpec) -> bool:
     client = _client(spec)
     try:
         with _quiet_client():
-            health = client.cluster.health(wait_for_status="yellow", timeout="1s")
+            # request_timeout keeps opensearch-py from taking `timeout` as its own socket timeout
+            health = client.cluster.health(
+                wait_for_status="yellow", timeout="1s", request_timeout=5
+            )
     except TransportError:
         return False
     finally:

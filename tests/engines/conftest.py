@@ -19,4 +19,3 @@ def shifted_spec(name: str) -> EngineSpec:
 @pytest.fixture(params=sorted(DEFAULT_SPECS), ids=sorted(DEFAULT_SPECS))
 def spec(request: pytest.FixtureRequest) -> EngineSpec:
     return shifted_spec(request.param)
-

@@ -20,6 +20,7 @@ import pytest
 
 from splade_es import engines as launcher
 from splade_es.engines import EngineSpec, LauncherError
+from splade_es.engines.install import install
 from splade_es.engines.spec import run_dir
 
 pytestmark = pytest.mark.engine
@@ -135,15 +136,15 @@ def test_unknown_engine_and_missing_version_fail_clearly(
 ) -> None:
     monkeypatch.setenv("SPLADE_ES_CACHE", str(tmp_path))
     with pytest.raises(LauncherError, match="unknown engine"):
-        launcher.install(EngineSpec("solr", "9.0.0", 8983))
+        install(EngineSpec("solr", "9.0.0", 8983))
     with pytest.raises(
         LauncherError,
         match=r"download failed: org\.opensearch\.distribution\.integ-test-zip:opensearch:0\.0\.1:zip",
     ) as missing:
-        launcher.install(EngineSpec("opensearch", "0.0.1", 9299))
+        install(EngineSpec("opensearch", "0.0.1", 9299))
     assert "\n" not in str(missing.value)
     with pytest.raises(LauncherError) as bad:
-        launcher.install(EngineSpec("opensearch", "x", 1))
+        install(EngineSpec("opensearch", "x", 1))
     assert "\n" not in str(bad.value)
 
 

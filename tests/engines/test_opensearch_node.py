@@ -145,7 +145,9 @@ def test_stopped_and_killed_nodes_are_detected(node: tuple[EngineSpec, OpenSearc
     engines.start(spec, wait_s=300)
     new_jvm = engines.status(spec)["pid"]
     assert new_jvm is not None and new_jvm != jvm
-    client.cluster.health(index=INDEX + "-crash", wait_for_status="yellow", timeout="60s")
+    client.cluster.health(
+        index=INDEX + "-crash", wait_for_status="yellow", timeout="60s", request_timeout=90
+    )
     assert client.get(index=INDEX + "-crash", id="a")["found"] is True
     client.indices.delete(index=INDEX + "-crash")
     log = (run_dir(spec) / "console.log").read_text(errors="replace")
