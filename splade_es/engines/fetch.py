@@ -174,9 +174,10 @@ def _fetch_maven(artifact: Artifact, tmp: Path) -> tuple[Path, str]:
     )
     got = tmp / artifact.filename
     if res.returncode != 0 or not got.is_file():
-        raise LauncherError(
-            f"download failed: {artifact.coordinates}: {_maven_error(res.stdout + res.stderr)}"
-        )
+        reason = _maven_error(res.stdout + res.stderr)
+        if "no checksums available" in reason:
+            reason += " (the repository has no .sha1 for it: pin one in PINNED_SHA1)"
+        raise LauncherError(f"download failed: {artifact.coordinates}: {reason}")
     if pinned:
         return got, pinned
     local_repo = _local_repository()
@@ -227,6 +228,9 @@ def _maven_error(output: str) -> str:
         if line.startswith("[ERROR]"):
             text = line.removeprefix("[ERROR]").strip()
             if text and not text.startswith(("->", "To see the full", "Re-run Maven", "For more")):
-                return text[:400]
+                text = re.sub(r"^Failed to execute goal .*? on project [^:]+: ", "", text)
+                text = re.sub(r"\s*-> \[Help \d+\]$", "", text)
+                text = re.sub(r" \(https?://[^)]*\)", "", text)  # keep it short: no URLs
+                return re.sub(r"https?://\S+", "the repository", text)[:400]
     tail = [ln.strip() for ln in output.splitlines() if ln.strip()]
     return tail[-1][:400] if tail else "Maven failed without output"

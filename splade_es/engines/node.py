@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from opensearchpy import OpenSearch
-from opensearchpy.exceptions import AuthenticationException, TransportError
+from opensearchpy.exceptions import AuthenticationException, OpenSearchException, TransportError
 
 from splade_es.client import ConnectionSettings, EngineError, connect, detect
 from splade_es.engines.catalog import plugin_zips
@@ -137,6 +137,8 @@ def probe(spec: EngineSpec) -> Probe:
         if isinstance(cause, TransportError) and isinstance(cause.status_code, int):
             return Probe(answers=True)  # HTTP, but not an engine's answer
         return Probe(answers=False)
+    except OpenSearchException:  # an answer that is not JSON (some other web server)
+        return Probe(answers=True)
     finally:
         client.close()
     return Probe(answers=True, engine=info.engine, version=info.version)
@@ -165,7 +167,7 @@ def _requires_auth(spec: EngineSpec) -> bool:
             client.cluster.health()
     except AuthenticationException:
         return True
-    except TransportError:
+    except OpenSearchException:
         return False
     finally:
         client.close()
@@ -183,7 +185,7 @@ def _running_plugins(spec: EngineSpec) -> list[str] | None:
     try:
         with _quiet_client():
             return node_plugins(client)
-    except TransportError:
+    except OpenSearchException:
         return None
     finally:
         client.close()
@@ -444,7 +446,8 @@ def start(spec: EngineSpec, wait_s: float | None = None) -> str:
         what = "started" if spawned else "already starting"
         raise LauncherError(
             f"{spec.engine} {spec.version} ({what}) not healthy on {url_of(spec)} after "
-            f"{wait:.0f}s (wait longer with --wait or {START_WAIT_ENV}): {log_tail(spec)}"
+            f"{wait:.0f}s; it keeps starting: `engine start` again waits longer (--wait, "
+            f"{START_WAIT_ENV}), `engine stop` stops it. Log: {log_tail(spec)}"
         )
     _check_plugins(spec)
     return url_of(spec)

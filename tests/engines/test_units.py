@@ -314,3 +314,35 @@ def test_a_port_taken_by_another_program_is_one_clear_line(
         f"port {port} is in use by another program (not a node started here): "
         "choose another with --port"
     )
+
+
+def test_maven_errors_become_one_short_line_without_urls() -> None:
+    output = (
+        "[ERROR] Failed to execute goal org.apache.maven.plugins:maven-dependency-plugin:2.8:copy "
+        "(default-cli) on project standalone-pom: Unable to resolve artifact. Could not transfer "
+        "artifact g:a:zip:1 from/to central (https://repo.example/maven2): Checksum validation "
+        "failed, no checksums available -> [Help 1]\n[ERROR] \n"
+        "[ERROR] To see the full stack trace of the errors, re-run Maven with the -e switch.\n"
+    )
+    assert fetch_mod._maven_error(output) == (
+        "Unable to resolve artifact. Could not transfer artifact g:a:zip:1 from/to central: "
+        "Checksum validation failed, no checksums available"
+    )
+
+
+def test_a_port_answering_other_http_is_one_clear_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import http.server
+    import threading
+
+    monkeypatch.setenv("SPLADE_ES_CACHE", str(tmp_path))
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        port = server.server_address[1]
+        with pytest.raises(LauncherError, match=f"^port {port} is in use by another program"):
+            start(replace(OS, port=port), wait_s=5)
+    finally:
+        server.shutdown()
+        server.server_close()
