@@ -13,6 +13,7 @@ from typing import Any, NoReturn, TypeVar, cast
 
 import click
 
+from splade_es.engines.cli import engine
 from splade_es.mappings import ENGINES, Engine, index_body
 from splade_es.options import (
     BATCHING,
@@ -254,65 +255,7 @@ def open_cluster_from(values: dict[str, Any]) -> tuple[Any, Any, Any]:
     return client, info, settings
 
 
-@main.group()
-def engine() -> None:
-    """Run a local OpenSearch / Elasticsearch node fetched from Maven Central."""
-
-
-def _spec(name: str, version: str | None, port: int | None, heap: str | None) -> Any:
-    from dataclasses import replace
-
-    from splade_es.launcher import DEFAULT_SPECS
-
-    spec = DEFAULT_SPECS[name]
-    changes: dict[str, Any] = {"version": version, "port": port, "heap": heap}
-    return replace(spec, **{k: v for k, v in changes.items() if v})
-
-
-def engine_spec_options(func: F) -> F:
-    decorators = [
-        click.option(
-            "--engine", "name", type=click.Choice(ENGINES), default="opensearch", show_default=True
-        ),
-        click.option(
-            "--version", "version", default=None, help="Engine version (default: the tested one)."
-        ),
-        click.option(
-            "--port", type=int, default=None, help="HTTP port (default 9200 OpenSearch, 9250 ES)."
-        ),
-        click.option("--heap", default=None, help="JVM heap, e.g. 1g (default 512m)."),
-    ]
-    return apply_all(decorators, func)
-
-
-@engine.command("start")
-@engine_spec_options
-def engine_start(name: str, version: str | None, port: int | None, heap: str | None) -> None:
-    """Download (cached), start and wait for a single local node; prints its URL."""
-    from splade_es.launcher import LauncherError, start
-
-    try:
-        click.echo(start(_spec(name, version, port, heap)))
-    except LauncherError as exc:
-        fail(str(exc))
-
-
-@engine.command("stop")
-@engine_spec_options
-def engine_stop(name: str, version: str | None, port: int | None, heap: str | None) -> None:
-    """Stop a node started by `engine start`."""
-    from splade_es.launcher import stop
-
-    click.echo("stopped" if stop(_spec(name, version, port, heap)) else "not running")
-
-
-@engine.command("status")
-@engine_spec_options
-def engine_status(name: str, version: str | None, port: int | None, heap: str | None) -> None:
-    """Whether the node runs, its URL, version and pid (JSON)."""
-    from splade_es.launcher import status
-
-    click.echo(json.dumps(status(_spec(name, version, port, heap))))
+main.add_command(engine)
 
 
 @main.command("index-vectors")

@@ -24,10 +24,10 @@ from splade_es.corpus import (
     read_queries,
 )
 from splade_es.encoder import SpladeEncoder
+from splade_es.engines import DEFAULT_SPECS, start
 from splade_es.evaluation import evaluate
 from splade_es.indexing import FileIndexer
 from splade_es.indices import SpladeField, ensure_index
-from splade_es.launcher import DEFAULT_SPECS, start
 from splade_es.models import model_identity
 from splade_es.query import QueryRewriter
 from splade_es.search import MODES, Searcher
@@ -47,7 +47,7 @@ def sample_path(name: str) -> Path:
 @click.option("--model", default="splade-tiny", show_default=True)
 def demo(engine: str, model: str) -> None:
     """Run the whole pipeline on the bundled sample data and print a comparison."""
-    click.echo(f"1. starting a local {engine} node (downloaded from Maven Central on first use)...")
+    click.echo(f"1. starting a local {engine} node (fetched with Maven on first use)...")
     url = start(DEFAULT_SPECS[engine])
     client, info = open_cluster(ConnectionSettings(url=url))
     click.echo(f"   {info.engine} {info.version} at {url}")

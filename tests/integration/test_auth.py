@@ -1,4 +1,4 @@
-"""Basic auth against a real secured Elasticsearch node (``launcher.SECURED_SPEC``).
+"""Basic auth against a real secured Elasticsearch node (``engines.SECURED_SPEC``).
 
 Why: users point the CLI at clusters with security on; the right credentials must connect,
 and wrong ones must give a one-line "authentication failed" error that never echoes the
@@ -12,10 +12,10 @@ from collections.abc import Iterator
 import pytest
 from click.testing import CliRunner
 
-from splade_es import launcher
+from splade_es import engines
 from splade_es.cli import main
 from splade_es.client import ConnectionSettings, EngineError, open_cluster
-from splade_es.launcher import SECURED_SPEC, SECURED_USER
+from splade_es.engines import SECURED_SPEC, SECURED_USER
 
 pytestmark = pytest.mark.engine
 
@@ -24,11 +24,11 @@ WRONG = "wrong-pw-7f3a"
 
 @pytest.fixture(scope="module")
 def secured_url() -> Iterator[str]:
-    url = launcher.start(SECURED_SPEC, wait_s=300)
+    url = engines.start(SECURED_SPEC, wait_s=300)
     try:
         yield url
     finally:
-        launcher.stop(SECURED_SPEC)
+        engines.stop(SECURED_SPEC)
 
 
 def test_spec_hides_password() -> None:
@@ -37,12 +37,12 @@ def test_spec_hides_password() -> None:
 
 
 def test_launcher_status_authenticates(secured_url: str) -> None:
-    st = launcher.status(SECURED_SPEC)
+    st = engines.status(SECURED_SPEC)
     assert st["running"] is True
     assert (st["engine"], st["version"]) == ("elasticsearch", SECURED_SPEC.version)
     assert st["user"] == SECURED_USER
     # the same port without credentials answers 401, and the launcher says so
-    anon = launcher.status(launcher.EngineSpec("elasticsearch", "8.19.21", SECURED_SPEC.port))
+    anon = engines.status(engines.EngineSpec("elasticsearch", "8.19.21", SECURED_SPEC.port))
     assert anon["running"] is True
     assert anon.get("error") == "authentication failed"
 

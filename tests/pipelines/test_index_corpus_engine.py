@@ -14,7 +14,7 @@ from splade_es.batch_encode import DocumentPruning, encoded_record
 from splade_es.bulk import BulkOptions
 from splade_es.client import ConnectionSettings, connect
 from splade_es.corpus import Document
-from splade_es.launcher import DEFAULT_SPECS, start
+from splade_es.engines import DEFAULT_SPECS, start
 from splade_es.pipelines.index_corpus import run
 from splade_es.pipelines.write import WriteToIndex
 from splade_es.records import EncodedRecord

@@ -1,0 +1,49 @@
+"""Local OpenSearch / Elasticsearch nodes for development, tests and CI.
+
+Why: SPLADE retrieval must be tested against a real engine, and CI machines have only Java and
+a Maven repository. The engine's integ-test zip and the modules and plugins it lacks are fetched
+with Maven's own client (or from ``SPLADE_ES_MAVEN_REPO``), verified by SHA-1
+(:mod:`~splade_es.engines.fetch`), assembled into a cached home
+(:mod:`~splade_es.engines.install`, :mod:`~splade_es.engines.catalog`) and run detached on
+127.0.0.1 (:mod:`~splade_es.engines.node`).
+
+Layout under :func:`cache_dir`::
+
+    downloads/                          verified zips and jars (+ their .sha1)
+    <engine>-<version>[-ml][-neural]/   engine home, one per plugin set (read-only for the node)
+    run/<engine>-<version>-<port>/      config/, data/, logs/, tmp/, node.pid (JVM),
+                                        launcher.pid (wrapper), console.log (+ console.prev.log)
+    run/<engine>-<version>-secured-<port>/   the same for a node with basic auth
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+# Loaded lazily: `splade-es --help` should not pay for the HTTP client. (`fetch` and `install`
+# are the submodules of those names: `from splade_es.engines.install import install`.)
+_EXPORTS = {
+    "DEFAULT_SPECS": "splade_es.engines.spec",
+    "FEATURES": "splade_es.engines.spec",
+    "SECURED_SPEC": "splade_es.engines.spec",
+    "SECURED_USER": "splade_es.engines.spec",
+    "EngineSpec": "splade_es.engines.spec",
+    "LauncherError": "splade_es.engines.spec",
+    "cache_dir": "splade_es.engines.spec",
+    "run_dir": "splade_es.engines.spec",
+    "Artifact": "splade_es.engines.fetch",
+    "kill_hard": "splade_es.engines.node",
+    "start": "splade_es.engines.node",
+    "status": "splade_es.engines.node",
+    "stop": "splade_es.engines.node",
+    "require_plugin": "splade_es.engines.plugins",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'splade_es.engines' has no attribute {name!r}")
