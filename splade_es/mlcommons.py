@@ -28,6 +28,7 @@ from opensearchpy import OpenSearch
 from opensearchpy.exceptions import ConnectionError, TransportError
 
 from splade_es.client import EngineError, EngineInfo, describe_error
+from splade_es.indexing import ensure_index
 
 REQUIRED_PLUGINS = {
     "opensearch-ml": "ml-commons (remote connector models)",
@@ -244,8 +245,10 @@ def pipeline_body(setup: RemoteModelSetup, document_model_id: str) -> dict[str, 
 def connect_encoder_service(
     client: OpenSearch, info: EngineInfo, setup: RemoteModelSetup
 ) -> ConnectedEncoder:
-    """Settings, two remote models, the pipeline, and the pipeline as the index's default."""
+    """Plugins checked; settings, two remote models, the index (created from `mappings/` if
+    missing), the pipeline, and the pipeline as the index's default."""
     check_plugins(client, info, needs_set_processor=setup.failure_index is not None)
+    ensure_index(client, info, setup.index, setup.field)
     apply_cluster_settings(client, setup)
     document_model = register_remote_model(client, setup, "documents")
     query_model = register_remote_model(client, setup, "queries")

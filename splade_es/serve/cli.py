@@ -160,10 +160,8 @@ def connect_model(
     `{"neural_sparse": {FIELD: {"query_text": ..., "model_id": <query model>}}}`.
     """
     from splade_es.client import EngineError
-    from splade_es.indexing import ensure_index
     from splade_es.mlcommons import RemoteModelSetup, connect_encoder_service
 
-    client, info, _ = open_cluster_from(opts)
     try:
         setup = RemoteModelSetup(
             service_url,
@@ -175,7 +173,10 @@ def connect_model(
             failure_index,
             relax_node_settings=not keep_node_settings,
         )
-        ensure_index(client, info, index, field)
+    except ValueError as exc:
+        fail(str(exc))
+    client, info, _ = open_cluster_from(opts)
+    try:
         connected = connect_encoder_service(client, info, setup)
     except (EngineError, ValueError) as exc:
         fail(str(exc))

@@ -47,7 +47,6 @@ class FaultyEncoder:
         return self.inner.encode_queries(texts, batch_size, progress)
 
 
-
 @contextmanager
 def running_service(
     load: Callable[[], Encoder], limits: ServiceLimits = ServiceLimits(), wait_ready: bool = True
@@ -81,9 +80,11 @@ def start_ml_node() -> str:
     url = os.environ.get("SPLADE_ES_ML_NODE_URL")
     if url:
         return url
-    from splade_es.engines import EngineSpec, start  # type: ignore[import-not-found]
+    from splade_es.engines import EngineSpec, start
 
-    return str(start(EngineSpec("opensearch", "2.19.6", 9280, heap="1g", plugins=frozenset({"ml"}))))
+    return str(
+        start(EngineSpec("opensearch", "2.19.6", 9280, heap="1g", plugins=frozenset({"ml"})))
+    )
 
 
 @pytest.fixture(scope="session")

@@ -150,7 +150,9 @@ def test_a_failing_text_fails_only_its_request(splade_tiny) -> None:
         assert "injected encoder failure" in responses[1].json()["error"]
         for text, response in zip(texts, responses, strict=True):
             if response.status_code == 200:
-                assert response.json() == [document_weights(splade_tiny.encode_documents([text])[0])]
+                assert response.json() == [
+                    document_weights(splade_tiny.encode_documents([text])[0])
+                ]
         assert httpx.get(f"{url}/health").status_code == 200
         assert post(url, "documents", ["still serving"]).status_code == 200
         assert httpx.get(f"{url}/metrics").json()["failed_requests"] == 1
@@ -228,3 +230,22 @@ def test_pair_and_inference_free_models_serve_both_routes(tiny_models) -> None:
         expected = query_weights(pair.encode_queries(text)[0])
         assert post(url, "queries", text).json() == [pytest.approx(expected, rel=1e-6)]
         assert json.dumps(expected) != json.dumps(query_weights(pair.encode_documents(text)[0]))
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--max-batch", "0"], "must be >= 1, got 0"),
+        (["--max-queue", "0"], "must be >= 1, got 0"),
+        (["--quantization", "-1"], "--quantization must be >= 0"),
+        (["--max-wait-ms", "-5"], "max_wait_s must be >= 0"),
+    ],
+)
+def test_serve_refuses_bad_options_in_one_line(args: list[str], message: str) -> None:
+    from click.testing import CliRunner
+
+    from splade_es.cli import main
+
+    result = CliRunner().invoke(main, ["serve", *args])
+    assert result.exit_code != 0
+    assert message in result.output and "Traceback" not in result.output
