@@ -8,11 +8,18 @@ differently (quantized document weights, scaled query weights; two encoders for 
 
 Failures: when the service refuses or fails a request, the `sparse_encoding` processor fails, and
 OpenSearch's own ingest failure handling applies. Without `failure_index` the pipeline has no
-`on_failure` block, so every document of that encoder request fails in the bulk response with the
-engine's reason (`splade-es index` dead-letters it); with `failure_index` the pipeline's
-`on_failure` re-routes the document there and records `_ingest.on_failure_message` (needs the
-`set` processor from ingest-common), so the bulk call succeeds and failures are kept for re-play.
-One encoder request carries up to `batch_size` documents: one bad text fails all of them.
+`on_failure` block, so the document fails in the bulk response with the engine's reason, e.g.
+(OpenSearch 2.19.6) status 500 `status_exception: Error from remote service: {"error":"encoding
+failed: ..."}` for a text the encoder fails on, status 500 `Error communicating with remote
+model: Connection refused` when the service is down, status 400 `illegal_argument_exception`
+for a source field that is not a string; the document is not indexed. These 500s are not
+transient for a bad text: a client retrying 5xx items retries it in vain. With `failure_index`
+the pipeline's `on_failure` re-routes the document to that index and stores
+`_ingest.on_failure_message` in `ingest_failure` (needs the `set` processor of ingest-common,
+checked up front), so the bulk item succeeds and failures are kept for re-play.
+One encoder request carries up to `batch_size` documents: one bad text fails all of them. A busy
+service answers 503 and that batch fails the same way: give `serve --max-queue` room for the
+concurrent bulk requests the cluster receives.
 """
 
 from __future__ import annotations
