@@ -519,6 +519,9 @@ def evaluate_command(
         click.echo(f"{mode:<24} {m['ndcg@10']:>8.4f} {m['mrr@10']:>8.4f} {m['recall@100']:>8.4f}")
 
 
+import splade_es.serve.cli  # noqa: E402,F401  (registers `serve` and `engine connect-model`)
+
+
 def _load_plugin_commands() -> None:
     """Commands from other packages (e.g. `training`) via the `splade_es.commands` entry point."""
     from importlib.metadata import entry_points

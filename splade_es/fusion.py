@@ -50,6 +50,9 @@ class Fusion:
         return cls(method, at or "engine")  # type: ignore[arg-type]
 
 
+MIN_MAX_FLOOR = 0.001
+"""OpenSearch's min-max normalizer lifts a 0 to this, so the lowest hit still counts."""
+
 Ranked = Sequence[tuple[str, float]]
 """One result list: (document id, score), best first."""
 
@@ -61,8 +64,8 @@ def _normalised(hits: Ranked, method: Method) -> dict[str, float]:
     if method == "min_max":
         low, high = min(scores), max(scores)
         span = high - low
-        # OpenSearch gives a one-score list the value 1 (not 0/0)
-        return {d: (s - low) / span if span else 1.0 for d, s in hits}
+        # as OpenSearch's normalizer: a one-score list gives 1, the minimum 0.001 (not 0)
+        return {d: max((s - low) / span, MIN_MAX_FLOOR) if span else 1.0 for d, s in hits}
     if method == "l2":
         norm = math.sqrt(sum(s * s for s in scores))
         return {d: s / norm if norm else 0.0 for d, s in hits}

@@ -13,8 +13,10 @@ SPLADE = [("b", 2.0), ("c", 1.0), ("d", 0.5)]
 
 def test_min_max_is_a_weighted_mean_of_normalised_scores() -> None:
     fused = dict(fuse(BM25, SPLADE, Fusion("min_max"), (1.0, 3.0), size=10))
-    # bm25 -> a 1, b .5, c 0; splade -> b 1, c .333, d 0; weights 1 and 3 over 4
-    assert fused == pytest.approx({"a": 0.25, "b": 0.875, "c": 0.25, "d": 0.0})
+    # bm25 -> a 1, b .5, c .001 (OpenSearch's floor); splade -> b 1, c .333, d .001; (1, 3) / 4
+    low = 0.001
+    expected = {"a": 0.25, "b": 0.875, "c": (low + 1) / 4, "d": 3 * low / 4}
+    assert fused == pytest.approx(expected)
 
 
 def test_rrf_uses_ranks_only() -> None:

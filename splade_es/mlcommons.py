@@ -1,0 +1,281 @@
+"""The encoder service as an OpenSearch ml-commons remote model, and the ingest pipeline using it.
+
+With the service registered as a *remote connector* model, the cluster encodes by calling it:
+the `sparse_encoding` ingest processor fills the SPLADE field of plain documents, and
+`neural_sparse` with `query_text` encodes queries, with no model weights inside the cluster.
+Two models are registered, one per service route, because documents and queries are encoded
+differently (quantized document weights, scaled query weights; two encoders for pair models).
+
+Failures: when the service refuses or fails a request, the `sparse_encoding` processor fails, and
+OpenSearch's own ingest failure handling applies. Without `failure_index` the pipeline has no
+`on_failure` block, so the document fails in the bulk response with the engine's reason, e.g.
+(OpenSearch 2.19.6) status 500 `status_exception: Error from remote service: {"error":"encoding
+failed: ..."}` for a text the encoder fails on, status 500 `Error communicating with remote
+model: Connection refused` when the service is down, status 400 `illegal_argument_exception`
+for a source field that is not a string; the document is not indexed. These 500s are not
+transient for a bad text: a client retrying 5xx items retries it in vain. With `failure_index`
+the pipeline's `on_failure` re-routes the document to that index and stores
+`_ingest.on_failure_message` in `ingest_failure` (needs the `set` processor of ingest-common,
+checked up front), so the bulk item succeeds and failures are kept for re-play.
+One encoder request carries up to `batch_size` documents: one bad text fails all of them. A busy
+service answers 503 and that batch fails the same way: give `serve --max-queue` room for the
+concurrent bulk requests the cluster receives.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from opensearchpy import OpenSearch
+from opensearchpy.exceptions import ConnectionError, TransportError
+
+from splade_es.client import EngineError, EngineInfo, describe_error
+from splade_es.indices import ensure_index
+
+REQUIRED_PLUGINS = {
+    "opensearch-ml": "ml-commons (remote connector models)",
+    "opensearch-neural-search": "neural-search (sparse_encoding processor, neural_sparse query)",
+}
+FAILURE_MESSAGE_FIELD = "ingest_failure"
+"""Field of a document in the failure index that holds the engine's failure message."""
+
+
+@dataclass(frozen=True)
+class RemoteModelSetup:
+    """What to connect: the service, the index it encodes for, and how the pipeline behaves."""
+
+    service_url: str
+    index: str
+    field: str = "splade"
+    source_field: str = "text"
+    name: str = "splade-es"
+    batch_size: int = 16
+    failure_index: str | None = None
+    relax_node_settings: bool = True
+    """Let ML tasks run on data nodes and switch off the ML memory breakers (single-node clusters)."""
+    read_timeout_s: int = 60
+
+    def __post_init__(self) -> None:
+        parts = urlsplit(self.service_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                f"--service-url {self.service_url!r} must be an http(s) URL with a host"
+            )
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.source_field == self.field:
+            raise ValueError(f"source field and SPLADE field are both {self.field!r}")
+
+    @property
+    def base_url(self) -> str:
+        return self.service_url.rstrip("/")
+
+    @property
+    def pipeline_id(self) -> str:
+        return f"{self.name}-{self.index}-encode"
+
+
+@dataclass(frozen=True)
+class ConnectedEncoder:
+    """The ids the cluster now knows the encoder service by."""
+
+    document_model_id: str
+    query_model_id: str
+    pipeline_id: str
+
+
+def _call(client: OpenSearch, method: str, path: str, body: Any = None, what: str = "") -> Any:
+    try:
+        return client.transport.perform_request(method, path, body=body)
+    except (TransportError, ConnectionError) as exc:
+        raise EngineError(describe_error(exc, what or f"{method} {path}")) from exc
+
+
+def check_plugins(client: OpenSearch, info: EngineInfo, needs_set_processor: bool) -> None:
+    """One clear line naming the missing plugin and the feature that needs it."""
+    if info.engine != "opensearch":
+        raise EngineError(
+            f"connect-model needs OpenSearch with ml-commons and neural-search; "
+            f"this cluster is {info.engine} {info.version}"
+        )
+    rows = _call(client, "GET", "/_cat/plugins?format=json", what="list plugins")
+    installed = {str(row.get("component")) for row in rows or []}
+    missing = [
+        f"{plugin} for {feature}"
+        for plugin, feature in REQUIRED_PLUGINS.items()
+        if plugin not in installed
+    ]
+    if missing:
+        raise EngineError(f"connect-model needs the OpenSearch plugin(s) {'; '.join(missing)}")
+    if needs_set_processor:
+        nodes = _call(client, "GET", "/_nodes/ingest", what="list ingest processors")
+        for node in nodes.get("nodes", {}).values():
+            kinds = {p.get("type") for p in node.get("ingest", {}).get("processors", [])}
+            if "set" not in kinds:
+                raise EngineError(
+                    "--failure-index needs the ingest-common module (its `set` processor) "
+                    f"on every node; node {node.get('name')!r} lacks it"
+                )
+
+
+def _private_host(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_private or address.is_loopback
+
+
+def apply_cluster_settings(client: OpenSearch, setup: RemoteModelSetup) -> None:
+    """Trust the service's URL (added to any trusted patterns already set) and, for a single-node
+    cluster, let ML run on data nodes without the memory breakers refusing small heaps."""
+    key = "plugins.ml_commons.trusted_connector_endpoints_regex"
+    current = _call(client, "GET", "/_cluster/settings?include_defaults=true&flat_settings=true")
+    patterns: list[str] = []
+    for scope in ("defaults", "persistent", "transient"):
+        value = current.get(scope, {}).get(key)
+        if isinstance(value, list):
+            patterns = value
+    ours = "^" + re.escape(setup.base_url) + "(/.*)?$"
+    settings: dict[str, Any] = {}
+    if ours not in patterns:
+        settings[key] = [*patterns, ours]
+    host = urlsplit(setup.service_url).hostname or ""
+    if _private_host(host):
+        settings["plugins.ml_commons.connector.private_ip_enabled"] = True
+    if setup.relax_node_settings:
+        settings["plugins.ml_commons.only_run_on_ml_node"] = False
+        settings["plugins.ml_commons.native_memory_threshold"] = 100
+        settings["plugins.ml_commons.jvm_heap_memory_threshold"] = 100
+    if settings:
+        _call(client, "PUT", "/_cluster/settings", {"persistent": settings}, "cluster settings")
+
+
+def connector_body(setup: RemoteModelSetup, side: str) -> dict[str, Any]:
+    """A remote connector whose `predict` action posts `{"texts": [...]}` to one service route.
+
+    ml-commons requires a non-empty `credential` map; the service takes no secret, so it holds a
+    placeholder (ml-commons encrypts it anyway).
+    """
+    return {
+        "name": f"{setup.name}-{side}",
+        "description": f"splade-es encoder service, {side} route",
+        "version": "1",
+        "protocol": "http",
+        "parameters": {},
+        "credential": {"unused": "the splade-es service takes no credential"},
+        "client_config": {
+            "read_timeout": setup.read_timeout_s,
+            "connection_timeout": 10,
+            "max_connection": 32,
+        },
+        "actions": [
+            {
+                "action_type": "predict",
+                "method": "POST",
+                "url": f"{setup.base_url}/encode/{side}",
+                "headers": {"content-type": "application/json"},
+                "request_body": '{"texts": ${parameters.texts}}',
+                "pre_process_function": "connector.pre_process.cohere.embedding",
+            }
+        ],
+    }
+
+
+def register_remote_model(
+    client: OpenSearch, setup: RemoteModelSetup, side: str, wait_s: float = 120
+) -> str:
+    """Create the connector, register + deploy a `remote` model on it; its id once deployed."""
+    connector = _call(
+        client,
+        "POST",
+        "/_plugins/_ml/connectors/_create",
+        connector_body(setup, side),
+        f"create the {side} connector",
+    )
+    registered = _call(
+        client,
+        "POST",
+        "/_plugins/_ml/models/_register?deploy=true",
+        {
+            "name": f"{setup.name}-{side}",
+            "function_name": "remote",
+            "description": f"splade-es encoder service at {setup.base_url}, {side}",
+            "connector_id": connector["connector_id"],
+        },
+        f"register the {side} model",
+    )
+    model_id = str(registered["model_id"])
+    deadline = time.monotonic() + wait_s
+    state = "?"
+    while time.monotonic() < deadline:
+        model = _call(client, "GET", f"/_plugins/_ml/models/{model_id}", what="model state")
+        state = str(model.get("model_state"))
+        if state == "DEPLOYED":
+            return model_id
+        if state in ("DEPLOY_FAILED", "PARTIALLY_DEPLOYED_FAILED"):
+            break
+        time.sleep(0.5)
+    raise EngineError(f"{side} model {model_id} did not deploy (state {state})")
+
+
+def pipeline_body(setup: RemoteModelSetup, document_model_id: str) -> dict[str, Any]:
+    """A `sparse_encoding` pipeline writing the service's document weights into the SPLADE field."""
+    body: dict[str, Any] = {
+        "description": f"SPLADE: {setup.source_field} -> {setup.field} via {setup.base_url}",
+        "processors": [
+            {
+                "sparse_encoding": {
+                    "tag": "splade-es-encode",
+                    "model_id": document_model_id,
+                    "field_map": {setup.source_field: setup.field},
+                    "batch_size": setup.batch_size,
+                }
+            }
+        ],
+    }
+    if setup.failure_index:
+        body["on_failure"] = [
+            {"set": {"field": "_index", "value": setup.failure_index}},
+            {"set": {"field": FAILURE_MESSAGE_FIELD, "value": "{{ _ingest.on_failure_message }}"}},
+        ]
+    return body
+
+
+def connect_encoder_service(
+    client: OpenSearch, info: EngineInfo, setup: RemoteModelSetup
+) -> ConnectedEncoder:
+    """Plugins checked; settings, two remote models, the index (created from `mappings/` if
+    missing), the pipeline, and the pipeline as the index's default."""
+    check_plugins(client, info, needs_set_processor=setup.failure_index is not None)
+    ensure_index(client, info, setup.index, setup.field)
+    apply_cluster_settings(client, setup)
+    document_model = register_remote_model(client, setup, "documents")
+    query_model = register_remote_model(client, setup, "queries")
+    _call(
+        client,
+        "PUT",
+        f"/_ingest/pipeline/{setup.pipeline_id}",
+        pipeline_body(setup, document_model),
+        "create the ingest pipeline",
+    )
+    _call(
+        client,
+        "PUT",
+        f"/{setup.index}/_settings",
+        {"index.default_pipeline": setup.pipeline_id},
+        f"set the default pipeline of {setup.index!r}",
+    )
+    return ConnectedEncoder(document_model, query_model, setup.pipeline_id)
+
+
+def neural_sparse_query(field: str, text: str, query_model_id: str) -> dict[str, Any]:
+    """The query clause that has the cluster encode `text` through the service."""
+    return {"neural_sparse": {field: {"query_text": text, "model_id": query_model_id}}}

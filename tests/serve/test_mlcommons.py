@@ -1,0 +1,91 @@
+"""ml-commons objects and checks, without an engine (a minimal HTTP stand-in answers the few
+cluster calls `check_plugins` makes; the real flow is in test_pipeline_engine.py)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+from click.testing import CliRunner
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from splade_es.cli import main
+from splade_es.client import ConnectionSettings, EngineError, EngineInfo, open_cluster
+from splade_es.mlcommons import RemoteModelSetup, check_plugins, connector_body, pipeline_body
+from splade_es.serve.server import BackgroundServer
+
+
+def test_connector_posts_texts_to_one_route_with_a_placeholder_credential() -> None:
+    body = connector_body(RemoteModelSetup("http://10.0.0.5:8080/", "docs"), "queries")
+    (action,) = body["actions"]
+    assert action["url"] == "http://10.0.0.5:8080/encode/queries"
+    assert json.loads(action["request_body"].replace("${parameters.texts}", '["a"]')) == {
+        "texts": ["a"]
+    }
+    assert body["credential"] and action["action_type"] == "predict"
+
+
+def test_pipeline_maps_source_to_splade_field_with_optional_on_failure() -> None:
+    plain = pipeline_body(RemoteModelSetup("http://h:1", "i", source_field="body"), "m1")
+    (processor,) = plain["processors"]
+    assert processor["sparse_encoding"]["field_map"] == {"body": "splade"}
+    assert processor["sparse_encoding"]["model_id"] == "m1"
+    assert "on_failure" not in plain
+    routed = pipeline_body(RemoteModelSetup("http://h:1", "i", failure_index="failed"), "m1")
+    assert routed["on_failure"][0] == {"set": {"field": "_index", "value": "failed"}}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"service_url": "localhost:8080"}, "must be an http(s) URL"),
+        ({"batch_size": 0}, "batch_size must be >= 1"),
+        ({"source_field": "splade"}, "both 'splade'"),
+    ],
+)
+def test_setup_refuses_bad_options(kwargs: dict[str, object], message: str) -> None:
+    args: dict[str, object] = {"service_url": "http://127.0.0.1:8080", "index": "i", **kwargs}
+    with pytest.raises(ValueError) as caught:
+        RemoteModelSetup(**args)  # type: ignore[arg-type]
+    assert message in str(caught.value)
+
+
+def test_cli_bad_service_url_is_one_line() -> None:
+    result = CliRunner().invoke(
+        main, ["engine", "connect-model", "--service-url", "ftp://x", "--index", "i"]
+    )
+    assert result.exit_code != 0
+    assert "must be an http(s) URL" in result.output and "Traceback" not in result.output
+
+
+@pytest.fixture()
+def opensearch_without_neural_search() -> Iterator[str]:
+    async def root(request: Request) -> JSONResponse:
+        return JSONResponse({"version": {"number": "2.19.6", "distribution": "opensearch"}})
+
+    async def plugins(request: Request) -> JSONResponse:
+        return JSONResponse([{"name": "n", "component": "opensearch-ml", "version": "2.19.6.0"}])
+
+    app = Starlette(routes=[Route("/", root), Route("/_cat/plugins", plugins)])
+    with BackgroundServer(app) as server:
+        yield server.url
+
+
+def test_a_missing_plugin_is_named_with_the_feature_needing_it(
+    opensearch_without_neural_search: str,
+) -> None:
+    client, info = open_cluster(ConnectionSettings(url=opensearch_without_neural_search))
+    with pytest.raises(EngineError) as caught:
+        check_plugins(client, info, needs_set_processor=False)
+    message = str(caught.value)
+    assert "opensearch-neural-search for neural-search" in message
+    assert "opensearch-ml" not in message and "\n" not in message
+
+
+def test_elasticsearch_is_refused_in_one_line() -> None:
+    with pytest.raises(EngineError, match="needs OpenSearch"):
+        check_plugins(None, EngineInfo("elasticsearch", "8.19.21"), needs_set_processor=False)  # type: ignore[arg-type]

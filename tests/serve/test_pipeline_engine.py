@@ -1,0 +1,166 @@
+"""End to end on a real OpenSearch node with ml-commons: text in, hits out, the external path's scores.
+
+The service runs splade-tiny with one text per model call and the pipeline sends one document per
+request, and the external path encodes one text at a time too: so both paths run the model on
+identical inputs and must give identical stored weights and identical scores (batching several
+texts into one padded call changes weights only by float rounding, ~1e-6 relative).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from opensearchpy import OpenSearch
+
+from splade_es.batch_encode import DocumentPruning, encoded_record
+from splade_es.bulk import BulkOptions, BulkWriter
+from splade_es.client import ConnectionSettings, EngineError, EngineInfo, open_cluster
+from splade_es.corpus import Document, read_documents, read_queries
+from splade_es.indices import ensure_index
+from splade_es.mlcommons import (
+    ConnectedEncoder,
+    RemoteModelSetup,
+    connect_encoder_service,
+    neural_sparse_query,
+)
+from splade_es.query import QueryRewriter
+from splade_es.serve.app import ServiceLimits
+from tests.serve.conftest import FaultyEncoder, running_service
+
+pytestmark = pytest.mark.engine
+
+PIPELINE_INDEX = "serve-test-pipeline"
+EXTERNAL_INDEX = "serve-test-external"
+DOCS = 40
+QUERIES = 12
+
+
+@dataclass
+class Connected:
+    client: OpenSearch
+    info: EngineInfo
+    service_url: str
+    encoder: FaultyEncoder
+    ids: ConnectedEncoder
+
+
+@pytest.fixture(scope="module")
+def connected(ml_node_url: str, splade_tiny) -> Iterator[Connected]:
+    client, info = open_cluster(ConnectionSettings(url=ml_node_url))
+    for index in (PIPELINE_INDEX, EXTERNAL_INDEX):
+        client.indices.delete(index=index, ignore_unavailable=True)
+    encoder = FaultyEncoder(splade_tiny)
+    with running_service(lambda: encoder, ServiceLimits(max_batch_texts=1)) as url:
+        setup = RemoteModelSetup(url, PIPELINE_INDEX, batch_size=1)
+        ids = connect_encoder_service(client, info, setup)
+        yield Connected(client, info, url, encoder, ids)
+
+
+@pytest.fixture(scope="module")
+def scifact_docs(scifact: Path) -> list[Document]:
+    return list(read_documents(scifact / "corpus.jsonl"))[:DOCS]
+
+
+def bulk_plain(client: OpenSearch, index: str, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    lines = []
+    for doc in docs:
+        lines.append(json.dumps({"index": {"_index": index, "_id": doc["id"]}}))
+        lines.append(json.dumps({k: v for k, v in doc.items() if k != "id"}))
+    response = client.bulk(body="\n".join(lines) + "\n", refresh=True)
+    return [item["index"] for item in response["items"]]
+
+
+def stored_features(client: OpenSearch, index: str, ids: list[str]) -> dict[str, Any]:
+    found = client.mget(index=index, body={"ids": ids})["docs"]
+    return {d["_id"]: d["_source"].get("splade") for d in found}
+
+
+def test_text_in_hits_out_with_the_external_paths_scores(
+    connected: Connected, scifact_docs: list[Document], scifact: Path, splade_tiny
+) -> None:
+    client = connected.client
+    items = bulk_plain(
+        client,
+        PIPELINE_INDEX,
+        [{"id": d.id, "title": d.title, "text": d.text} for d in scifact_docs],
+    )
+    assert all(item["status"] == 201 for item in items), items[:2]
+
+    # The external path: encode (one text at a time) -> records -> the bulk indexer.
+    ensure_index(client, connected.info, EXTERNAL_INDEX)
+    records = [
+        (
+            i,
+            encoded_record(
+                d, splade_tiny.encode_documents([d.text], batch_size=1)[0], DocumentPruning()
+            ),
+        )
+        for i, d in enumerate(scifact_docs, start=1)
+    ]
+    writer = BulkWriter(client, EXTERNAL_INDEX, options=BulkOptions(chunk_size=20))
+    outcomes = list(writer.write(records))
+    client.indices.refresh(index=EXTERNAL_INDEX)
+    assert len(outcomes) == len(scifact_docs) and all(dead is None for _, _, dead in outcomes)
+
+    ids = [d.id for d in scifact_docs]
+    via_pipeline = stored_features(client, PIPELINE_INDEX, ids)
+    via_external = stored_features(client, EXTERNAL_INDEX, ids)
+    assert via_pipeline == via_external
+    assert all(via_pipeline[i] for i in ids)
+
+    rewriter = QueryRewriter(splade_tiny, engine="opensearch", form="rank_feature")
+    queries = list(read_queries(scifact / "queries.jsonl").values())[:QUERIES]
+    compared = 0
+    for text in queries:
+        external = client.search(index=EXTERNAL_INDEX, body=rewriter.body(text, size=10))
+        cluster_side = client.search(
+            index=PIPELINE_INDEX,
+            body={
+                "size": 10,
+                "query": neural_sparse_query("splade", text, connected.ids.query_model_id),
+            },
+        )
+        got = [(h["_id"], h["_score"]) for h in cluster_side["hits"]["hits"]]
+        want = [(h["_id"], h["_score"]) for h in external["hits"]["hits"]]
+        assert [i for i, _ in got] == [i for i, _ in want]
+        assert [s for _, s in got] == pytest.approx([s for _, s in want], rel=1e-6)
+        compared += len(got)
+    assert compared > 0
+
+
+def test_an_encoding_failure_fails_only_that_document(connected: Connected) -> None:
+    items = bulk_plain(
+        connected.client,
+        PIPELINE_INDEX,
+        [
+            {"id": "fault-ok-1", "text": "insulin resistance"},
+            {"id": "fault-bad", "text": f"this one breaks {FaultyEncoder.fail_marker}"},
+            {"id": "fault-ok-2", "text": "gut microbiome"},
+        ],
+    )
+    assert [item["status"] for item in items][::2] == [201, 201]
+    bad = items[1]
+    assert bad["status"] >= 400
+    assert "injected encoder failure" in json.dumps(bad["error"])
+    assert not connected.client.exists(index=PIPELINE_INDEX, id="fault-bad")
+
+
+def test_failure_index_needs_ingest_common(connected: Connected) -> None:
+    """The 2.19 integ-test build has no `set` processor: the on_failure route is refused up front."""
+    kinds = {
+        p["type"]
+        for node in connected.client.nodes.info(metric="ingest")["nodes"].values()
+        for p in node["ingest"]["processors"]
+    }
+    setup = RemoteModelSetup(
+        connected.service_url, PIPELINE_INDEX, failure_index="serve-test-failed"
+    )
+    if "set" in kinds:
+        pytest.skip("this node has ingest-common; the refusal cannot be observed here")
+    with pytest.raises(EngineError, match="ingest-common module"):
+        connect_encoder_service(connected.client, connected.info, setup)
