@@ -11,6 +11,7 @@ import click
 
 from splade_es.mappings import ENGINES, Engine, index_body
 from splade_es.query import FORMS, Form, Hybrid, QueryPruning, QueryRewriter
+from splade_es.runners.cli import runner
 from splade_es.sparse import DEFAULT_QUANTIZATION_FACTOR
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -556,6 +557,9 @@ def evaluate_command(
     )
     for mode, m in results.items():
         click.echo(f"{mode:<8} {m['ndcg@10']:>8.4f} {m['mrr@10']:>8.4f} {m['recall@100']:>8.4f}")
+
+
+main.add_command(runner)
 
 
 def _load_plugin_commands() -> None:

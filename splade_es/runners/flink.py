@@ -66,6 +66,10 @@ class FlinkCluster:
     parallelism: int
     run: Path
 
+    @property
+    def ui_url(self) -> str:
+        return self.rest_url
+
     def pipeline_args(self) -> list[str]:
         """PortableRunner options for a pipeline on this cluster with PROCESS SDK workers."""
         return [
@@ -75,6 +79,11 @@ class FlinkCluster:
             f"--environment_config={self.environment_config}",
             f"--parallelism={self.parallelism}",
         ]
+
+
+def settings_for(task_managers: int) -> FlinkSettings:
+    """Default settings with `task_managers` TaskManagers."""
+    return FlinkSettings(task_managers=task_managers)
 
 
 def flink_lib() -> Path:
@@ -236,5 +245,3 @@ def status() -> dict[str, object]:
         "job_endpoint": f"localhost:{settings.job_server_ports.job}",
         "environment_config": environment_config(run / "beam-sdk-worker"),
     }
-
-

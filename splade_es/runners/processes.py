@@ -12,7 +12,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,7 +47,11 @@ class Managed:
             state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
         except OSError:
             return None
-        if state in ("Z", "X") or str(self.run).encode() not in cmdline:
+        if state in ("Z", "X"):
+            return None
+        # an empty command line is a process between exec()s (the java launcher re-executes
+        # itself at start); any other must name our run directory (pid reuse guard)
+        if cmdline.strip() and str(self.run).encode() not in cmdline:
             return None
         return pid
 
@@ -113,9 +117,8 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
-def wait_for(ready: object, what: str, process: Managed, timeout_s: float) -> None:
+def wait_for(ready: Callable[[], bool], what: str, process: Managed, timeout_s: float) -> None:
     """Poll `ready()` until true; RunnerError with the log tail if the process dies or time ends."""
-    assert callable(ready)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if ready():
