@@ -9,7 +9,7 @@ it is built once (`mvn package`) and kept in the cache.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,15 +76,19 @@ def start_job_server(
     run: Path,
     ports: JobServerPorts,
     driver_args: Sequence[str],
-    classpath_prefix: Sequence[Path] = (),
+    jvm_options: Sequence[str] = (),
+    classpath_suffix: Sequence[Path] = (),
+    env: Mapping[str, str] | None = None,
     timeout_s: float = 120,
 ) -> Managed:
-    """Start the job server JVM in `run` and wait until its job port accepts connections."""
+    """Start the job server JVM in `run` and wait until its job port accepts connections.
+
+    Its own jar comes first on the classpath, then `classpath_suffix` (a cluster's jars)."""
     jar = job_server_jar(runner)
     process = Managed("job-server", run)
     if process.alive():
         return process
-    classpath = ":".join([*map(str, classpath_prefix), str(jar)])
+    classpath = ":".join([str(jar), *map(str, classpath_suffix)])
     driver = {
         "flink": "org.apache.beam.runners.flink.FlinkJobServerDriver",
         "spark": "org.apache.beam.runners.spark.SparkJobServerDriver",
@@ -94,6 +98,7 @@ def start_job_server(
             java(),
             "-Xmx1g",
             f"-Djava.io.tmpdir={run / 'tmp'}",
+            *jvm_options,
             "-cp",
             classpath,
             driver,
@@ -106,7 +111,8 @@ def start_job_server(
             "--artifacts-dir",
             str(run / "artifacts"),
             *driver_args,
-        ]
+        ],
+        env=env,
     )
     wait_for(lambda: port_open(ports.job), f"{runner} job server", process, timeout_s)
     return process

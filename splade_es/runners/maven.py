@@ -76,3 +76,19 @@ def package_jar(pom_name: str, workdir: Path) -> Path:
     if len(jars) != 1:
         raise MavenError(f"{pom_name}: expected one shaded jar in {workdir / 'target'}, {jars}")
     return jars[0]
+
+
+def copy_artifact(coordinates: str, dest: Path, log: Path) -> Path:
+    """`mvn dependency:copy` one artifact (`group:artifact:version[:packaging]`) into `dest`."""
+    workdir = log.parent
+    workdir.mkdir(parents=True, exist_ok=True)
+    pom = workdir / "pom.xml"
+    pom.write_text(pom_text("empty.xml"), encoding="utf-8")
+    run_maven(
+        pom, "dependency:copy", f"-Dartifact={coordinates}", f"-DoutputDirectory={dest}", log=log
+    )
+    _group, artifact, version = coordinates.split(":")[:3]
+    jar = dest / f"{artifact}-{version}.jar"
+    if not jar.is_file():
+        raise MavenError(f"{coordinates}: Maven reported success but {jar} is missing")
+    return jar
