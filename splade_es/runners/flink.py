@@ -14,6 +14,7 @@ tmp, ``beam-sdk-worker`` boot script).
 from __future__ import annotations
 
 import json
+import subprocess
 import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -115,7 +116,7 @@ def _conf(settings: FlinkSettings, run: Path, role: str, index: int) -> Path:
         "taskmanager.bind-host": "localhost",
         "taskmanager.rpc.port": base + 10 + index,
         "taskmanager.data.port": base + 20 + index,
-        "taskmanager.resource-id": f"{role}",
+        "taskmanager.resource-id": role,
         "metrics.internal.query-service.port": base + 30 + index,
         "taskmanager.numberOfTaskSlots": settings.slots_per_task_manager,
         "taskmanager.memory.process.size": settings.task_manager_memory,
@@ -137,8 +138,6 @@ def _conf(settings: FlinkSettings, run: Path, role: str, index: int) -> Path:
 
 def _resource_params(lib: Path, conf: Path, command: str) -> tuple[list[str], list[str]]:
     """JVM flags and `-D` dynamic options from BashJavaUtils, as Flink's start scripts get them."""
-    import subprocess
-
     done = subprocess.run(
         [java(), "-cp", f"{lib}/*", UTILS, command, "--configDir", str(conf)],
         capture_output=True,
@@ -161,8 +160,9 @@ def _overview(rest_port: int) -> dict[str, object] | None:
 
 
 def _ready(settings: FlinkSettings) -> bool:
+    """The JobManager answers and sees every TaskManager."""
     overview = _overview(settings.rest_port)
-    return bool(overview) and overview.get("taskmanagers") == settings.task_managers  # type: ignore[union-attr]
+    return overview is not None and overview.get("taskmanagers") == settings.task_managers
 
 
 def _cluster(settings: FlinkSettings, run: Path) -> FlinkCluster:

@@ -93,8 +93,8 @@ def worker_environment(args: BootArgs, base: dict[str, str]) -> dict[str, str]:
         PIPELINE_OPTIONS=json_format.MessageToJson(info.pipeline_options),
         CONTROL_API_SERVICE_DESCRIPTOR=_descriptor(control),
         RUNNER_CAPABILITIES=" ".join(info.runner_capabilities),
-        SEMI_PERSISTENT_DIRECTORY=args.semi_persistent_directory
-        or tempfile.mkdtemp(prefix=f"beam-sdk-{args.worker_id}-"),
+        # as Beam's own boot: the temp dir unless the runner names one (nothing is staged there)
+        SEMI_PERSISTENT_DIRECTORY=args.semi_persistent_directory or tempfile.gettempdir(),
     )
     if logging_url:
         env["LOGGING_API_SERVICE_DESCRIPTOR"] = _descriptor(logging_url)

@@ -1,5 +1,6 @@
-"""A real local Flink cluster (started once per session, stopped at the end), a SciFact slice,
-and the FnApiRunner's output for it as the reference every runner must reproduce."""
+"""A real local Flink cluster (started once for the Flink tests, stopped after them, so a Spark
+cluster never runs beside it), a SciFact slice, and the FnApiRunner's output for it as the
+reference every runner must reproduce."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ def opensearch_url() -> str:
     return start_engine(DEFAULT_SPECS["opensearch"])
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def flink_cluster() -> Iterator[object]:
     from splade_es.runners import flink
 
