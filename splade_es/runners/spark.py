@@ -30,6 +30,32 @@ SCALA_BINARY = "2.12"
 GUAVA = "com.google.guava:guava:33.3.1-jre"
 """The Guava Beam's runner needs on executors (Spark itself ships Guava 14)."""
 
+JAVA_MODULE_OPTIONS = (
+    "-XX:+IgnoreUnrecognizedVMOptions",
+    *(
+        f"--add-opens=java.base/{package}=ALL-UNNAMED"
+        for package in (
+            "java.lang",
+            "java.lang.invoke",
+            "java.lang.reflect",
+            "java.io",
+            "java.net",
+            "java.nio",
+            "java.util",
+            "java.util.concurrent",
+            "java.util.concurrent.atomic",
+            "jdk.internal.ref",
+            "sun.nio.ch",
+            "sun.nio.cs",
+            "sun.security.action",
+            "sun.util.calendar",
+        )
+    ),
+    "-Djdk.reflect.useDirectMethodHandle=false",
+)
+"""What `spark-submit` adds on Java 17 so Spark may reach JDK internals (the job server is the
+driver and is not started by spark-submit; executors get them from Spark itself)."""
+
 MASTER = "org.apache.spark.deploy.master.Master"
 WORKER = "org.apache.spark.deploy.worker.Worker"
 
@@ -163,7 +189,7 @@ def start(settings: SparkSettings = SparkSettings(), timeout_s: float = 120) -> 
     tmp = run / "tmp"
     tmp.mkdir(exist_ok=True)
     classpath = f"{home / 'jars'}/*"
-    common = [java(), "-Xmx512m", f"-Djava.io.tmpdir={tmp}", "-cp", classpath]
+    common = [java(), "-Xmx512m", *JAVA_MODULE_OPTIONS, f"-Djava.io.tmpdir={tmp}", "-cp", classpath]
     master = Managed("master", run)
     master.spawn(
         [
@@ -207,6 +233,7 @@ def start(settings: SparkSettings = SparkSettings(), timeout_s: float = 120) -> 
         settings.job_server_ports,
         ["--spark-master-url", settings.master_url],
         jvm_options=[
+            *JAVA_MODULE_OPTIONS,
             f"-Dspark.executor.extraClassPath={guava}",
             f"-Dspark.executor.memory={settings.executor_memory}",
             f"-Dspark.local.dir={tmp}",
