@@ -99,7 +99,7 @@ def write_report(results: list[Measurement], args: argparse.Namespace, command: 
         f"SciFact corpus, first {results[0].docs} documents; model `{args.model}`, max length "
         f"{args.max_length}, CPU (float32); JSONL output, no engine. Machine: "
         f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}; "
-        "run once, through the shared `heavy` lock (machine otherwise shared).",
+        "run once under the shared `heavy` lock (no other heavy job; other agents' light work may run).",
         "",
         "| setup | docs | seconds | docs/s | what is timed |",
         "|---|---:|---:|---:|---|",
