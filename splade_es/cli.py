@@ -30,6 +30,7 @@ from splade_es.options import (
     pick,
 )
 from splade_es.query import FORMS, Form, Hybrid, QueryPruning, QueryRewriter
+from splade_es.runners.cli import runner
 
 F = TypeVar("F", bound=Callable[..., Any])
 QUERY_SIDE = tuple(o for o in ENCODER if o.name != "doc_max_length")
@@ -520,6 +521,8 @@ def evaluate_command(
 
 
 import splade_es.serve.cli  # noqa: E402,F401  (registers `serve` and `engine connect-model`)
+
+main.add_command(runner)
 
 
 def _load_plugin_commands() -> None:

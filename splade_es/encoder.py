@@ -4,12 +4,22 @@
 - pair: separate document and query MLM models (naver efficient-splade `*-doc` / `*-query`).
 - inference-free: an MLM document model; queries are the tokenizer plus a per-token weight table
   (`idf.json`, as OpenSearch's doc-only models ship), so no model runs at query time.
+
+Batches are length-sorted and may be capped by padded tokens (`max_tokens_per_batch`), so a batch of
+short texts can be large and one of long texts small. A batch that runs out of accelerator memory
+is split in half and retried (down to single texts, which then raise), never dropped, and later
+batches stay under the size that failed. On a machine with several GPUs each worker process takes
+its own, round-robin by worker index (Beam's `WORKER_ID`); GPUs run bfloat16 by default.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import logging
+import os
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
 
@@ -22,20 +32,90 @@ from splade_es.models import IDF_FILE, ModelSettings, read_settings
 from splade_es.pooling import splade_pool
 from splade_es.sparse import SparseVector
 
-hf_logging.disable_progress_bar()
+log = logging.getLogger(__name__)
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+AUTO_DTYPE = "auto"
+"""bfloat16 on a GPU that supports it, else float32."""
+
+OutOfMemory: type[Exception] = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
+
+WORKER_INDEX_ENV = "SPLADE_ES_WORKER_INDEX"
 
 
-def pick_device(device: str | None = None) -> torch.device:
-    """The requested device, else CUDA, then Apple MPS, then CPU."""
-    if device:
+def worker_index() -> int:
+    """This process's worker number: `SPLADE_ES_WORKER_INDEX`, else the trailing number of Beam's
+    `WORKER_ID` (set in every SDK worker process: `1`, `worker_3`, ...), else 0."""
+    explicit = os.environ.get(WORKER_INDEX_ENV)
+    if explicit is not None:
+        try:
+            return int(explicit)
+        except ValueError:
+            raise ValueError(f"{WORKER_INDEX_ENV}={explicit!r} is not an integer") from None
+    match = re.search(r"(\d+)$", os.environ.get("WORKER_ID", ""))
+    return int(match.group(1)) if match else 0
+
+
+def pick_device(device: str | None = None, index: int | None = None) -> torch.device:
+    """The requested device, else CUDA, then Apple MPS, then CPU.
+
+    A CUDA device without a number (`None` or `"cuda"`) is `cuda:{index % visible GPUs}`, `index`
+    defaulting to :func:`worker_index`, so worker processes spread over the GPUs.
+    """
+    if device and device != "cuda":
         return torch.device(device)
-    if torch.cuda.is_available():
+    if device == "cuda" or torch.cuda.is_available():
+        count = torch.cuda.device_count()
+        if count > 1:
+            return torch.device(f"cuda:{(worker_index() if index is None else index) % count}")
         return torch.device("cuda")
     if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    """A dtype name (or `auto`) for `device`."""
+    if dtype == AUTO_DTYPE:
+        on_gpu = device.type == "cuda" and torch.cuda.is_bf16_supported()
+        return torch.bfloat16 if on_gpu else torch.float32
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {sorted([*DTYPES, AUTO_DTYPE])}, got {dtype!r}")
+    return DTYPES[dtype]
+
+
+@contextmanager
+def _quiet_hub_progress() -> Iterator[None]:
+    """Hide transformers' download/loading bars while a model loads, restoring the setting."""
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
+
+
+def token_batches(
+    lengths: Sequence[int], batch_size: int, max_tokens: int | None = None
+) -> list[list[int]]:
+    """Indices of texts, longest first, cut into batches of at most `batch_size` texts and, when
+    `max_tokens` is set, at most `max_tokens` padded tokens (texts x longest length)."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for i in order:
+        longest = lengths[current[0]] if current else lengths[i]
+        full = len(current) >= batch_size or (
+            max_tokens is not None and (len(current) + 1) * longest > max_tokens
+        )
+        if current and full:
+            batches.append(current)
+            current = []
+        current.append(i)
+    if current:
+        batches.append(current)
+    return batches
 
 
 class QuerySide(Protocol):
@@ -56,8 +136,12 @@ class MLMSide:
             raise ValueError("float16 needs a GPU; use bfloat16 or float32 on CPU")
         self.location = location
         self.device = device
-        self.tokenizer: PreTrainedTokenizerBase = AutoTokenizer.from_pretrained(location)
-        self.model = AutoModelForMaskedLM.from_pretrained(location, dtype=dtype).to(device).eval()
+        with _quiet_hub_progress():
+            self.tokenizer: PreTrainedTokenizerBase = AutoTokenizer.from_pretrained(location)
+            model = AutoModelForMaskedLM.from_pretrained(location, dtype=dtype)
+        self.model = model.to(device).eval()
+        self.oom_token_limit: int | None = None
+        """Padded tokens per batch known to fit, learned from out-of-memory splits."""
         vocab = self.tokenizer.convert_ids_to_tokens(list(range(len(self.tokenizer))))
         self.id_to_token: list[str] = [str(t) for t in vocab]
         self.special_ids = torch.tensor(
@@ -74,6 +158,34 @@ class MLMSide:
             weights[:, self.special_ids[self.special_ids < weights.shape[1]]] = 0.0
         return weights
 
+    def weights_splitting(self, texts: Sequence[str], max_length: int) -> torch.Tensor:
+        """:meth:`weights`, but a batch that runs out of memory is halved and retried (down to
+        one text, whose failure is raised), and later batches are kept under the failed size."""
+        try:
+            return self.weights(texts, max_length)
+        except OutOfMemory:
+            if len(texts) <= 1:
+                raise
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+            padded = len(texts) * self._longest(texts, max_length)
+            limit = max(1, padded // 2)
+            self.oom_token_limit = min(self.oom_token_limit or limit, limit)
+            log.warning(
+                "out of memory on %d texts (%d padded tokens): splitting", len(texts), padded
+            )
+            half = len(texts) // 2
+            return torch.cat(
+                [
+                    self.weights_splitting(texts[:half], max_length),
+                    self.weights_splitting(texts[half:], max_length),
+                ]
+            )
+
+    def _longest(self, texts: Sequence[str], max_length: int) -> int:
+        ids = self.tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
+        return max(len(i) for i in ids)
+
     def to_vectors(self, weights: torch.Tensor) -> list[SparseVector]:
         """Rows of a `[n, vocab]` weight matrix as SparseVectors (nonzero entries only)."""
         rows, cols = weights.nonzero(as_tuple=True)
@@ -84,21 +196,30 @@ class MLMSide:
         return [SparseVector.from_pairs(pairs) for pairs in per_row]
 
     def encode(
-        self, texts: Sequence[str], max_length: int, batch_size: int = 32, progress: bool = False
+        self,
+        texts: Sequence[str],
+        max_length: int,
+        batch_size: int = 32,
+        progress: bool = False,
+        max_tokens_per_batch: int | None = None,
     ) -> list[SparseVector]:
-        """Encode in length-sorted batches (less padding), returning vectors in input order."""
+        """Encode in length-sorted batches (less padding), returning vectors in input order.
+
+        Batches hold at most `batch_size` texts and `max_tokens_per_batch` padded tokens (and
+        stay under any size that ran out of memory before)."""
         lengths = [
             len(ids)
             for ids in self.tokenizer(list(texts), truncation=True, max_length=max_length)[
                 "input_ids"
             ]
         ]
-        order = sorted(range(len(texts)), key=lambda i: -lengths[i])
+        limits = [n for n in (max_tokens_per_batch, self.oom_token_limit) if n is not None]
+        batches = token_batches(lengths, batch_size, min(limits) if limits else None)
         out: list[SparseVector | None] = [None] * len(texts)
         bar = tqdm(total=len(texts), unit="text", disable=not progress)
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            vectors = self.to_vectors(self.weights([texts[i] for i in idx], max_length))
+        for idx in batches:
+            weights = self.weights_splitting([texts[i] for i in idx], max_length)
+            vectors = self.to_vectors(weights)
             for i, vector in zip(idx, vectors, strict=True):
                 out[i] = vector
             bar.update(len(idx))
@@ -142,10 +263,17 @@ class IdfQuerySide:
 class SpladeEncoder:
     """Loads a SPLADE model in any of the three shapes and encodes documents and queries."""
 
-    def __init__(self, settings: ModelSettings, document: MLMSide, query: QuerySide) -> None:
+    def __init__(
+        self,
+        settings: ModelSettings,
+        document: MLMSide,
+        query: QuerySide,
+        max_tokens_per_batch: int | None = None,
+    ) -> None:
         self.settings = settings
         self.document_side = document
         self.query_side = query
+        self.max_tokens_per_batch = max_tokens_per_batch
 
     @classmethod
     def load(
@@ -153,31 +281,38 @@ class SpladeEncoder:
         model: str = "splade-tiny",
         query_model: str | None = None,
         device: str | None = None,
-        dtype: str = "float32",
+        dtype: str = AUTO_DTYPE,
         doc_max_length: int | None = None,
         query_max_length: int | None = None,
+        max_tokens_per_batch: int | None = None,
     ) -> SpladeEncoder:
-        """Load by alias, local path or Hugging Face name; the shape comes from the model folder."""
+        """Load by alias, local path or Hugging Face name; the shape comes from the model folder.
+
+        `device=None` picks the best device (this worker's GPU when there are several);
+        `dtype="auto"` is bfloat16 on a GPU, float32 elsewhere."""
         settings = read_settings(model, query_model, doc_max_length, query_max_length)
         torch_device = pick_device(device)
-        if dtype not in DTYPES:
-            raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
-        document = MLMSide(settings.document, torch_device, DTYPES[dtype])
+        torch_dtype = resolve_dtype(dtype, torch_device)
+        if max_tokens_per_batch is not None and max_tokens_per_batch < 1:
+            raise ValueError(f"max_tokens_per_batch must be >= 1, got {max_tokens_per_batch}")
+        document = MLMSide(settings.document, torch_device, torch_dtype)
         query: QuerySide
         if settings.shape == "pair":
             assert settings.query is not None
-            query = MLMSide(settings.query, torch_device, DTYPES[dtype])
+            query = MLMSide(settings.query, torch_device, torch_dtype)
         elif settings.shape == "inference-free":
             query = IdfQuerySide.from_folder(settings.document, document.tokenizer)
         else:
             query = document
-        return cls(settings, document, query)
+        return cls(settings, document, query, max_tokens_per_batch)
 
     def encode_documents(
         self, texts: Sequence[str], batch_size: int = 32, progress: bool = False
     ) -> list[SparseVector]:
         """SPLADE vectors for documents, truncated to `doc_max_length` tokens."""
-        return self.document_side.encode(texts, self.settings.doc_max_length, batch_size, progress)
+        return self.document_side.encode(
+            texts, self.settings.doc_max_length, batch_size, progress, self.max_tokens_per_batch
+        )
 
     def encode_queries(
         self, texts: Sequence[str], batch_size: int = 32, progress: bool = False

@@ -155,3 +155,136 @@ def test_settings_file_without_shape_defaults_to_shared(tiny_models: dict[str, P
     assert not (tiny_models["doc"] / "splade_es.json").exists()
     assert SpladeEncoder.load(str(tiny_models["doc"]), device="cpu").settings.shape == "shared"
     assert os.path.isdir(resolve("splade-tiny"))
+
+
+# GPU workers: device per worker, dtype, token-sized batches, out-of-memory splitting ----------
+
+
+def test_token_batches_cap_texts_and_padded_tokens() -> None:
+    from splade_es.encoder import token_batches
+
+    lengths = [5, 40, 12, 40, 3, 25, 7, 30]
+    batches = token_batches(lengths, batch_size=3, max_tokens=80)
+    assert sorted(i for batch in batches for i in batch) == list(range(len(lengths)))
+    for batch in batches:
+        assert len(batch) <= 3
+        assert len(batch) * max(lengths[i] for i in batch) <= 80
+    flat = [lengths[i] for batch in batches for i in batch]
+    assert flat == sorted(lengths, reverse=True)
+    # one text longer than the budget still gets a batch of its own
+    assert token_batches([500, 4], batch_size=8, max_tokens=100) == [[0], [1]]
+    assert token_batches(lengths, batch_size=8) == [sorted(range(8), key=lambda i: -lengths[i])]
+
+
+def _scifact_texts(scifact: Path, n: int) -> list[str]:
+    from itertools import islice
+
+    from splade_es.corpus import read_documents
+
+    return [d.full_text for d in islice(read_documents(scifact / "corpus.jsonl"), n)]
+
+
+def _same_vectors(got: list, want: list) -> None:
+    assert len(got) == len(want)
+    for a, b in zip(got, want, strict=True):
+        assert a.as_dict().keys() == b.as_dict().keys()
+        for token, weight in b.weights:
+            assert a.as_dict()[token] == pytest.approx(weight, abs=1e-4)
+
+
+def test_batches_sized_by_tokens_give_the_same_vectors(splade_tiny, scifact: Path) -> None:
+    texts = _scifact_texts(scifact, 12)
+    want = splade_tiny.encode_documents(texts, batch_size=12)
+    encoder = SpladeEncoder.load("splade-tiny", device="cpu", max_tokens_per_batch=600)
+    _same_vectors(encoder.encode_documents(texts, batch_size=12), want)
+
+
+def test_out_of_memory_batches_are_split_and_retried_never_dropped(scifact: Path) -> None:
+    """Fault injection around the real model: any forward over more than LIMIT tokens raises
+    torch's out-of-memory error, as a GPU would."""
+    from splade_es.encoder import OutOfMemory
+
+    limit = 700
+    texts = _scifact_texts(scifact, 16)
+    encoder = SpladeEncoder.load("splade-tiny", device="cpu")
+    want = encoder.encode_documents(texts, batch_size=16)
+    refused: list[int] = []
+
+    def too_big(module, args, kwargs):
+        tokens = kwargs["input_ids"].numel()
+        if tokens > limit:
+            refused.append(tokens)
+            raise OutOfMemory(f"injected: {tokens} tokens")
+
+    model = encoder.document_side.model
+    handle = model.register_forward_pre_hook(too_big, with_kwargs=True)
+    try:
+        got = encoder.encode_documents(texts, batch_size=16)
+        assert refused, "the injected fault never fired: the test does not test splitting"
+        _same_vectors(got, want)
+        limit_learned = encoder.document_side.oom_token_limit
+        assert limit_learned is not None and limit_learned < max(refused)
+        # later calls start under the learned size: fewer refusals than the first time
+        first = len(refused)
+        refused.clear()
+        _same_vectors(encoder.encode_documents(texts, batch_size=16), want)
+        assert len(refused) < first
+        # a single text that does not fit cannot be split: the error is raised, not swallowed
+        limit = 5
+        with pytest.raises(OutOfMemory):
+            encoder.encode_documents(texts[:1], batch_size=16)
+    finally:
+        handle.remove()
+
+
+def test_each_worker_takes_its_own_gpu_round_robin(monkeypatch: pytest.MonkeyPatch) -> None:
+    from splade_es import encoder as enc
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 3)
+    monkeypatch.delenv("SPLADE_ES_WORKER_INDEX", raising=False)
+    assert [enc.pick_device(None, index=i) for i in range(4)] == [
+        torch.device(f"cuda:{n}") for n in (0, 1, 2, 0)
+    ]
+    monkeypatch.setenv("WORKER_ID", "worker_5")  # how Beam names SDK worker processes
+    assert enc.worker_index() == 5 and enc.pick_device("cuda") == torch.device("cuda:2")
+    monkeypatch.setenv("SPLADE_ES_WORKER_INDEX", "7")
+    assert enc.pick_device() == torch.device("cuda:1")
+    assert enc.pick_device("cuda:0") == torch.device("cuda:0")  # an explicit GPU is kept
+    monkeypatch.setenv("SPLADE_ES_WORKER_INDEX", "x")
+    with pytest.raises(ValueError, match="SPLADE_ES_WORKER_INDEX"):
+        enc.worker_index()
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.delenv("SPLADE_ES_WORKER_INDEX")
+    assert enc.pick_device() == torch.device("cuda")
+
+
+def test_auto_dtype_is_bfloat16_on_gpu_and_float32_on_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    from splade_es.encoder import resolve_dtype
+
+    assert resolve_dtype("auto", torch.device("cpu")) == torch.float32
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert resolve_dtype("auto", torch.device("cuda:1")) == torch.bfloat16
+    assert resolve_dtype("float32", torch.device("cuda")) == torch.float32
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        resolve_dtype("int8", torch.device("cpu"))
+
+
+def test_importing_and_loading_leave_transformers_progress_bars_alone() -> None:
+    """The encoder used to turn transformers' progress bars off process-wide at import."""
+    import subprocess
+    import sys
+
+    code = (
+        "import splade_es.encoder as e\n"
+        "from transformers.utils import logging\n"
+        "after_import = logging.is_progress_bar_enabled()\n"
+        "e.SpladeEncoder.load('splade-tiny', device='cpu')\n"
+        "print(after_import, logging.is_progress_bar_enabled())\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    env.pop("HF_HUB_DISABLE_PROGRESS_BARS", None)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    )
+    assert done.stdout.split()[-2:] == ["True", "True"]
