@@ -297,8 +297,7 @@ class SpladeEncoder:
             raise ValueError(f"max_tokens_per_batch must be >= 1, got {max_tokens_per_batch}")
         document = MLMSide(settings.document, torch_device, torch_dtype)
         query: QuerySide
-        if settings.shape == "pair":
-            assert settings.query is not None
+        if settings.shape == "pair" and settings.query is not None:
             query = MLMSide(settings.query, torch_device, torch_dtype)
         elif settings.shape == "inference-free":
             query = IdfQuerySide.from_folder(settings.document, document.tokenizer)
