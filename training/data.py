@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from splade_es.corpus import ReadStats, numbered_lines, read_documents, read_qrels, read_queries
+from splade_es.corpus import ReadStats, read_documents, read_qrels, read_queries, text_lines
 
 Negatives = dict[str, list[str]]
 Searcher = Callable[[Mapping[str, str], int], Mapping[str, Sequence[str]]]
@@ -94,7 +94,7 @@ def read_teacher_scores(
     if not Path(path).is_file():
         raise DataError(f"{path}: teacher scores file not found")
     scores: dict[str, dict[str, float]] = {}
-    for number, line in numbered_lines(Path(path)):
+    for number, line in text_lines(Path(path)):
         parts = line.split()
         if len(parts) != 3:
             raise DataError(f"{path}:{number}: expected 'query_id doc_id score', got {line!r}")
