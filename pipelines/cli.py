@@ -46,23 +46,30 @@ def pipeline_args(values: dict[str, Any], groups: tuple[tuple[Opt, ...], ...]) -
 
 
 def runner_args(runner: str, workers: int, flink_master: str | None) -> list[str]:
-    """Beam options for the chosen runner."""
+    """Beam options for the chosen runner. `flink` / `spark` without a master use the project's
+    local cluster (`splade-es runner start`), started here if it is not running."""
     if runner == "fnapi":
         args = ["--runner=FnApiRunner"]
         if workers > 1:
             args += [f"--direct_num_workers={workers}", "--direct_running_mode=multi_processing"]
         return args
-    if runner == "flink":
-        if not flink_master:
-            raise click.UsageError("--runner flink needs --flink-master host:port")
+    if runner == "flink" and flink_master:
         return [
             "--runner=FlinkRunner",
             f"--flink_master={flink_master}",
             f"--parallelism={workers}",
         ]
-    return [
-        f"--runner={ {'spark': 'SparkRunner', 'dataflow': 'DataflowRunner'}.get(runner, 'PortableRunner') }"
-    ]
+    if runner in ("flink", "spark"):
+        from importlib import import_module
+
+        module = import_module(f"splade_es.runners.{runner}")
+        cluster = module.start(module.settings_for(workers))
+        return (
+            [*cluster.pipeline_args(), f"--parallelism={workers}"]
+            if runner == "flink"
+            else list(cluster.pipeline_args())
+        )
+    return [f"--runner={'DataflowRunner' if runner == 'dataflow' else 'PortableRunner'}"]
 
 
 def common_options(func: Any) -> Any:
