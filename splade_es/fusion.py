@@ -41,7 +41,8 @@ class Fusion:
         """A stable name for this setting: the OpenSearch search pipeline's name."""
         if self.method == "rrf":
             return f"splade-es-hybrid-rrf-k{self.rank_constant}"
-        return f"splade-es-hybrid-{self.method}-{weights[0]:g}-{weights[1]:g}"
+        total = (weights[0] + weights[1]) or 1.0
+        return f"splade-es-hybrid-{self.method}-{weights[0] / total:.3g}-{weights[1] / total:.3g}"
 
     @classmethod
     def parse(cls, spec: str) -> Fusion:

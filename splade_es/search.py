@@ -33,6 +33,7 @@ from splade_es.sparse import DEFAULT_QUANTIZATION_FACTOR
 
 Mode = Literal["bm25", "splade", "hybrid"]
 MODES: tuple[Mode, ...] = ("bm25", "splade", "hybrid")
+MSEARCH_TIMEOUT_S = 180
 
 
 def form_for_field(field_type: str) -> Form:
@@ -205,20 +206,28 @@ class Searcher:
         """Hits for many queries, sent `per_request` at a time through `_msearch`."""
         if self.fused_by_client(mode):
             depth = max(size, self.fusion.depth)
-            bm25 = self._msearch([self.body(t, "bm25", depth) for t in texts], None, per_request)
-            splade = self._msearch(
-                [self.body(t, "splade", depth) for t in texts], None, per_request
-            )
+            bm25 = self._msearch([self.body(t, "bm25", depth) for t in texts], per_request)
+            splade = self._msearch([self.body(t, "splade", depth) for t in texts], per_request)
             return [self._fused(b, s, size) for b, s in zip(bm25, splade, strict=True)]
+        bodies = [self.body(t, mode, size) for t in texts]
         pipeline = self.pipeline(mode)
-        return self._msearch([self.body(t, mode, size) for t in texts], pipeline, per_request)
+        if pipeline is None:
+            return self._msearch(bodies, per_request)
+        # `_msearch` takes no search pipeline (neither as parameter nor in its headers on 2.19)
+        return [self._search(body, {"search_pipeline": pipeline}) for body in bodies]
 
-    def _msearch(
-        self, bodies: list[dict[str, Any]], pipeline: str | None, per_request: int
-    ) -> list[list[Hit]]:
+    def _search(self, body: dict[str, Any], params: dict[str, Any]) -> list[Hit]:
+        try:
+            return self._hits(self.client.search(index=self.index, body=body, params=params))
+        except (TransportError, ConnectionError) as exc:
+            raise EngineError(describe_error(exc, f"search {self.index!r}")) from exc
+
+    def _msearch(self, bodies: list[dict[str, Any]], per_request: int) -> list[list[Hit]]:
         results: list[list[Hit]] = []
         header = {"index": self.index}
-        params = {"search_pipeline": pipeline} if pipeline else None
+        # a batch of queries can take long on a loaded machine: a generous timeout, and the
+        # transport retries a timed-out request (ConnectionSettings.max_retries)
+        params: dict[str, Any] = {"request_timeout": MSEARCH_TIMEOUT_S}
         for start in range(0, len(bodies), per_request):
             lines = []
             for body in bodies[start : start + per_request]:

@@ -49,6 +49,14 @@ class TwoPhase:
         }
 
 
+def unit_weights(weights: tuple[float, float]) -> tuple[float, float]:
+    """The weights scaled to sum to 1, as OpenSearch's arithmetic mean requires."""
+    total = weights[0] + weights[1]
+    if total <= 0:
+        raise ValueError("hybrid weights must not both be 0")
+    return (weights[0] / total, weights[1] / total)
+
+
 def fusion_pipeline_body(fusion: Fusion, weights: tuple[float, float]) -> dict[str, Any]:
     """The search pipeline that fuses a `hybrid` query's two sub-queries (BM25 first)."""
     if fusion.method == "rrf":
@@ -68,7 +76,7 @@ def fusion_pipeline_body(fusion: Fusion, weights: tuple[float, float]) -> dict[s
                 "normalization": {"technique": fusion.method},
                 "combination": {
                     "technique": "arithmetic_mean",
-                    "parameters": {"weights": list(weights)},
+                    "parameters": {"weights": list(unit_weights(weights))},
                 },
             }
         }

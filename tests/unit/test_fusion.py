@@ -42,6 +42,9 @@ def test_settings_name_the_engine_pipeline_and_bad_ones_are_refused() -> None:
     body = fusion_pipeline_body(fusion, (0.3, 0.7))
     processor = body["phase_results_processors"][0]["normalization-processor"]
     assert processor["combination"]["parameters"]["weights"] == [0.3, 0.7]
+    halves = fusion_pipeline_body(fusion, (1.0, 1.0))["phase_results_processors"][0]
+    assert halves["normalization-processor"]["combination"]["parameters"]["weights"] == [0.5, 0.5]
+    assert fusion.pipeline_name((2.0, 2.0)) == "splade-es-hybrid-min_max-0.5-0.5"
     rrf = fusion_pipeline_body(Fusion.parse("rrf"), (1, 1))["phase_results_processors"][0]
     assert rrf["score-ranker-processor"]["combination"]["technique"] == "rrf"
     with pytest.raises(ValueError, match="fusion method"):
