@@ -10,7 +10,7 @@ weighted sum of a distillation loss with a contrastive one.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from sentence_transformers.sparse_encoder import SparseEncoder
@@ -47,7 +47,7 @@ class WeightedSum(nn.Module):
 
     def __init__(self, parts: dict[str, tuple[nn.Module, float]]) -> None:
         super().__init__()
-        self.parts = nn.ModuleDict({name: loss for name, (loss, _) in parts.items()})
+        self.parts: Any = nn.ModuleDict({name: loss for name, (loss, _) in parts.items()})
         self.weights = {name: weight for name, (_, weight) in parts.items()}
 
     def compute_loss_from_embeddings(

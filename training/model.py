@@ -49,7 +49,8 @@ class FastSpladeMLM(Transformer):
         kwargs["transformer_task"] = "fill-mask"
         super().__init__(*args, **kwargs)
         vocab = int(self.model.get_output_embeddings().out_features)
-        self.register_buffer("keep", special_token_mask(self.tokenizer, vocab), persistent=False)
+        tokenizer: Any = self.tokenizer
+        self.register_buffer("keep", special_token_mask(tokenizer, vocab), persistent=False)
 
     def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         weights = splade_pool(self.model, features["input_ids"], features["attention_mask"])
@@ -69,10 +70,12 @@ class QueryTokenWeights(SparseStaticEmbedding):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        mask = special_token_mask(self.tokenizer, self.num_dimensions)
+        tokenizer: Any = self.tokenizer
+        self.hf_tokenizer = tokenizer
+        mask = special_token_mask(tokenizer, self.num_dimensions)
         self.register_buffer("keep", mask, persistent=False)
 
-    def forward(self, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         ids, mask = features["input_ids"], features["attention_mask"]
         present = torch.zeros(ids.shape[0], self.num_dimensions, device=ids.device)
         present.scatter_(1, ids * mask.long(), mask.float())
@@ -83,7 +86,7 @@ class QueryTokenWeights(SparseStaticEmbedding):
     def idf_table(self) -> dict[str, float]:
         """`{token: weight}` for positive, non-special entries (what `idf.json` holds)."""
         weights = (torch.relu(self.weight.detach().float()) * self.keep.cpu()).cpu()
-        tokens = self.tokenizer.convert_ids_to_tokens(list(range(len(weights))))
+        tokens = self.hf_tokenizer.convert_ids_to_tokens(list(range(len(weights))))
         return {
             str(tokens[i]): float(weights[i])
             for i in torch.nonzero(weights > 0).ravel().tolist()
@@ -163,16 +166,20 @@ def build_model(
 
 def model_shape(model: SparseEncoder) -> Shape:
     """Which of the three shapes a `SparseEncoder` built by `build_model` has."""
-    first = model[0]
+    first: Any = model[0]
     if not isinstance(first, Router):
         return "shared"
-    query = first.sub_modules["query"][0]
+    routes: Any = first.sub_modules
+    query = routes["query"][0]
     return "inference-free" if isinstance(query, SparseStaticEmbedding) else "pair"
 
 
 def _side(model: SparseEncoder, route: str) -> Any:
-    first = model[0]
-    return first.sub_modules[route][0] if isinstance(first, Router) else first
+    first: Any = model[0]
+    if not isinstance(first, Router):
+        return first
+    routes: Any = first.sub_modules
+    return routes[route][0]
 
 
 def query_weights_parameter(model: SparseEncoder) -> str | None:
@@ -183,7 +190,7 @@ def query_weights_parameter(model: SparseEncoder) -> str | None:
     return next(name for name, param in model.named_parameters() if param is table.weight)
 
 
-def _save_mlm(module: Transformer, folder: Path) -> None:
+def _save_mlm(module: Any, folder: Path) -> None:
     module.model.save_pretrained(folder)
     module.tokenizer.save_pretrained(folder)
 
@@ -207,7 +214,11 @@ def export_model(
         _save_mlm(document, folder / "document")
         _save_mlm(_side(model, "query"), folder / "query")
         settings = ModelSettings(
-            "pair", str(folder / "document"), str(folder / "query"), doc_max_length, query_max_length
+            "pair",
+            str(folder / "document"),
+            str(folder / "query"),
+            doc_max_length,
+            query_max_length,
         )
     else:
         _save_mlm(document, folder)

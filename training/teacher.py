@@ -31,7 +31,9 @@ def _standardise(values: np.ndarray) -> np.ndarray:
     return (values - values.mean()) / spread if spread > 0 else values * 0.0
 
 
-def fuse(bm25: Mapping[str, float], splade: Mapping[str, float], docs: Sequence[str], fusion: Fusion) -> dict[str, float]:
+def fuse(
+    bm25: Mapping[str, float], splade: Mapping[str, float], docs: Sequence[str], fusion: Fusion
+) -> dict[str, float]:
     """Fused teacher scores of one query's candidate `docs` (missing scores count as 0)."""
     b = np.array([bm25.get(d, 0.0) for d in docs], dtype=np.float64)
     s = np.array([splade.get(d, 0.0) for d in docs], dtype=np.float64)

@@ -133,8 +133,8 @@ class TrainConfig:
             raise ValueError("beir_dir and out are required")
         checks = [
             (self.shape in ("shared", "pair", "inference-free"), f"unknown shape {self.shape!r}"),
-            (self.pooling in ("fast", "library"), f"pooling must be fast or library"),
-            (self.query_reg in ("flops", "l1"), f"query_reg must be flops or l1"),
+            (self.pooling in ("fast", "library"), "pooling must be fast or library"),
+            (self.query_reg in ("flops", "l1"), "query_reg must be flops or l1"),
             (self.loss in LOSSES, f"unknown loss {self.loss!r}"),
             (self.teacher in TEACHERS, f"teacher must be one of {TEACHERS}"),
             (
@@ -185,6 +185,7 @@ class TrainResult:
     base_metrics: dict[str, float] | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
     wall_seconds: float = 0.0
+    model: Any = None  # the trained SparseEncoder (what was exported to `out`)
 
 
 def _mixed_precision(choice: str, cpu: bool) -> str:
@@ -257,7 +258,11 @@ def mine_negatives(
 
 
 def _teacher(
-    config: TrainConfig, data: BeirData, qids: Sequence[str], negatives: Negatives, base: _BaseSplade
+    config: TrainConfig,
+    data: BeirData,
+    qids: Sequence[str],
+    negatives: Negatives,
+    base: _BaseSplade,
 ) -> dict[str, dict[str, float]] | None:
     if config.teacher_scores:
         return read_teacher_scores(Path(config.teacher_scores), data.docs, data.queries)
@@ -376,6 +381,22 @@ def _trainer_arguments(
     )
 
 
+def _keep_callback_logs() -> Any:
+    from transformers import TrainerCallback
+
+    class KeepCallbackLogs(TrainerCallback):
+        """Copy what other callbacks add to a log record (the regularizer weights) into the
+        trainer's log history, which keeps only what the trainer itself logged."""
+
+        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> Any:
+            if logs and state.log_history:
+                record = state.log_history[-1]
+                record.update({k: v for k, v in logs.items() if k not in record})
+            return control
+
+    return KeepCallbackLogs()
+
+
 def _callbacks(config: TrainConfig, loss: Any) -> list[Any]:
     from sentence_transformers.sparse_encoder.callbacks.splade_callbacks import (
         SpladeRegularizerWeightSchedulerCallback,
@@ -387,13 +408,16 @@ def _callbacks(config: TrainConfig, loss: Any) -> list[Any]:
     # the library's scheduler takes a ratio in (0, 1]; 1 step of warm-up is "none"
     ratio = min(1.0, max(warmup, 1) / config.max_steps)
     callbacks: list[Any] = [
-        SpladeRegularizerWeightSchedulerCallback(loss, scheduler_type="quadratic", warmup_ratio=ratio)
+        SpladeRegularizerWeightSchedulerCallback(
+            loss, scheduler_type="quadratic", warmup_ratio=ratio
+        ),
+        _keep_callback_logs(),
     ]
     stop = config.stop_at_step
 
     if stop:
 
-        class StopAt(TrainerCallback):  # type: ignore[misc]
+        class StopAt(TrainerCallback):
             """Interrupt the run at `stop` with a checkpoint, as a crash after saving would."""
 
             def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
@@ -471,7 +495,9 @@ def train(config: TrainConfig, searcher: Searcher | None = None) -> TrainResult:
     loss = build_loss(model, objective)
     evaluator = dev.evaluator() if dev else None
     checkpoints = out / "checkpoints"
-    resume_from = get_last_checkpoint(str(checkpoints)) if config.resume and checkpoints.is_dir() else None
+    resume_from = (
+        get_last_checkpoint(str(checkpoints)) if config.resume and checkpoints.is_dir() else None
+    )
     base_metrics = None
     if evaluator is not None and resume_from is None:
         base_metrics = {k: float(v) for k, v in evaluator(model).items()}
@@ -500,10 +526,13 @@ def train(config: TrainConfig, searcher: Searcher | None = None) -> TrainResult:
         base_metrics=base_metrics,
         history=history,
         wall_seconds=time.time() - started,
+        model=model,
     )
 
 
-def _best(state: Any, history: Sequence[Mapping[str, Any]]) -> tuple[int | None, dict[str, float] | None]:
+def _best(
+    state: Any, history: Sequence[Mapping[str, Any]]
+) -> tuple[int | None, dict[str, float] | None]:
     evals = [h for h in history if DEV_METRIC in h]
     if not evals:
         return None, None
