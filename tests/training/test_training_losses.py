@@ -4,6 +4,7 @@ embeddings: a term that is dropped, swapped or weighted wrongly fails here."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -29,6 +30,12 @@ def features(model: SparseEncoder, columns: list[list[str]]) -> list[dict[str, o
 
 def embed(model: SparseEncoder, batch: list[dict[str, object]]) -> list[torch.Tensor]:
     return [model(dict(f))["sentence_embedding"] for f in batch]
+
+
+def projection(model: SparseEncoder) -> Any:
+    """The MLM's vocabulary projection (its bias gets every pooled weight's gradient)."""
+    mlm: Any = model[0]
+    return mlm.model.get_output_embeddings()
 
 
 def flops(x: torch.Tensor) -> torch.Tensor:
@@ -70,13 +77,13 @@ def test_query_regularizer_gradient_reaches_the_query_encoder(model: SparseEncod
             batch, None
         )
         sum(parts.values()).backward()
-        return model[0].model.get_output_embeddings().bias.grad.clone()
+        return projection(model).bias.grad.clone()
 
     with_reg, without = grad_of(1.0), grad_of(0.0)
     model.zero_grad()
     q = embed(model, batch)[0]
     flops(q).backward()
-    only_reg = model[0].model.get_output_embeddings().bias.grad.clone()
+    only_reg = projection(model).bias.grad.clone()
     model.zero_grad()
     torch.testing.assert_close(with_reg - without, only_reg, rtol=1e-3, atol=1e-6)
     assert only_reg.abs().sum() > 0
@@ -142,6 +149,6 @@ def test_fast_pooling_equals_library_pooling(tiny_mlm: Path) -> None:
     target = torch.randn_like(a)
     (a * target).sum().backward()
     (b * keep * target).sum().backward()
-    ga = fast[0].model.get_output_embeddings().weight.grad
-    gb = library[0].model.get_output_embeddings().weight.grad
+    ga = projection(fast).weight.grad
+    gb = projection(library).weight.grad
     torch.testing.assert_close(ga, gb, rtol=1e-3, atol=1e-4)

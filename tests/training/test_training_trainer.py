@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -45,7 +46,7 @@ def config(beir: Path, out: Path, model: Path | str, **overrides: object) -> Tra
     return TrainConfig(**values)  # type: ignore[arg-type]
 
 
-def dense(vectors: list, tokenizer, vocab: int) -> torch.Tensor:  # type: ignore[no-untyped-def]
+def dense(vectors: list[Any], tokenizer: Any, vocab: int) -> torch.Tensor:
     out = torch.zeros(len(vectors), vocab)
     for row, vector in enumerate(vectors):
         for token, weight in vector.weights:
