@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -188,6 +189,11 @@ class TrainResult:
     model: Any = None  # the trained SparseEncoder (what was exported to `out`)
 
 
+def _is_main_process() -> bool:
+    """Rank 0 of a `torchrun` / `accelerate launch` run (or a single process)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def _mixed_precision(choice: str, cpu: bool) -> str:
     import torch
 
@@ -272,7 +278,8 @@ def _teacher(
 
     pools = candidates(data, qids, negatives, config.negative_depth)
     scores = ensemble_scores(data, pools, base.run(qids), Fusion(config.teacher_bm25_weight))
-    write_teacher_scores(Path(config.out) / "teacher_scores.tsv", scores)
+    if _is_main_process():
+        write_teacher_scores(Path(config.out) / "teacher_scores.tsv", scores)
     return scores
 
 
@@ -502,7 +509,8 @@ def train(config: TrainConfig, searcher: Searcher | None = None) -> TrainResult:
     if evaluator is not None and resume_from is None:
         base_metrics = {k: float(v) for k, v in evaluator(model).items()}
     args = _trainer_arguments(config, model, dev is not None, config.negatives, checkpoints)
-    (out / "train_config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
+    if _is_main_process():
+        (out / "train_config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
     trainer = SparseEncoderTrainer(
         model=model,
         args=args,
@@ -513,10 +521,11 @@ def train(config: TrainConfig, searcher: Searcher | None = None) -> TrainResult:
     )
     trainer.train(resume_from_checkpoint=resume_from)
     history = list(trainer.state.log_history)
-    with (out / "train_log.jsonl").open("w", encoding="utf-8") as handle:
-        for entry in history:
-            handle.write(json.dumps(entry) + "\n")
-    export_model(model, out, config.doc_max_length, config.query_max_length)
+    if trainer.is_world_process_zero():  # one writer when launched on several GPUs
+        with (out / "train_log.jsonl").open("w", encoding="utf-8") as handle:
+            for entry in history:
+                handle.write(json.dumps(entry) + "\n")
+        export_model(model, out, config.doc_max_length, config.query_max_length)
     best_step, best_metrics = _best(trainer.state, history)
     return TrainResult(
         out=out,
