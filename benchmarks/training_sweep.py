@@ -29,7 +29,7 @@ import click
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "training"
 DEFAULT_BEIR = ROOT.parent / "shared" / "datasets" / "scifact"
-HYBRID_GRID = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
+HYBRID_GRID = (0.0, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 10.0)
 DEV_FRACTION, DEV_MAX_QUERIES, DEV_SEED = 0.1, 100, 0  # TrainConfig's defaults
 
 
@@ -82,20 +82,31 @@ def _run(qids: list[str], ids: list[str], scores: Any, k: int = 100) -> dict[str
     return run
 
 
-def score_model(model: str, beir_dir: Path) -> dict[str, Any]:
-    """Test metrics of SPLADE alone and of hybrid BM25 + SPLADE (weight picked on dev)."""
+def score_model(model: str, beir_dir: Path, cache_name: str | None = None) -> dict[str, Any]:
+    """Test metrics of SPLADE alone and of hybrid BM25 + SPLADE (weight picked on dev).
+
+    Encoded documents are cached as `cache/<cache_name>.jsonl` (`run` clears its own first).
+    """
     from splade_es.encoder import SpladeEncoder
     from splade_es.evaluation import evaluate
     from training.bm25 import BM25
     from training.data import load_beir, split_dev
+    from training.evaluate import load_vectors, save_vectors
 
     test = load_beir(beir_dir, "test")
     train = load_beir(beir_dir, "train")
     _, dev_qids = split_dev(sorted(train.qrels), DEV_FRACTION, DEV_MAX_QUERIES, DEV_SEED)
     encoder = SpladeEncoder.load(model, device="cpu", doc_max_length=256)
     started = time.time()
-    ids = list(test.docs)
-    vectors = encoder.encode_documents([test.docs[d] for d in ids], batch_size=32, progress=True)
+    cache = RESULTS / "cache" / f"{cache_name}.jsonl" if cache_name else None
+    if cache is not None and cache.is_file():
+        ids, vectors = load_vectors(cache)
+    else:
+        ids = list(test.docs)
+        texts = [test.docs[d] for d in ids]
+        vectors = encoder.encode_documents(texts, batch_size=32, progress=True)
+        if cache is not None:
+            save_vectors(cache, ids, vectors)
     encode_seconds = time.time() - started
     bm25 = BM25(ids, [test.docs[d] for d in ids])
     out: dict[str, Any] = {"encode_seconds": encode_seconds}
@@ -328,7 +339,7 @@ def base(beir_dir: Path) -> None:
     bm25 = score_bm25(beir_dir)
     bm25["command"] = _command()
     store_result("bm25", bm25)
-    result = score_model("splade-tiny", beir_dir)
+    result = score_model("splade-tiny", beir_dir, "base")
     result["command"] = _command()
     store_result("base", result)
     print(result, flush=True)
@@ -352,7 +363,8 @@ def run(name: str, train_args: tuple[str, ...], beir_dir: Path, order: int) -> N
     train_command.main(args=args, standalone_mode=False)
     train_seconds = time.time() - started
     config = json.loads((out / "train_config.json").read_text())
-    result = score_model(str(out), beir_dir)
+    (RESULTS / "cache" / f"{name}.jsonl").unlink(missing_ok=True)
+    result = score_model(str(out), beir_dir, name)
     keys = (
         "loss",
         "negatives",
@@ -374,6 +386,20 @@ def run(name: str, train_args: tuple[str, ...], beir_dir: Path, order: int) -> N
     store_result(name, result)
     print(name, result, flush=True)
     shutil.rmtree(out / "checkpoints", ignore_errors=True)  # keep the exported model and logs
+    write_report()
+
+
+@main.command()
+@click.argument("name")
+@click.option("--beir-dir", type=click.Path(path_type=Path), default=DEFAULT_BEIR)
+def rescore(name: str, beir_dir: Path) -> None:
+    """Score an already trained run (or `base`) again, e.g. after a scoring change."""
+    results = load_results()
+    model = "splade-tiny" if name == "base" else str(RESULTS / "runs" / name)
+    updated = dict(results[name])
+    updated.update(score_model(model, beir_dir, name))
+    store_result(name, updated)
+    print(name, updated, flush=True)
     write_report()
 
 
