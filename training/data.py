@@ -293,6 +293,10 @@ def load_training_data(source: Path, split: str = "train") -> BeirData:
     source = Path(source)
     if source.is_dir():
         return load_beir(source, split)
+    if not source.exists():
+        raise DataError(f"{source}: not found (expected a BEIR folder or a pairs file)")
+    if source.suffix not in (".jsonl", ".json", ".parquet"):
+        raise DataError(f"{source}: pairs files are .jsonl or .parquet")
     return read_pairs(source)
 
 

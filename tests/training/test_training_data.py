@@ -229,8 +229,11 @@ def test_pairs_file_errors_name_the_record(tmp_path: Path) -> None:
     broken.write_text("{not json\n")
     with pytest.raises(DataError, match=r"broken\.jsonl:1: bad JSON"):
         load_training_data(broken)
-    with pytest.raises(DataError, match=r"missing\.jsonl: pairs file not found"):
+    with pytest.raises(DataError, match=r"missing\.jsonl: not found \(expected a BEIR folder"):
         load_training_data(tmp_path / "missing.jsonl")
+    (tmp_path / "pairs.csv").write_text("query,positive\n")
+    with pytest.raises(DataError, match=r"pairs\.csv: pairs files are \.jsonl or \.parquet"):
+        load_training_data(tmp_path / "pairs.csv")
 
 
 def test_fused_teacher_scores() -> None:
