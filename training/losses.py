@@ -24,7 +24,6 @@ from sentence_transformers.sparse_encoder.losses import (
 from torch import nn
 
 RankingLoss = Literal["infonce", "margin-mse", "kl"]
-RANKING_LOSSES: tuple[RankingLoss, ...] = ("infonce", "margin-mse", "kl")
 QueryRegularizer = Literal["flops", "l1"]
 
 

@@ -32,7 +32,6 @@ from splade_es.pooling import splade_pool
 
 SHAPES: tuple[Shape, ...] = ("shared", "pair", "inference-free")
 Pooling = Literal["fast", "library"]
-POOLINGS: tuple[Pooling, ...] = ("fast", "library")
 
 
 def special_token_mask(tokenizer: PreTrainedTokenizerBase, vocab: int) -> torch.Tensor:
@@ -228,8 +227,3 @@ def export_model(
         settings = ModelSettings(shape, str(folder), None, doc_max_length, query_max_length)
     write_settings(folder, settings)
     return folder
-
-
-def active_terms(weights: torch.Tensor) -> float:
-    """Mean number of nonzero entries per row."""
-    return float((weights > 0).sum(dim=1).float().mean()) if weights.numel() else 0.0
