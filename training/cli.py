@@ -1,7 +1,10 @@
-"""`splade-es train`: fine-tune a SPLADE model on a BEIR dataset.
+"""`splade-es train`: fine-tune a SPLADE model on a BEIR dataset or a pairs file, on
+sentence-transformers' SparseEncoderTrainer.
 
 Options override keys of `--config FILE` (JSON, or YAML when PyYAML is installed), which override the
-defaults of `training.loop.TrainConfig`. Registered as `splade_es.commands: train = training.cli:train`.
+defaults of `training.trainer.TrainConfig`: one declaration (`_OPTIONS`) serves both. Connection
+options (for `--negative-source engine`) are the CLI's own and never stored in the run's config.
+Registered as `splade_es.commands: train = splade_es.training.cli:train`.
 """
 
 from __future__ import annotations
@@ -11,14 +14,17 @@ from typing import Any
 
 import click
 
+from splade_es.options import CONNECTION, click_options
+
 # click option name -> TrainConfig field (only options given on the command line override the config)
 _FLOAT = float
 _OPTIONS: list[tuple[str, dict[str, Any]]] = [
     (
         "--beir-dir",
         {
-            "type": click.Path(file_okay=False, path_type=Path),
-            "help": "BEIR folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv.",
+            "type": click.Path(path_type=Path),
+            "help": "BEIR folder (corpus.jsonl, queries.jsonl, qrels/<split>.tsv), or a JSONL or "
+            "Parquet file of {query, positive, negatives?} pairs.",
         },
     ),
     (
@@ -34,6 +40,13 @@ _OPTIONS: list[tuple[str, dict[str, Any]]] = [
         },
     ),
     ("--shape", {"type": click.Choice(["shared", "pair", "inference-free"]), "help": "[shared]"}),
+    (
+        "--pooling",
+        {
+            "type": click.Choice(["fast", "library"]),
+            "help": "fast: splade_es.pooling; library: SpladePooling. [fast]",
+        },
+    ),
     ("--train-split", {"help": "qrels/<split>.tsv used for training. [train]"}),
     ("--max-steps", {"type": int, "help": "Optimizer steps. [1000]"}),
     ("--batch-size", {"type": int, "help": "Queries per micro-batch (per device). [16]"}),
@@ -43,6 +56,8 @@ _OPTIONS: list[tuple[str, dict[str, Any]]] = [
     ("--lambda-q", {"type": _FLOAT, "help": "FLOPS/L1 weight on queries. [1e-3]"}),
     ("--query-reg", {"type": click.Choice(["flops", "l1"]), "help": "Query regularizer. [flops]"}),
     ("--reg-warmup-steps", {"type": int, "help": "Quadratic lambda warm-up steps. [max_steps/3]"}),
+    ("--weight-decay", {"type": _FLOAT, "help": "[0.01]"}),
+    ("--warmup-ratio", {"type": _FLOAT, "help": "Learning-rate warm-up share of max_steps. [0.1]"}),
     ("--negatives", {"type": int, "help": "Hard negatives per query. [1]"}),
     (
         "--negative-source",
@@ -51,8 +66,19 @@ _OPTIONS: list[tuple[str, dict[str, Any]]] = [
             "help": "Where hard negatives come from. [bm25]",
         },
     ),
-    ("--engine-url", {"help": "Elasticsearch/OpenSearch URL for --negative-source engine."}),
-    ("--engine-index", {"help": "Index name for --negative-source engine."}),
+    (
+        "--negative-depth",
+        {"type": int, "help": "Negatives are drawn from this many top hits. [50]"},
+    ),
+    ("--engine-index", {"help": "Index to mine negatives from (--negative-source engine)."}),
+    (
+        "--engine-mode",
+        {
+            "type": click.Choice(["bm25", "splade", "hybrid"]),
+            "help": "How the engine ranks (splade/hybrid encode with --base-model). [bm25]",
+        },
+    ),
+    ("--engine-text-field", {"help": "Text field for BM25 on the engine index. [content]"}),
     (
         "--teacher-scores",
         {
@@ -60,6 +86,16 @@ _OPTIONS: list[tuple[str, dict[str, Any]]] = [
             "help": "TSV query_id doc_id score for distillation.",
         },
     ),
+    (
+        "--teacher",
+        {
+            "type": click.Choice(["none", "ensemble"]),
+            "help": "ensemble: teacher scores from BM25 + the base SPLADE model, fused. [none]",
+        },
+    ),
+    ("--teacher-bm25-weight", {"type": _FLOAT, "help": "BM25 share of the fused teacher. [0.5]"}),
+    ("--contrastive-weight", {"type": _FLOAT, "help": "InfoNCE weight next to distillation. [0]"}),
+    ("--kl-temperature", {"type": _FLOAT, "help": "Temperature of the KL loss. [1.0]"}),
     (
         "--loss",
         {
@@ -71,6 +107,11 @@ _OPTIONS: list[tuple[str, dict[str, Any]]] = [
     ("--train-doc-max-length", {"type": int, "help": "Document truncation while training. [128]"}),
     ("--query-max-length", {"type": int, "help": "[64]"}),
     ("--eval-every", {"type": int, "help": "Dev evaluation every N steps (0: none). [0]"}),
+    ("--dev-fraction", {"type": _FLOAT, "help": "Training queries held out for dev. [0.1]"}),
+    (
+        "--dev-pool-depth",
+        {"type": int, "help": "Dev queries rank their positives + BM25 top N documents. [50]"},
+    ),
     (
         "--dev-qrels",
         {
@@ -79,6 +120,12 @@ _OPTIONS: list[tuple[str, dict[str, Any]]] = [
         },
     ),
     ("--save-every", {"type": int, "help": "Checkpoint every N steps. [eval-every or max-steps]"}),
+    ("--save-total-limit", {"type": int, "help": "Checkpoints kept (the best one too). [2]"}),
+    ("--log-every", {"type": int, "help": "Log every N steps. [10]"}),
+    (
+        "--report-to",
+        {"help": "Trainer logging integration: none, tensorboard, wandb, ... [none]"},
+    ),
     ("--seed", {"type": int, "help": "[0]"}),
     (
         "--mixed-precision",
@@ -102,21 +149,25 @@ def _decorate(func: Any) -> Any:
 
 @click.command("train")
 @_decorate
+@click_options(CONNECTION)
 @click.option(
     "--config",
     "config_file",
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     help="JSON/YAML file of training options (command-line options override it).",
 )
-@click.option("--resume", is_flag=True, default=None, help="Continue from OUT/checkpoint.")
+@click.option(
+    "--resume", is_flag=True, default=None, help="Continue from the last OUT/checkpoints/ entry."
+)
 @click.option("--cpu", is_flag=True, default=None, help="Train on CPU even when a GPU is present.")
 @click.option("--no-progress", is_flag=True, default=False, help="No progress bar.")
 def train(config_file: Path | None, no_progress: bool, **options: Any) -> None:
     """Fine-tune a SPLADE model on BEIR training data; writes a folder `SpladeEncoder.load` reads."""
-    from training.data import DataError
-    from training.loop import TrainConfig, load_config_file
-    from training.loop import train as run_training
+    from splade_es.training.data import DataError
+    from splade_es.training.trainer import TrainConfig, load_config_file
+    from splade_es.training.trainer import train as run_training
 
+    connection = {key: options.pop(key) for key in CONNECTION_KEYS}
     values: dict[str, Any] = load_config_file(config_file) if config_file else {}
     values.update(
         {k: (str(v) if isinstance(v, Path) else v) for k, v in options.items() if v is not None}
@@ -128,18 +179,44 @@ def train(config_file: Path | None, no_progress: bool, **options: Any) -> None:
         config.validate()
     except (TypeError, ValueError) as exc:
         raise click.UsageError(str(exc)) from exc
+    searcher = _engine_searcher(config, connection)
     try:
-        result = run_training(config)
-    except DataError as exc:
+        result = run_training(config, searcher)
+    except (DataError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     summary = (
         f"trained {result.step} steps in {result.wall_seconds / 60:.1f} min; model: {result.out}"
     )
     if result.best_metrics:
-        summary += (
-            f" (best dev nDCG@10 {result.best_metrics['ndcg@10']:.4f} at step {result.best_step})"
-        )
+        best = result.best_metrics["eval_dev_dot_ndcg@10"]
+        summary += f" (best dev nDCG@10 {best:.4f} at step {result.best_step}"
+        if result.base_metrics:
+            summary += f"; base model {result.base_metrics['dev_dot_ndcg@10']:.4f}"
+        summary += ")"
     click.echo(summary)
+
+
+CONNECTION_KEYS = tuple(opt.name for opt in CONNECTION)
+
+
+def _engine_searcher(config: Any, connection: dict[str, Any]) -> Any:
+    """The engine index negatives are mined from, opened with the connection options."""
+    if config.negative_source != "engine":
+        return None
+    from splade_es.cli import open_cluster_from
+    from splade_es.training.data import engine_searcher
+
+    client, info, _ = open_cluster_from(dict(connection))
+    encoder = None
+    if config.engine_mode != "bm25":
+        from splade_es.encoder import SpladeEncoder
+
+        encoder = SpladeEncoder.load(config.base_model, config.query_base_model)
+    if not config.engine_index:
+        raise click.UsageError("--negative-source engine needs --engine-index")
+    return engine_searcher(
+        client, info, config.engine_index, config.engine_mode, encoder, config.engine_text_field
+    )
 
 
 if __name__ == "__main__":

@@ -1,19 +1,21 @@
-"""Training data: BEIR corpus/queries/qrels in, (query, positive, negatives) examples out.
+"""Training data: a BEIR folder or a JSONL/Parquet pairs file in, the columns of a
+sentence-transformers training dataset (`query, positive, negative_1..n[, label]`) out.
 
-Hard negatives come from BM25 (in-process, `training.bm25`), from a search engine (any callable
-`(query_texts: {qid: text}, k) -> {qid: [doc ids]}`, or an Elasticsearch/OpenSearch URL), or from the
-current SPLADE model by exact sparse scoring. Teacher scores for distillation come from a TSV
-`query_id<TAB>doc_id<TAB>score`. Bad data raises `DataError` naming the file and line.
+Hard negatives come from BM25 (in-process, `training.bm25`), from a live search engine index (any
+callable `(query_texts: {qid: text}, k) -> {qid: [doc ids]}`; `engine_searcher` builds one on
+`splade_es.search` with the connection's auth), or from the current SPLADE model by exact sparse
+scoring. Teacher scores for distillation come from a TSV `query_id<TAB>doc_id<TAB>score` or from
+`training.teacher`. Bad data raises `DataError` naming the file and line.
 """
 
 from __future__ import annotations
 
 import json
 import random
-import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from splade_es.corpus import ReadStats, read_documents, read_qrels, read_queries, text_lines
 
@@ -33,6 +35,8 @@ class BeirData:
     queries: dict[str, str]
     qrels: dict[str, dict[str, int]]
     source: Path | None = None
+    given_negatives: dict[str, list[str]] = field(default_factory=dict)
+    """Negatives named by the input itself (a pairs file's `negatives`), used before mined ones."""
 
 
 def read_corpus(path: Path) -> dict[str, str]:
@@ -131,31 +135,36 @@ def _exclude_positives(
 
 def bm25_negatives(data: BeirData, qids: Sequence[str], depth: int = 50) -> Negatives:
     """Top BM25 documents per query that are not judged relevant (in-process BM25)."""
-    from training.bm25 import BM25
+    from splade_es.training.bm25 import BM25
 
     bm25 = BM25(list(data.docs), list(data.docs.values()))
     run = bm25.search({q: data.queries[q] for q in qids}, k=depth + 20)
     return _exclude_positives({q: list(r) for q, r in run.items()}, data.qrels, depth)
 
 
-def engine_searcher(url: str, index: str, field_name: str = "text") -> Searcher:
-    """A `Searcher` that runs a BM25 `match` query on an Elasticsearch/OpenSearch index over HTTP."""
+def engine_searcher(
+    client: Any,
+    info: Any,
+    index: str,
+    mode: str = "bm25",
+    encoder: Any = None,
+    text_field: str | None = None,
+) -> Searcher:
+    """A `Searcher` over a live Elasticsearch/OpenSearch index (`splade_es.search`, with the
+    connection's auth): BM25 on the text field, or SPLADE / hybrid with `encoder`."""
+    from splade_es.query import Hybrid
+    from splade_es.search import Searcher as IndexSearcher
+
+    if mode != "bm25" and encoder is None:
+        raise ValueError(f"engine mode {mode!r} needs a query encoder")
+    searcher = IndexSearcher.for_index(client, info, index, encoder, force_model=True)
+    if text_field:  # BM25 on a field other than the index's recorded text fields
+        searcher.hybrid = Hybrid(text_fields=(text_field,))
 
     def search(queries: Mapping[str, str], k: int) -> dict[str, list[str]]:
-        out: dict[str, list[str]] = {}
-        for qid, text in queries.items():
-            body = json.dumps(
-                {"size": k, "_source": False, "query": {"match": {field_name: text}}}
-            ).encode()
-            request = urllib.request.Request(
-                f"{url.rstrip('/')}/{index}/_search",
-                data=body,
-                headers={"Content-Type": "application/json"},
-            )
-            with urllib.request.urlopen(request, timeout=30) as response:
-                hits = json.loads(response.read())["hits"]["hits"]
-            out[qid] = [str(h["_id"]) for h in hits]
-        return out
+        qids = list(queries)
+        hits = searcher.search_many([queries[q] for q in qids], mode, size=k)  # type: ignore[arg-type]
+        return {q: [h.id for h in found] for q, found in zip(qids, hits, strict=True)}
 
     return search
 
@@ -170,18 +179,24 @@ def searcher_negatives(
     )
 
 
-def splade_negatives(
-    data: BeirData, qids: Sequence[str], encoder: object, depth: int = 50, batch_size: int = 32
-) -> Negatives:
-    """Negatives from a `SpladeEncoder` by exact sparse scoring over the whole corpus."""
-    from splade_es.encoder import SpladeEncoder
+def splade_run(
+    data: BeirData, qids: Sequence[str], encoder: Any, batch_size: int = 32, progress: bool = False
+) -> dict[str, dict[str, float]]:
+    """Exact scores of a `SpladeEncoder` for `qids` over the whole corpus (`{qid: {doc: score}}`,
+    positive scores only)."""
     from splade_es.evaluation import ExactSparseIndex
 
-    assert isinstance(encoder, SpladeEncoder)
     ids = list(data.docs)
-    index = ExactSparseIndex(ids, encoder.encode_documents([data.docs[d] for d in ids], batch_size))
-    vectors = encoder.encode_queries([data.queries[q] for q in qids], batch_size)
-    run = index.search(dict(zip(qids, vectors, strict=True)), k=depth + 20)
+    vectors = encoder.encode_documents([data.docs[d] for d in ids], batch_size, progress)
+    index = ExactSparseIndex(ids, vectors)
+    queries = encoder.encode_queries([data.queries[q] for q in qids], batch_size)
+    return index.search(dict(zip(qids, queries, strict=True)), k=len(ids))
+
+
+def run_negatives(
+    data: BeirData, run: Mapping[str, Mapping[str, float]], depth: int = 50
+) -> Negatives:
+    """The top `depth` non-relevant documents of a ranked run (e.g. `splade_run`)."""
     return _exclude_positives({q: list(r) for q, r in run.items()}, data.qrels, depth)
 
 
@@ -199,145 +214,6 @@ def merge_negatives(*sources: Negatives) -> Negatives:
     return out
 
 
-# Examples and batches ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Example:
-    """One training pair: a query and a relevant document, with its pool of hard negatives."""
-
-    qid: str
-    positive: str
-    negatives: tuple[str, ...]
-
-
-@dataclass
-class Batch:
-    """Texts for one step: `queries[i]` pairs with `docs[i]` (positive); then `n` negatives each."""
-
-    queries: list[str]
-    docs: list[str]  # B positives, then B*n negatives (query-major: negatives of query 0 first)
-    n_negatives: int
-    teacher: list[list[float]] | None = None  # [B][1+n]: positive then negatives
-    qids: list[str] = field(default_factory=list)
-
-
-def build_examples(
-    data: BeirData,
-    qids: Sequence[str],
-    negatives: Mapping[str, Sequence[str]],
-    teacher: Mapping[str, Mapping[str, float]] | None = None,
-) -> list[Example]:
-    """One example per (query, relevant doc). With teacher scores, only teacher-scored docs are used."""
-    examples = []
-    for qid in qids:
-        pool = list(negatives.get(qid, []))
-        if teacher is not None:
-            scored = teacher.get(qid, {})
-            positives = {d for d, g in data.qrels.get(qid, {}).items() if g > 0}
-            pool = [d for d in pool if d in scored] + [
-                d for d in sorted(scored, key=lambda d: -scored[d]) if d not in positives
-            ]
-            pool = list(dict.fromkeys(pool))
-        for doc_id, grade in sorted(data.qrels.get(qid, {}).items()):
-            if grade <= 0:
-                continue
-            if teacher is not None and doc_id not in teacher.get(qid, {}):
-                continue
-            examples.append(Example(qid, doc_id, tuple(pool)))
-    return examples
-
-
-class BatchSampler:
-    """Deterministic epochs of shuffled examples; `batch(step)` is a pure function of the step.
-
-    That makes resuming exact: a restarted run at step s draws the same batches as the original.
-    Examples with the same query do not share a batch (they would be false in-batch negatives).
-    """
-
-    def __init__(
-        self,
-        data: BeirData,
-        examples: Sequence[Example],
-        batch_size: int,
-        n_negatives: int,
-        seed: int = 0,
-        teacher: Mapping[str, Mapping[str, float]] | None = None,
-        negative_depth: int | None = None,
-    ) -> None:
-        if not examples:
-            raise DataError("no training examples (no relevant documents in the training qrels?)")
-        self.data = data
-        self.examples = list(examples)
-        self.batch_size = min(batch_size, len({e.qid for e in self.examples}))
-        self.n_negatives = n_negatives
-        self.seed = seed
-        self.teacher = teacher
-        self.depth = negative_depth
-        self._epochs: dict[int, list[list[int]]] = {}
-        self._random_pool = list(data.docs)
-
-    def _epoch(self, epoch: int) -> list[list[int]]:
-        if epoch not in self._epochs:
-            rng = random.Random(f"{self.seed}-{epoch}")
-            order = list(range(len(self.examples)))
-            rng.shuffle(order)
-            batches: list[list[int]] = []
-            pending = order
-            while pending:
-                current: list[int] = []
-                used: set[str] = set()
-                rest = []
-                for i in pending:
-                    if len(current) < self.batch_size and self.examples[i].qid not in used:
-                        current.append(i)
-                        used.add(self.examples[i].qid)
-                    else:
-                        rest.append(i)
-                if len(current) < self.batch_size and batches:
-                    break  # drop a short tail batch
-                batches.append(current)
-                pending = rest
-            self._epochs = {epoch: batches}
-        return self._epochs[epoch]
-
-    def steps_per_epoch(self) -> int:
-        return len(self._epoch(0))
-
-    def batch(self, step: int) -> Batch:
-        per_epoch = self.steps_per_epoch()
-        epoch, index = divmod(step, per_epoch)
-        chosen = [self.examples[i] for i in self._epoch(epoch)[index]]
-        rng = random.Random(f"{self.seed}-neg-{step}")
-        queries = [self.data.queries[e.qid] for e in chosen]
-        docs = [self.data.docs[e.positive] for e in chosen]
-        teacher_rows: list[list[float]] | None = [] if self.teacher is not None else None
-        for e in chosen:
-            pool = list(e.negatives[: self.depth] if self.depth else e.negatives)
-            positives = {d for d, g in self.data.qrels.get(e.qid, {}).items() if g > 0}
-            if len(pool) >= self.n_negatives:
-                picked = rng.sample(pool, self.n_negatives)
-            elif self.teacher is not None:  # teacher-scored pool too small: repeat some
-                if not pool:
-                    raise DataError(f"query {e.qid!r}: no teacher-scored negative documents")
-                picked = pool + rng.choices(pool, k=self.n_negatives - len(pool))
-            else:  # too few mined negatives: top up with random documents
-                picked = list(pool)
-                want = self.n_negatives - len(picked)
-                draw = rng.sample(
-                    self._random_pool, min(len(self._random_pool), 4 * want + len(positives) + 8)
-                )
-                taken = set(picked) | positives
-                picked += [d for d in draw if d not in taken][:want]
-                while len(picked) < self.n_negatives:  # tiny corpora: allow repeats
-                    picked.append(rng.choice(self._random_pool))
-            docs.extend(self.data.docs[d] for d in picked)
-            if teacher_rows is not None and self.teacher is not None:
-                scored = self.teacher[e.qid]
-                teacher_rows.append([scored[e.positive], *(scored[d] for d in picked)])
-        return Batch(queries, docs, self.n_negatives, teacher_rows, [e.qid for e in chosen])
-
-
 def split_dev(
     qids: Sequence[str], fraction: float = 0.1, max_queries: int = 100, seed: int = 0
 ) -> tuple[list[str], list[str]]:
@@ -348,3 +224,162 @@ def split_dev(
     if n_dev and len(ordered) - n_dev < 1:
         n_dev = len(ordered) - 1
     return sorted(ordered[n_dev:]), sorted(ordered[:n_dev])
+
+
+# Pairs files -----------------------------------------------------------------------------------
+
+
+def _pair_records(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            table = pq.read_table(path)
+        except Exception as exc:  # pyarrow raises several types for unreadable files
+            raise DataError(f"{path}: not a readable Parquet file ({exc})") from exc
+        return list(enumerate(table.to_pylist(), start=1))
+    records = []
+    for number, line in text_lines(path):
+        try:
+            records.append((number, json.loads(line)))
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{path}:{number}: bad JSON: {exc}") from exc
+    return records
+
+
+def read_pairs(path: Path) -> BeirData:
+    """Training pairs from JSONL or Parquet: `query`, `positive` (texts) and optional `negatives`
+    (a list of texts) per record; texts get ids so mining and dev splits work as on BEIR."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: pairs file not found")
+    queries: dict[str, str] = {}
+    docs: dict[str, str] = {}
+    query_ids: dict[str, str] = {}
+    doc_ids: dict[str, str] = {}
+    qrels: dict[str, dict[str, int]] = {}
+    given: dict[str, list[str]] = {}
+
+    def doc_id(text: str) -> str:
+        if text not in doc_ids:
+            doc_ids[text] = f"d{len(doc_ids)}"
+            docs[doc_ids[text]] = text
+        return doc_ids[text]
+
+    for number, record in _pair_records(path):
+        where = f"{path}:{number}" if path.suffix != ".parquet" else f"{path} row {number}"
+        if not isinstance(record, dict):
+            raise DataError(f"{where}: expected an object with 'query' and 'positive'")
+        query, positive = record.get("query"), record.get("positive")
+        for name, value in (("query", query), ("positive", positive)):
+            if not isinstance(value, str) or not value.strip():
+                raise DataError(f"{where}: '{name}' must be a non-empty text")
+        negatives = record.get("negatives") or []
+        if not isinstance(negatives, list) or not all(
+            isinstance(n, str) and n.strip() for n in negatives
+        ):
+            raise DataError(f"{where}: 'negatives' must be a list of non-empty texts")
+        if not isinstance(query, str) or not isinstance(positive, str):
+            raise DataError(f"{where}: 'query' and 'positive' must be texts")
+        qid = query_ids.setdefault(query, f"q{len(query_ids)}")
+        queries[qid] = query
+        qrels.setdefault(qid, {})[doc_id(positive)] = 1
+        given.setdefault(qid, []).extend(doc_id(n) for n in negatives)
+    if not qrels:
+        raise DataError(f"{path}: no pairs")
+    return BeirData(docs, queries, qrels, path, {q: v for q, v in given.items() if v})
+
+
+def load_training_data(source: Path, split: str = "train") -> BeirData:
+    """A BEIR folder (with `qrels/<split>.tsv`) or a JSONL/Parquet pairs file."""
+    source = Path(source)
+    if source.is_dir():
+        return load_beir(source, split)
+    if not source.exists():
+        raise DataError(f"{source}: not found (expected a BEIR folder or a pairs file)")
+    if source.suffix not in (".jsonl", ".json", ".parquet"):
+        raise DataError(f"{source}: pairs files are .jsonl or .parquet")
+    return read_pairs(source)
+
+
+# Training rows -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RowPlan:
+    """How many negatives each row carries and how many passes of fresh negatives to draw."""
+
+    n_negatives: int
+    passes: int = 1
+    depth: int = 50
+    seed: int = 0
+
+
+def negative_columns(n: int) -> list[str]:
+    return [f"negative_{i + 1}" for i in range(n)]
+
+
+def build_rows(
+    data: BeirData,
+    qids: Sequence[str],
+    negatives: Mapping[str, Sequence[str]],
+    plan: RowPlan,
+    teacher: Mapping[str, Mapping[str, float]] | None = None,
+) -> dict[str, list[Any]]:
+    """Columns `query, positive, negative_1..n` (texts) and, with teacher scores, `label`
+    (`[score(positive), score(negative_1), ...]`), one row per (query, relevant doc) per pass.
+
+    Each pass draws its negatives afresh from the top `depth` mined ones (seeded, so a resumed run
+    sees the same rows); with a teacher only teacher-scored documents are used.
+    """
+    columns: dict[str, list[Any]] = {"query": [], "positive": []}
+    for name in negative_columns(plan.n_negatives):
+        columns[name] = []
+    if teacher is not None:
+        columns["label"] = []
+    all_docs = list(data.docs)
+    for copy in range(plan.passes):
+        rng = random.Random(f"{plan.seed}-{copy}")
+        for qid in qids:
+            positives = {d for d, g in data.qrels.get(qid, {}).items() if g > 0}
+            pool = [d for d in negatives.get(qid, [])[: plan.depth] if d not in positives]
+            scored = teacher.get(qid, {}) if teacher is not None else None
+            if scored is not None:
+                pool = [d for d in pool if d in scored]
+            for positive in sorted(positives):
+                if scored is not None and positive not in scored:
+                    continue
+                picked = _pick(rng, pool, plan.n_negatives, positives, all_docs, scored is None)
+                if picked is None:
+                    continue  # a teacher-scored query without scored negatives
+                columns["query"].append(data.queries[qid])
+                columns["positive"].append(data.docs[positive])
+                for name, doc in zip(negative_columns(plan.n_negatives), picked, strict=True):
+                    columns[name].append(data.docs[doc])
+                if scored is not None:
+                    columns["label"].append([scored[positive], *(scored[d] for d in picked)])
+    if not columns["query"]:
+        raise DataError("no training rows (no relevant documents, or none the teacher scored)")
+    return columns
+
+
+def _pick(
+    rng: random.Random,
+    pool: Sequence[str],
+    n: int,
+    positives: set[str],
+    all_docs: Sequence[str],
+    top_up_randomly: bool,
+) -> list[str] | None:
+    if n == 0:
+        return []
+    if len(pool) >= n:
+        return rng.sample(list(pool), n)
+    if not top_up_randomly:  # teacher scores exist only for the pool: repeat some of it
+        return list(pool) + rng.choices(list(pool), k=n - len(pool)) if pool else None
+    picked = list(pool)
+    candidates = [d for d in rng.sample(list(all_docs), min(len(all_docs), 4 * n + 16))]
+    picked += [d for d in candidates if d not in positives and d not in picked][: n - len(picked)]
+    while len(picked) < n:  # tiny corpora: allow repeats
+        picked.append(rng.choice(list(all_docs)))
+    return picked

@@ -1,72 +1,107 @@
-"""SPLADE training losses: contrastive ranking, distillation, and sparsity regularizers.
+"""The training objective, assembled from sentence-transformers' sparse losses.
 
-Scores are plain dot products of SPLADE vectors (no temperature), as in naver/splade.
+`SpladeLoss` adds the FLOPS regularizers (documents: positives and negatives; queries) to a ranking
+loss: `SparseMultipleNegativesRankingLoss` (InfoNCE over in-batch and hard negatives, dot product, no
+temperature), `SparseMarginMSELoss` or `SparseDistillKLDivLoss` (teacher scores in the `label`
+column). What the library lacks lives here: an L1 query regularizer (the inference-free recipe) and a
+weighted sum of a distillation loss with a contrastive one.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any, Literal
+
 import torch
-import torch.nn.functional as F
+from sentence_transformers.sparse_encoder import SparseEncoder
+from sentence_transformers.sparse_encoder.losses import (
+    FlopsLoss,
+    SparseDistillKLDivLoss,
+    SparseMarginMSELoss,
+    SparseMultipleNegativesRankingLoss,
+    SpladeLoss,
+)
+from torch import nn
+
+RankingLoss = Literal["infonce", "margin-mse", "kl"]
+QueryRegularizer = Literal["flops", "l1"]
 
 
-def scores_all(queries: torch.Tensor, docs: torch.Tensor) -> torch.Tensor:
-    """`[B, D]` dot products of every query with every document in the batch."""
-    return queries @ docs.T
+class L1Regularizer(nn.Module):
+    """Mean L1 norm per row: penalises every query weight, not only the frequent ones."""
+
+    def __init__(self, model: SparseEncoder) -> None:
+        super().__init__()
+        self.model = model
+
+    def compute_loss_from_embeddings(self, embeddings: torch.Tensor) -> torch.Tensor:
+        return embeddings.abs().sum(dim=-1).mean()
+
+    def get_config_dict(self) -> dict[str, object]:
+        return {}
 
 
-def own_scores(queries: torch.Tensor, docs: torch.Tensor, n_negatives: int) -> torch.Tensor:
-    """`[B, 1+n]`: each query against its own positive, then its own n negatives.
+class WeightedSum(nn.Module):
+    """Several ranking losses on the same embeddings, each with its weight; logged separately."""
 
-    `docs` holds B positives then B*n negatives, query-major.
-    """
-    batch = queries.shape[0]
-    positives = (queries * docs[:batch]).sum(-1, keepdim=True)
-    if n_negatives == 0:
-        return positives
-    negatives = docs[batch:].view(batch, n_negatives, -1)
-    return torch.cat([positives, torch.einsum("bv,bnv->bn", queries, negatives)], dim=1)
+    def __init__(self, parts: dict[str, tuple[nn.Module, float]]) -> None:
+        super().__init__()
+        self.parts: Any = nn.ModuleDict({name: loss for name, (loss, _) in parts.items()})
+        self.weights = {name: weight for name, (_, weight) in parts.items()}
 
+    def compute_loss_from_embeddings(
+        self, embeddings: list[torch.Tensor], labels: torch.Tensor | None
+    ) -> dict[str, torch.Tensor]:
+        return {
+            name: self.weights[name] * loss.compute_loss_from_embeddings(embeddings, labels)
+            for name, loss in self.parts.items()
+        }
 
-def info_nce(queries: torch.Tensor, docs: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy of each query's positive (`docs[i]`) against every document in the batch:
-    in-batch positives of the other queries plus all hard negatives."""
-    logits = scores_all(queries, docs)
-    labels = torch.arange(queries.shape[0], device=queries.device)
-    return F.cross_entropy(logits, labels)
-
-
-def margin_mse(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
-    """MarginMSE (Hofstätter et al.): MSE between student and teacher margins pos - neg_i.
-
-    Both `[B, 1+n]`, positive in column 0.
-    """
-    s_margin = student[:, :1] - student[:, 1:]
-    t_margin = teacher[:, :1] - teacher[:, 1:]
-    return F.mse_loss(s_margin, t_margin)
+    def get_config_dict(self) -> dict[str, object]:
+        return {"weights": self.weights}
 
 
-def kl_distillation(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
-    """KL(teacher || student) over each query's candidate list (softmax of scores)."""
-    return F.kl_div(
-        F.log_softmax(student, dim=-1),
-        F.log_softmax(teacher, dim=-1),
-        reduction="batchmean",
-        log_target=True,
+@dataclass(frozen=True)
+class Objective:
+    """Which ranking loss and how strongly each regularizer pulls."""
+
+    ranking: RankingLoss = "infonce"
+    lambda_d: float = 1e-3
+    lambda_q: float = 1e-3
+    query_regularizer: QueryRegularizer = "flops"
+    contrastive_weight: float = 0.0  # an extra InfoNCE term next to a distillation loss
+    kl_temperature: float = 1.0
+
+
+def ranking_loss(model: SparseEncoder, objective: Objective) -> nn.Module:
+    """The ranking part alone (no regularizers)."""
+    contrastive = SparseMultipleNegativesRankingLoss(model, scale=1.0)
+    if objective.ranking == "infonce":
+        return contrastive
+    distill: nn.Module
+    if objective.ranking == "margin-mse":
+        distill = SparseMarginMSELoss(model)
+    else:
+        distill = SparseDistillKLDivLoss(model, temperature=objective.kl_temperature)
+    if objective.contrastive_weight <= 0:
+        return distill
+    return WeightedSum(
+        {objective.ranking: (distill, 1.0), "infonce": (contrastive, objective.contrastive_weight)}
     )
 
 
-def flops(weights: torch.Tensor) -> torch.Tensor:
-    """FLOPS regularizer (Paria et al.): sum over the vocabulary of the squared mean weight."""
-    return (weights.abs().mean(dim=0) ** 2).sum()
+def build_loss(model: SparseEncoder, objective: Objective) -> SpladeLoss:
+    """`SpladeLoss`: ranking loss + `lambda_d` x FLOPS(documents) + `lambda_q` x query regularizer.
 
-
-def l1(weights: torch.Tensor) -> torch.Tensor:
-    """Mean L1 norm per row."""
-    return weights.abs().sum(dim=-1).mean()
-
-
-def warmup_lambda(lam: float, step: int, warmup_steps: int) -> float:
-    """naver/splade's quadratic warm-up: `lam * min(1, (step / warmup_steps)^2)`."""
-    if warmup_steps <= 0:
-        return lam
-    return lam * min(1.0, (step / warmup_steps) ** 2)
+    `lambda_q` applies to the inference-free query table too (its weights are the query vectors).
+    """
+    query_regularizer = (
+        L1Regularizer(model) if objective.query_regularizer == "l1" else FlopsLoss(model)
+    )
+    return SpladeLoss(
+        model,
+        loss=ranking_loss(model, objective),
+        document_regularizer_weight=objective.lambda_d,
+        query_regularizer_weight=objective.lambda_q,
+        query_regularizer=query_regularizer,
+    )

@@ -1,12 +1,15 @@
-"""Trainable SPLADE models in the three shapes the encoder loads, and their export.
+"""The three model shapes as sentence-transformers `SparseEncoder`s, and their export.
 
 - shared: one MLM encodes queries and documents.
-- pair: separate document and query MLMs (efficient-SPLADE style); both start from the base model
-  unless a separate query base is given.
-- inference-free: an MLM for documents; a query is the set of its tokens, each weighted by a
-  trainable per-vocabulary-entry weight `relu(w)`, saved as `idf.json` {token: weight}.
+- pair: a `Router` with separate query and document MLMs (efficient-SPLADE style).
+- inference-free: a `Router` whose query route is a trainable per-token weight table
+  (`SparseStaticEmbedding`, saved as `idf.json`) and whose document route is an MLM.
 
-Pooling is `splade_es.pooling.splade_pool`, the function the encoder runs at inference.
+The MLM modules pool with `splade_es.pooling.splade_pool` (the function the encoder runs at
+inference; `benchmarks/results/training/pooling.md` measures it against the library's
+`SpladePooling`) and zero special tokens as the encoder does, so a trained model and its exported
+folder give the same vectors. `export_model` writes the folder format `SpladeEncoder.load`,
+`splade-es encode`, the Beam pipeline and `splade-es serve` read.
 """
 
 from __future__ import annotations
@@ -16,20 +19,78 @@ import math
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
-from torch import nn
-from transformers import AutoModelForMaskedLM, AutoTokenizer, PreTrainedTokenizerBase
+from sentence_transformers.base.modules import Router, Transformer
+from sentence_transformers.sparse_encoder import SparseEncoder
+from sentence_transformers.sparse_encoder.modules import SparseStaticEmbedding, SpladePooling
+from transformers import PreTrainedTokenizerBase
 
 from splade_es.models import IDF_FILE, ModelSettings, Shape, read_settings, write_settings
 from splade_es.pooling import splade_pool
 
 SHAPES: tuple[Shape, ...] = ("shared", "pair", "inference-free")
+Pooling = Literal["fast", "library"]
 
 
-def _mlm(location: str) -> Any:
-    return AutoModelForMaskedLM.from_pretrained(location, dtype=torch.float32)
+def special_token_mask(tokenizer: PreTrainedTokenizerBase, vocab: int) -> torch.Tensor:
+    """`[vocab]` of 1.0, with 0.0 at the tokenizer's special tokens (the encoder drops those)."""
+    keep = torch.ones(vocab)
+    keep[[i for i in set(tokenizer.all_special_ids) if i < vocab]] = 0.0
+    return keep
+
+
+class FastSpladeMLM(Transformer):
+    """A fill-mask `Transformer` that pools SPLADE weights itself, without `[B, L, V]` logits."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["transformer_task"] = "fill-mask"
+        super().__init__(*args, **kwargs)
+        vocab = int(self.model.get_output_embeddings().out_features)
+        tokenizer: Any = self.tokenizer
+        self.register_buffer("keep", special_token_mask(tokenizer, vocab), persistent=False)
+
+    def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        weights = splade_pool(self.model, features["input_ids"], features["attention_mask"])
+        features["sentence_embedding"] = weights * self.keep.to(weights.device)
+        return features
+
+    def get_embedding_dimension(self) -> int:
+        return int(self.keep.shape[0])
+
+
+class QueryTokenWeights(SparseStaticEmbedding):
+    """Inference-free query side: each distinct non-special query token weighs `relu(w[token])`.
+
+    The relu and the special-token mask make it match `idf.json` as the encoder reads it (only
+    positive weights are written, special tokens never are).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        tokenizer: Any = self.tokenizer
+        self.hf_tokenizer = tokenizer
+        mask = special_token_mask(tokenizer, self.num_dimensions)
+        self.register_buffer("keep", mask, persistent=False)
+
+    def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        ids, mask = features["input_ids"], features["attention_mask"]
+        present = torch.zeros(ids.shape[0], self.num_dimensions, device=ids.device)
+        present.scatter_(1, ids * mask.long(), mask.float())
+        keep = self.keep.to(ids.device)
+        features["sentence_embedding"] = present * keep * torch.relu(self.weight)
+        return features
+
+    def idf_table(self) -> dict[str, float]:
+        """`{token: weight}` for positive, non-special entries (what `idf.json` holds)."""
+        weights = (torch.relu(self.weight.detach().float()) * self.keep.cpu()).cpu()
+        tokens = self.hf_tokenizer.convert_ids_to_tokens(list(range(len(weights))))
+        return {
+            str(tokens[i]): float(weights[i])
+            for i in torch.nonzero(weights > 0).ravel().tolist()
+            if math.isfinite(float(weights[i]))
+        }
 
 
 def corpus_idf(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str]) -> torch.Tensor:
@@ -43,152 +104,126 @@ def corpus_idf(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str]) -> torc
     return torch.log1p((n - df + 0.5) / (df + 0.5))
 
 
-class SpladeModel(nn.Module):
-    """Document and query encoders producing `[batch, vocab]` SPLADE weights."""
+def _mlm(location: str, pooling: Pooling, query_length: int, document_length: int) -> list[Any]:
+    lengths = {"query_length": query_length, "document_length": document_length}
+    if pooling == "fast":
+        return [FastSpladeMLM(location, **lengths)]
+    return [
+        Transformer(location, transformer_task="fill-mask", **lengths),
+        SpladePooling(pooling_strategy="max"),
+    ]
 
-    keep: torch.Tensor
-    query_weights: nn.Parameter | None
-    document: Any
-    query: Any
 
-    def __init__(
-        self,
-        shape: Shape,
-        document: nn.Module,
-        tokenizer: PreTrainedTokenizerBase,
-        query: nn.Module | None = None,
-        query_weights: torch.Tensor | None = None,
-    ) -> None:
-        super().__init__()
-        if shape not in SHAPES:
-            raise ValueError(f"shape must be one of {SHAPES}, got {shape!r}")
-        self.shape: Shape = shape
-        self.document = document
-        self.tokenizer = tokenizer
-        self.query = query if shape == "pair" else None
-        if shape == "pair" and query is None:
-            raise ValueError("shape 'pair' needs a query model")
-        vocab = int(document.get_output_embeddings().out_features)  # type: ignore[operator]
-        special = sorted(i for i in set(tokenizer.all_special_ids) if i < vocab)
-        keep = torch.ones(vocab)
-        keep[special] = 0.0
-        self.register_buffer("keep", keep, persistent=False)
+def _idf_weights(
+    folder: str, tokenizer: PreTrainedTokenizerBase, texts: Sequence[str] | None
+) -> torch.Tensor:
+    idf_path = Path(folder) / IDF_FILE
+    if idf_path.is_file():  # an inference-free base: keep its table
+        weights = torch.zeros(len(tokenizer))
+        for token, value in json.loads(idf_path.read_text()).items():
+            token_id = tokenizer.convert_tokens_to_ids(token)
+            if isinstance(token_id, int) and 0 <= token_id < len(weights):
+                weights[token_id] = float(value)
+        return weights
+    if texts:
+        return corpus_idf(tokenizer, texts)
+    return torch.ones(len(tokenizer))
+
+
+def build_model(
+    shape: Shape,
+    base: str,
+    query_base: str | None = None,
+    idf_texts: Sequence[str] | None = None,
+    pooling: Pooling = "fast",
+    query_length: int = 64,
+    document_length: int = 128,
+) -> SparseEncoder:
+    """A `SparseEncoder` of `shape` starting from a model the encoder could load (alias, folder).
+
+    `base` may itself be any shape: a pair base keeps its two sides, an inference-free base keeps its
+    `idf.json` as the initial query weights; otherwise inference-free query weights start at the
+    corpus IDF of `idf_texts`.
+    """
+    if shape not in SHAPES:
+        raise ValueError(f"shape must be one of {SHAPES}, got {shape!r}")
+    settings = read_settings(base)
+    document = _mlm(settings.document, pooling, query_length, document_length)
+    if shape == "shared":
+        return SparseEncoder(modules=document, similarity_fn_name="dot")
+    if shape == "pair":
+        location = read_settings(query_base).document if query_base else settings.query
+        query = _mlm(location or settings.document, pooling, query_length, document_length)
+        router = Router.for_query_document(query_modules=query, document_modules=document)
+        return SparseEncoder(modules=[router], similarity_fn_name="dot")
+    tokenizer = document[0].tokenizer
+    weights = _idf_weights(settings.document, tokenizer, idf_texts)
+    table = QueryTokenWeights(tokenizer=tokenizer, weight=weights)
+    router = Router.for_query_document(query_modules=[table], document_modules=document)
+    return SparseEncoder(modules=[router], similarity_fn_name="dot")
+
+
+def model_shape(model: SparseEncoder) -> Shape:
+    """Which of the three shapes a `SparseEncoder` built by `build_model` has."""
+    first: Any = model[0]
+    if not isinstance(first, Router):
+        return "shared"
+    routes: Any = first.sub_modules
+    query = routes["query"][0]
+    return "inference-free" if isinstance(query, SparseStaticEmbedding) else "pair"
+
+
+def _side(model: SparseEncoder, route: str) -> Any:
+    first: Any = model[0]
+    if not isinstance(first, Router):
+        return first
+    routes: Any = first.sub_modules
+    return routes[route][0]
+
+
+def query_weights_parameter(model: SparseEncoder) -> str | None:
+    """Name of the inference-free query table's parameter (it takes its own learning rate)."""
+    if model_shape(model) != "inference-free":
+        return None
+    table = _side(model, "query")
+    return next(name for name, param in model.named_parameters() if param is table.weight)
+
+
+def _save_mlm(module: Any, folder: Path) -> None:
+    module.model.save_pretrained(folder)
+    module.tokenizer.save_pretrained(folder)
+
+
+def export_model(
+    model: SparseEncoder, folder: Path, doc_max_length: int, query_max_length: int
+) -> Path:
+    """Write the folder `SpladeEncoder.load(folder)` reads: weights, tokenizer, `splade_es.json`
+    (and `idf.json` for inference-free, `document/` + `query/` for pair)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in ("document", "query", IDF_FILE):
+        target = folder / stale
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.is_file():
+            target.unlink()
+    shape = model_shape(model)
+    document = _side(model, "document")
+    if shape == "pair":
+        _save_mlm(document, folder / "document")
+        _save_mlm(_side(model, "query"), folder / "query")
+        settings = ModelSettings(
+            "pair",
+            str(folder / "document"),
+            str(folder / "query"),
+            doc_max_length,
+            query_max_length,
+        )
+    else:
+        _save_mlm(document, folder)
         if shape == "inference-free":
-            init = query_weights if query_weights is not None else torch.ones(vocab)
-            self.query_weights = nn.Parameter(init.float().clone())
-        else:
-            self.query_weights = None
-
-    @classmethod
-    def from_base(
-        cls,
-        shape: Shape,
-        base: str,
-        query_base: str | None = None,
-        idf_texts: Sequence[str] | None = None,
-    ) -> SpladeModel:
-        """Start from a model the encoder could load (alias, folder); `base` may itself be any shape.
-
-        A pair base keeps its two sides; an inference-free base keeps its `idf.json` as the initial
-        query weights. Otherwise inference-free query weights start at the corpus IDF of `idf_texts`.
-        """
-        settings = read_settings(base)
-        tokenizer = AutoTokenizer.from_pretrained(settings.document)
-        document = _mlm(settings.document)
-        query = None
-        if shape == "pair":
-            location = query_base or settings.query or settings.document
-            query = _mlm(read_settings(location).document if query_base else location)
-        weights = None
-        if shape == "inference-free":
-            idf_path = Path(settings.document) / IDF_FILE
-            if idf_path.is_file():
-                table = json.loads(idf_path.read_text())
-                weights = torch.zeros(len(tokenizer))
-                for token, value in table.items():
-                    token_id = tokenizer.convert_tokens_to_ids(token)
-                    if isinstance(token_id, int) and 0 <= token_id < len(weights):
-                        weights[token_id] = float(value)
-            elif idf_texts:
-                weights = corpus_idf(tokenizer, idf_texts)
-        return cls(shape, document, tokenizer, query, weights)
-
-    def _pool(self, model: nn.Module, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return splade_pool(model, input_ids, mask) * self.keep
-
-    def encode_documents(self, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return self._pool(self.document, input_ids, mask)
-
-    def encode_queries(self, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        if self.shape == "inference-free":
-            assert self.query_weights is not None
-            present = torch.zeros(input_ids.shape[0], self.keep.shape[0], device=input_ids.device)
-            present.scatter_(1, input_ids * mask.long(), mask.float())
-            return present * self.keep * torch.relu(self.query_weights)
-        model = self.query if self.query is not None else self.document
-        return self._pool(model, input_ids, mask)
-
-    def forward(
-        self,
-        query_ids: torch.Tensor,
-        query_mask: torch.Tensor,
-        doc_ids: torch.Tensor,
-        doc_mask: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.encode_queries(query_ids, query_mask), self.encode_documents(doc_ids, doc_mask)
-
-    def idf_table(self) -> dict[str, float]:
-        """Inference-free query weights as `{token: weight}` (positive, non-special entries)."""
-        assert self.query_weights is not None
-        weights = (torch.relu(self.query_weights.detach().float()) * self.keep).cpu()
-        tokens = self.tokenizer.convert_ids_to_tokens(list(range(len(weights))))
-        return {
-            str(tokens[i]): round(float(weights[i]), 6)
-            for i in torch.nonzero(weights > 0).ravel().tolist()
-            if math.isfinite(float(weights[i]))
-        }
-
-    def save(self, folder: Path, doc_max_length: int, query_max_length: int) -> Path:
-        """Write a folder `SpladeEncoder.load(folder)` loads, with `splade_es.json`."""
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        for stale in ("document", "query", IDF_FILE):
-            target = folder / stale
-            if target.is_dir():
-                shutil.rmtree(target)
-            elif target.is_file():
-                target.unlink()
-        if self.shape == "pair":
-            assert self.query is not None
-            for name, model in (("document", self.document), ("query", self.query)):
-                model.save_pretrained(folder / name)
-                self.tokenizer.save_pretrained(folder / name)
-            settings = ModelSettings(
-                "pair",
-                str(folder / "document"),
-                str(folder / "query"),
-                doc_max_length,
-                query_max_length,
-            )
-        else:
-            self.document.save_pretrained(folder)
-            self.tokenizer.save_pretrained(folder)
-            if self.shape == "inference-free":
-                (folder / IDF_FILE).write_text(json.dumps(self.idf_table(), ensure_ascii=False))
-            settings = ModelSettings(
-                self.shape, str(folder), None, doc_max_length, query_max_length
-            )
-        write_settings(folder, settings)
-        return folder
-
-
-def active_terms(weights: torch.Tensor) -> float:
-    """Mean number of nonzero entries per row."""
-    return float((weights > 0).sum(dim=1).float().mean()) if weights.numel() else 0.0
-
-
-def tokenize(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_length: int) -> Any:
-    """Padded, truncated `BatchEncoding` of `input_ids` and `attention_mask` tensors."""
-    return tokenizer(
-        list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt"
-    )
+            table = _side(model, "query").idf_table()
+            (folder / IDF_FILE).write_text(json.dumps(table, ensure_ascii=False))
+        settings = ModelSettings(shape, str(folder), None, doc_max_length, query_max_length)
+    write_settings(folder, settings)
+    return folder

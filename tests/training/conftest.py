@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from training.bm25 import BM25
-from training.data import load_beir
+from splade_es.training.bm25 import BM25
+from splade_es.training.data import load_beir
 
 
 def write_slice(source: Path, dest: Path, n_queries: int = 20, n_docs: int = 200) -> Path:

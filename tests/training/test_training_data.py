@@ -1,4 +1,4 @@
-"""Training data: BEIR reading with clear errors, BM25 negatives, teacher scores, batching."""
+"""Training data: BEIR and pairs files with clear errors, negatives, teacher scores, rows."""
 
 from __future__ import annotations
 
@@ -8,17 +8,28 @@ from pathlib import Path
 
 import pytest
 
-from training.bm25 import BM25, tokenize
-from training.data import (
-    BatchSampler,
+from splade_es.training.bm25 import BM25, tokenize
+from splade_es.training.data import (
     DataError,
+    RowPlan,
     bm25_negatives,
-    build_examples,
+    build_rows,
     load_beir,
+    load_training_data,
     merge_negatives,
+    negative_columns,
     read_teacher_scores,
+    run_negatives,
     searcher_negatives,
+    splade_run,
     split_dev,
+)
+from splade_es.training.teacher import (
+    Fusion,
+    candidates,
+    ensemble_scores,
+    fuse,
+    write_teacher_scores,
 )
 
 
@@ -135,17 +146,42 @@ def test_negatives_exclude_positives_and_batches(scifact_slice: Path) -> None:
     merged = merge_negatives(negatives, hooked)
     assert merged[qids[0]][:2] == [negatives[qids[0]][0], hooked[qids[0]][0]]
 
-    examples = build_examples(data, qids, negatives)
-    sampler = BatchSampler(data, examples, batch_size=4, n_negatives=2, seed=7)
-    batch = sampler.batch(3)
-    again = BatchSampler(data, examples, batch_size=4, n_negatives=2, seed=7).batch(3)
-    assert batch == again  # a pure function of the step: resuming replays the same batches
-    assert len(batch.queries) == 4 and len(batch.docs) == 4 * 3
-    assert len(set(batch.qids)) == 4  # no query twice in a batch (false in-batch negatives)
-    for i, qid in enumerate(batch.qids):
-        positives = {data.docs[d] for d in data.qrels[qid]}
-        assert batch.docs[i] in positives
-        assert not set(batch.docs[4 + 2 * i : 6 + 2 * i]) & positives
+
+def test_rows_carry_sampled_hard_negatives(scifact_slice: Path) -> None:
+    data = load_beir(scifact_slice)
+    qids = sorted(data.qrels)
+    negatives = bm25_negatives(data, qids, depth=10)
+    plan = RowPlan(n_negatives=2, passes=2, depth=10, seed=7)
+    rows = build_rows(data, qids, negatives, plan)
+    assert list(rows) == ["query", "positive", *negative_columns(2)]
+    pairs = sum(1 for q in qids for g in data.qrels[q].values() if g > 0)
+    assert len(rows["query"]) == 2 * pairs
+    text_to_id = {t: d for d, t in data.docs.items()}
+    query_to_id = {t: q for q, t in data.queries.items()}
+    for i, query in enumerate(rows["query"]):
+        qid = query_to_id[query]
+        assert text_to_id[rows["positive"][i]] in data.qrels[qid]
+        for name in negative_columns(2):
+            assert text_to_id[rows[name][i]] in negatives[qid]  # from the mined top 10
+    assert build_rows(data, qids, negatives, plan) == rows  # seeded: a resumed run sees the same
+    first, second = rows["negative_1"][:pairs], rows["negative_1"][pairs:]
+    assert first != second  # each pass draws afresh
+
+
+def test_rows_with_teacher_labels(scifact_slice: Path) -> None:
+    data = load_beir(scifact_slice)
+    qids = sorted(data.qrels)[:4]
+    negatives = bm25_negatives(data, qids, depth=5)
+    teacher = {
+        q: {d: float(i) for i, d in enumerate([*data.qrels[q], *negatives[q][:3]])} for q in qids
+    }
+    rows = build_rows(data, qids, negatives, RowPlan(2, depth=5), teacher)
+    text_to_id = {t: d for d, t in data.docs.items()}
+    query_to_id = {t: q for q, t in data.queries.items()}
+    for i, label in enumerate(rows["label"]):
+        qid = query_to_id[rows["query"][i]]
+        docs = [rows["positive"][i], rows["negative_1"][i], rows["negative_2"][i]]
+        assert label == [teacher[qid][text_to_id[t]] for t in docs]  # only teacher-scored docs
 
 
 def test_split_dev() -> None:
@@ -156,12 +192,76 @@ def test_split_dev() -> None:
 @pytest.mark.slow
 def test_splade_negatives_from_current_model(scifact_slice: Path) -> None:
     from splade_es.encoder import SpladeEncoder
-    from training.data import splade_negatives
 
     data = load_beir(scifact_slice)
     qids = sorted(data.qrels)[:5]
     encoder = SpladeEncoder.load("splade-tiny", device="cpu", doc_max_length=32)
-    negatives = splade_negatives(data, qids, encoder, depth=8)
+    negatives = run_negatives(data, splade_run(data, qids, encoder), depth=8)
     for qid in qids:
         assert len(negatives[qid]) == 8
         assert not set(negatives[qid]) & set(data.qrels[qid])
+
+
+def test_pairs_files_jsonl_and_parquet(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    records = [
+        {"query": "vitamin d", "positive": "vitamin d and bones", "negatives": ["cats and dogs"]},
+        {"query": "vitamin d", "positive": "sunlight makes vitamin d"},
+        {"query": "heart risk", "positive": "cardiac risk factors"},
+    ]
+    jsonl = tmp_path / "pairs.jsonl"
+    jsonl.write_text("".join(json.dumps(r) + "\n" for r in records))
+    parquet = tmp_path / "pairs.parquet"
+    pq.write_table(pa.Table.from_pylist(records), parquet)
+    for path in (jsonl, parquet):
+        data = load_training_data(path)
+        assert sorted(data.queries.values()) == ["heart risk", "vitamin d"]
+        vitamin = next(q for q, t in data.queries.items() if t == "vitamin d")
+        assert {data.docs[d] for d in data.qrels[vitamin]} == {
+            "vitamin d and bones",
+            "sunlight makes vitamin d",
+        }
+        assert [data.docs[d] for d in data.given_negatives[vitamin]] == ["cats and dogs"]
+
+
+def test_pairs_file_errors_name_the_record(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"query": "q", "positive": "p"}) + "\n" + '{"query": "q"}\n')
+    with pytest.raises(DataError, match=r"bad\.jsonl:2: 'positive' must be a non-empty text"):
+        load_training_data(bad)
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text("{not json\n")
+    with pytest.raises(DataError, match=r"broken\.jsonl:1: bad JSON"):
+        load_training_data(broken)
+    with pytest.raises(DataError, match=r"missing\.jsonl: not found \(expected a BEIR folder"):
+        load_training_data(tmp_path / "missing.jsonl")
+    (tmp_path / "pairs.csv").write_text("query,positive\n")
+    with pytest.raises(DataError, match=r"pairs\.csv: pairs files are \.jsonl or \.parquet"):
+        load_training_data(tmp_path / "pairs.csv")
+
+
+def test_fused_teacher_scores() -> None:
+    docs = ["a", "b", "c"]
+    bm25 = {"a": 30.0, "b": 10.0, "c": 20.0}
+    splade = {"a": 1.0, "b": 3.0, "c": 2.0}
+    assert fuse(bm25, splade, docs, Fusion(0.0)) == pytest.approx(splade)  # SPLADE alone
+    only_bm25 = fuse(bm25, splade, docs, Fusion(1.0))  # BM25's order on SPLADE's scale
+    assert only_bm25 == pytest.approx({"a": 3.0, "b": 1.0, "c": 2.0})
+    even = fuse(bm25, splade, docs, Fusion(0.5))
+    assert even["c"] == pytest.approx(2.0) and even["a"] == pytest.approx(even["b"])
+
+
+def test_ensemble_teacher_over_a_slice(scifact_slice: Path, tmp_path: Path) -> None:
+    data = load_beir(scifact_slice)
+    qids = sorted(data.qrels)[:3]
+    negatives = bm25_negatives(data, qids, depth=4)
+    pools = candidates(data, qids, negatives, depth=4)
+    fake_splade_run = {q: {d: float(len(d)) for d in pools[q]} for q in qids}
+    scores = ensemble_scores(data, pools, fake_splade_run, Fusion(0.5))
+    assert {q: set(s) for q, s in scores.items()} == {q: set(p) for q, p in pools.items()}
+    path = write_teacher_scores(tmp_path / "teacher.tsv", scores)
+    again = read_teacher_scores(path, data.docs, data.queries)
+    for qid in qids:
+        assert again[qid] == pytest.approx(scores[qid], abs=1e-5)

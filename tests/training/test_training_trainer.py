@@ -1,0 +1,260 @@
+"""Runs of the SparseEncoderTrainer-based training on a 20-query SciFact slice: every shape exports a
+folder the encoder loads with the trained model's vectors, the regularizer weights reach training,
+checkpoints resume, the CLI wires options and config files through, and a short real run improves
+the dev metric."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from click.testing import CliRunner
+from safetensors.torch import load_file
+
+from splade_es.encoder import SpladeEncoder
+from splade_es.models import SETTINGS_FILE
+from splade_es.training.cli import train as train_command
+from splade_es.training.data import load_beir
+from splade_es.training.trainer import TrainConfig, TrainResult, train
+
+TEXTS = ["vitamin d deficiency and cancer risk", "cells divide " * 30, "heart disease"]
+
+
+def config(beir: Path, out: Path, model: Path | str, **overrides: object) -> TrainConfig:
+    values: dict[str, object] = dict(
+        beir_dir=str(beir),
+        out=str(out),
+        base_model=str(model),
+        max_steps=3,
+        batch_size=4,
+        negatives=1,
+        lr=1e-3,
+        lambda_d=0.0,
+        lambda_q=0.0,
+        train_doc_max_length=48,
+        doc_max_length=64,
+        query_max_length=24,
+        log_every=1,
+        progress=False,
+        seed=11,
+    )
+    values.update(overrides)
+    return TrainConfig(**values)  # type: ignore[arg-type]
+
+
+def dense(vectors: list[Any], tokenizer: Any, vocab: int) -> torch.Tensor:
+    out = torch.zeros(len(vectors), vocab)
+    for row, vector in enumerate(vectors):
+        for token, weight in vector.weights:
+            out[row, tokenizer.convert_tokens_to_ids(token)] = weight
+    return out
+
+
+def assert_export_matches(result: TrainResult) -> SpladeEncoder:
+    """The exported folder, loaded by the encoder at the training lengths, gives the trained
+    model's vectors for documents and queries."""
+    encoder = SpladeEncoder.load(
+        str(result.out), device="cpu", doc_max_length=48, query_max_length=24
+    )
+    model = result.model.eval()
+    tokenizer = encoder.document_side.tokenizer
+    vocab = len(tokenizer)
+    trained_docs = model.encode_document(TEXTS, convert_to_tensor=True).to_dense().cpu()
+    trained_queries = model.encode_query(TEXTS, convert_to_tensor=True).to_dense().cpu()
+    exported_docs = dense(encoder.encode_documents(TEXTS), tokenizer, vocab)
+    exported_queries = dense(encoder.encode_queries(TEXTS), tokenizer, vocab)
+    torch.testing.assert_close(exported_docs, trained_docs, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(exported_queries, trained_queries, rtol=1e-4, atol=1e-5)
+    assert (exported_docs > 0).sum() > 0 and (exported_queries > 0).sum() > 0
+    return encoder
+
+
+def test_shared_export(scifact_slice: Path, tiny_mlm: Path, tmp_path: Path) -> None:
+    result = train(config(scifact_slice, tmp_path / "shared", tiny_mlm))
+    assert result.step == 3
+    encoder = assert_export_matches(result)
+    assert encoder.settings.shape == "shared"
+    saved = SpladeEncoder.load(str(result.out), device="cpu").settings
+    assert (saved.doc_max_length, saved.query_max_length) == (64, 24)
+    trained = load_file(str(result.out / "model.safetensors"))
+    base = load_file(str(tiny_mlm / "model.safetensors"))
+    key = "bert.encoder.layer.0.attention.self.query.weight"
+    assert not torch.allclose(trained[key], base[key])  # it trained
+
+
+def test_pair_export(scifact_slice: Path, tiny_mlm: Path, tmp_path: Path) -> None:
+    result = train(config(scifact_slice, tmp_path / "pair", tiny_mlm, shape="pair"))
+    encoder = assert_export_matches(result)
+    assert encoder.settings.shape == "pair"
+    assert json.loads((result.out / SETTINGS_FILE).read_text())["shape"] == "pair"
+    doc = load_file(str(result.out / "document" / "model.safetensors"))
+    query = load_file(str(result.out / "query" / "model.safetensors"))
+    key = "bert.encoder.layer.0.output.dense.weight"
+    assert not torch.allclose(doc[key], query[key])  # trained as two models
+    for side in ("document", "query"):
+        assert (result.out / side / "tokenizer.json").is_file()
+
+
+def test_inference_free_export(scifact_slice: Path, tiny_mlm: Path, tmp_path: Path) -> None:
+    out = tmp_path / "free"
+    result = train(config(scifact_slice, out, tiny_mlm, shape="inference-free", lambda_q=0.1))
+    encoder = assert_export_matches(result)
+    assert encoder.settings.shape == "inference-free"
+    table = json.loads((out / "idf.json").read_text())
+    assert table and all(w > 0 for w in table.values())
+    from splade_es.training.model import corpus_idf
+
+    tokenizer = encoder.document_side.tokenizer
+    initial = corpus_idf(tokenizer, list(load_beir(scifact_slice).docs.values()))
+    vitamin = tokenizer.convert_tokens_to_ids("vitamin")
+    assert table["vitamin"] != pytest.approx(float(initial[vitamin]), abs=1e-4)  # it learned
+
+
+def active_query_and_doc_terms(result: TrainResult) -> tuple[float, float]:
+    model = result.model.eval()
+    queries = model.encode_query(TEXTS, convert_to_tensor=True).to_dense()
+    docs = model.encode_document(TEXTS, convert_to_tensor=True).to_dense()
+    return float((queries > 0).sum(1).float().mean()), float((docs > 0).sum(1).float().mean())
+
+
+def test_regularizer_weights_reach_training(
+    scifact_slice: Path, tiny_mlm: Path, tmp_path: Path
+) -> None:
+    """Each lambda sparsifies its own side: a dropped or swapped regularizer fails here."""
+    common = dict(max_steps=6, lr=1e-2, reg_warmup_steps=0)
+    free = train(config(scifact_slice, tmp_path / "free", tiny_mlm, **common))
+    queries = train(config(scifact_slice, tmp_path / "q", tiny_mlm, lambda_q=50.0, **common))
+    docs = train(config(scifact_slice, tmp_path / "d", tiny_mlm, lambda_d=50.0, **common))
+    free_q, free_d = active_query_and_doc_terms(free)
+    q_q, _ = active_query_and_doc_terms(queries)
+    _, d_d = active_query_and_doc_terms(docs)
+    assert q_q < 0.5 * free_q, (free_q, q_q)
+    assert d_d < 0.5 * free_d, (free_d, d_d)
+    logged = [h for h in queries.history if "query_regularizer_loss" in h]
+    assert logged[-1]["query_regularizer_loss"] > 0
+    assert all(h["document_regularizer_loss"] == 0 for h in logged)
+
+
+def test_regularizer_warmup_is_quadratic(
+    scifact_slice: Path, tiny_mlm: Path, tmp_path: Path
+) -> None:
+    result = train(
+        config(
+            scifact_slice,
+            tmp_path / "w",
+            tiny_mlm,
+            max_steps=6,
+            lambda_d=0.4,
+            lambda_q=0.2,
+            reg_warmup_steps=4,
+        )
+    )
+    weights = {h["step"]: h for h in result.history if "document_regularizer_weight" in h}
+    for step in range(1, 7):  # the weight used in step s is set at its start: global step s - 1
+        expected = min(1.0, ((step - 1) / 4) ** 2)
+        assert weights[step]["document_regularizer_weight"] == pytest.approx(0.4 * expected)
+        assert weights[step]["query_regularizer_weight"] == pytest.approx(0.2 * expected)
+
+
+def test_checkpoint_resume_matches_uninterrupted_run(
+    scifact_slice: Path, tiny_mlm: Path, tmp_path: Path
+) -> None:
+    interrupted = tmp_path / "interrupted"
+    first = train(
+        config(scifact_slice, interrupted, tiny_mlm, max_steps=6, stop_at_step=3, save_every=3)
+    )
+    assert first.step == 3
+    assert (interrupted / "checkpoints" / "checkpoint-3").is_dir()
+    resumed = train(
+        config(scifact_slice, interrupted, tiny_mlm, max_steps=6, resume=True, save_every=3)
+    )
+    assert resumed.step == 6
+    assert [h["step"] for h in resumed.history if "loss" in h] == [1, 2, 3, 4, 5, 6]
+    straight = train(config(scifact_slice, tmp_path / "straight", tiny_mlm, max_steps=6))
+    a = load_file(str(interrupted / "model.safetensors"))
+    b = load_file(str(tmp_path / "straight" / "model.safetensors"))
+    for name in a:  # optimizer, scheduler, RNG and data order all resumed exactly
+        torch.testing.assert_close(a[name], b[name], rtol=1e-4, atol=1e-5, msg=name)
+    assert straight.step == 6
+
+
+def test_cli_config_file_options_and_bad_data(
+    scifact_slice: Path, tiny_mlm: Path, tmp_path: Path
+) -> None:
+    cfg = tmp_path / "train.json"
+    cfg.write_text(
+        json.dumps(
+            {
+                "beir_dir": str(scifact_slice),
+                "base-model": str(tiny_mlm),
+                "max_steps": 50,
+                "batch_size": 4,
+                "train_doc_max_length": 32,
+                "doc_max_length": 48,
+                "lambda_d": 0.01,
+            }
+        )
+    )
+    out = tmp_path / "cli-out"
+    runner = CliRunner()
+    args = ["--config", str(cfg), "--out", str(out), "--no-progress", "--save-every", "2"]
+    result = runner.invoke(train_command, [*args, "--max-steps", "2", "--shape", "shared"])
+    assert result.exit_code == 0, result.output
+    assert "trained 2 steps" in result.output
+    saved = json.loads((out / "train_config.json").read_text())
+    assert saved["max_steps"] == 2 and saved["lambda_d"] == 0.01 and saved["batch_size"] == 4
+    assert SpladeEncoder.load(str(out), device="cpu").settings.doc_max_length == 48
+
+    resumed = runner.invoke(train_command, [*args, "--max-steps", "4", "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    assert "trained 4 steps" in resumed.output
+    assert (out / "checkpoints" / "checkpoint-4").is_dir()
+
+    bad = tmp_path / "bad"
+    shutil.copytree(scifact_slice, bad)
+    with (bad / "qrels" / "train.tsv").open("a") as handle:
+        handle.write("0\tmissing-doc\t1\n")
+    failed = runner.invoke(
+        train_command,
+        ["--beir-dir", str(bad), "--out", str(tmp_path / "x"), "--base-model", str(tiny_mlm)],
+    )
+    assert failed.exit_code == 1
+    assert "train.tsv:" in failed.output and "'missing-doc' is not in the corpus" in failed.output
+    assert "Traceback" not in failed.output
+
+    unknown = tmp_path / "unknown.json"
+    unknown.write_text(json.dumps({"beir_dir": str(scifact_slice), "out": str(out), "lamda_d": 1}))
+    usage = runner.invoke(train_command, ["--config", str(unknown)])
+    assert usage.exit_code == 2 and "lamda_d" in usage.output
+    no_teacher = runner.invoke(train_command, [*args, "--loss", "kl"])
+    assert no_teacher.exit_code == 2 and "needs teacher_scores" in no_teacher.output
+
+
+@pytest.mark.slow
+def test_short_real_run_improves_dev_metric(scifact: Path, tmp_path: Path) -> None:
+    """splade-tiny, 40 steps on SciFact train queries: the dev nDCG@10 (held-out training
+    queries, ranked among their BM25 top 20 and positives) beats the base model's."""
+    result = train(
+        TrainConfig(
+            beir_dir=str(scifact),
+            out=str(tmp_path / "real"),
+            base_model="splade-tiny",
+            max_steps=40,
+            batch_size=8,
+            lr=1e-4,
+            train_doc_max_length=96,
+            eval_every=40,
+            dev_pool_depth=20,
+            dev_max_queries=40,
+            log_every=10,
+            progress=False,
+        )
+    )
+    assert result.base_metrics is not None and result.best_metrics is not None
+    base = result.base_metrics["dev_dot_ndcg@10"]
+    trained = result.best_metrics["eval_dev_dot_ndcg@10"]
+    assert trained > base + 0.01, (base, trained)
