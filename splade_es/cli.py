@@ -317,13 +317,24 @@ def index_vectors(
         raise SystemExit(1)
 
 
+SEARCH_OPTIONS = (
+    "index",
+    "field",
+    "top_k",
+    "bm25_weight",
+    "splade_weight",
+    "force_model",
+    "fusion",
+)
+
+
 def searcher_for(
     client: Any,
     info: Any,
-    index: str,
-    field: str,
     encoder: Any,
-    model: str | None = None,
+    model: str | None,
+    index: str,
+    field: str = "splade",
     force_model: bool = False,
     top_k: int | None = None,
     bm25_weight: float = 1.0,
@@ -331,7 +342,8 @@ def searcher_for(
     fusion: str = "sum",
     two_phase: bool = False,
 ) -> Any:
-    """A Searcher built from what the index recorded about itself."""
+    """A Searcher built from what the index recorded about itself (`SEARCH_OPTIONS` as given to
+    `search` / `eval`)."""
     from splade_es.fusion import Fusion
     from splade_es.search import Searcher
     from splade_es.search_pipelines import TwoPhase
@@ -406,39 +418,16 @@ def search_options(func: F) -> F:
 @click.option(
     "--two-phase", is_flag=True, help="SPLADE via OpenSearch's neural_sparse two-phase processor."
 )
-def search(
-    text: str,
-    index: str,
-    field: str,
-    mode: str,
-    size: int,
-    top_k: int | None,
-    bm25_weight: float,
-    splade_weight: float,
-    force_model: bool,
-    fusion: str,
-    two_phase: bool,
-    **values: Any,
-) -> None:
+def search(text: str, mode: str, size: int, two_phase: bool, **values: Any) -> None:
     """Search INDEX for TEXT and print the hits."""
     from splade_es.client import EngineError
 
     client, info, _ = open_cluster_from(values)
     try:
         encoder = load_encoder(values) if mode != "bm25" else None
+        shared = {key: values[key] for key in SEARCH_OPTIONS}
         searcher = searcher_for(
-            client,
-            info,
-            index,
-            field,
-            encoder,
-            values["model"],
-            force_model,
-            top_k,
-            bm25_weight,
-            splade_weight,
-            fusion,
-            two_phase,
+            client, info, encoder, values["model"], two_phase=two_phase, **shared
         )
         for rank, hit in enumerate(searcher.search(text, mode, size), start=1):
             click.echo(f"{rank:>3}  {hit.score:9.4f}  {hit.id:<14} {hit.title[:80]}")
@@ -460,20 +449,7 @@ def search(
     help="Comma-separated: bm25, splade, splade:two-phase, hybrid, hybrid:METHOD[@engine|@client].",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print {mode: {metric: value}} as JSON.")
-def evaluate_command(
-    index: str,
-    beir_dir: Path,
-    split: str,
-    field: str,
-    modes: str,
-    top_k: int | None,
-    bm25_weight: float,
-    splade_weight: float,
-    force_model: bool,
-    fusion: str,
-    as_json: bool,
-    **values: Any,
-) -> None:
+def evaluate_command(beir_dir: Path, split: str, modes: str, as_json: bool, **values: Any) -> None:
     """Run a BEIR split's queries through the engine; print nDCG@10, MRR@10, Recall@100."""
     from splade_es.client import EngineError
     from splade_es.corpus import read_qrels, read_queries
@@ -488,19 +464,8 @@ def evaluate_command(
         qrels = read_qrels(beir_dir / "qrels" / f"{split}.tsv")
         queries = {q: t for q, t in read_queries(beir_dir / "queries.jsonl").items() if q in qrels}
         encoder = load_encoder(values) if any(m != "bm25" for m in wanted) else None
-        searcher = searcher_for(
-            client,
-            info,
-            index,
-            field,
-            encoder,
-            values["model"],
-            force_model,
-            top_k,
-            bm25_weight,
-            splade_weight,
-            fusion,
-        )
+        shared = {key: values[key] for key in SEARCH_OPTIONS}
+        searcher = searcher_for(client, info, encoder, values["model"], **shared)
         qids = list(queries)
         for spec in wanted:
             variant, mode = mode_variant(searcher, spec)

@@ -22,7 +22,14 @@ from pathlib import Path
 from splade_es.runners.cache import cache_dir, run_dir
 from splade_es.runners.jobserver import JobServerPorts, start_job_server
 from splade_es.runners.maven import copy_dependencies
-from splade_es.runners.processes import Managed, RunnerError, java, port_free, wait_for
+from splade_es.runners.processes import (
+    Managed,
+    RunnerError,
+    java,
+    port_free,
+    saved_settings,
+    wait_for,
+)
 from splade_es.runners.sdk_worker import boot_script, environment_config
 
 FLINK_VERSION = "1.19.0"
@@ -222,22 +229,14 @@ def stop(settings: FlinkSettings | None = None) -> list[str]:
     """Stop the job server, the TaskManagers and the JobManager; returns what was running."""
     run = run_dir("flink")
     if settings is None:
-        settings = _saved_settings(run)
+        settings = saved_settings(run, FlinkSettings)
     return [p.name for p in _processes(run, settings) if p.stop()]
-
-
-def _saved_settings(run: Path) -> FlinkSettings:
-    try:
-        saved = json.loads((run / "settings.json").read_text(encoding="utf-8"))
-        return FlinkSettings(**saved)
-    except (OSError, ValueError, TypeError):
-        return FlinkSettings()
 
 
 def status() -> dict[str, object]:
     """Which of the cluster's processes run, and the REST overview when it answers."""
     run = run_dir("flink")
-    settings = _saved_settings(run)
+    settings = saved_settings(run, FlinkSettings)
     return {
         "processes": {p.name: p.pid() for p in _processes(run, settings)},
         "rest": f"http://localhost:{settings.rest_port}",

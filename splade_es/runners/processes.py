@@ -7,6 +7,7 @@ signals exactly the recorded pids: first SIGTERM, then SIGKILL after a grace per
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -15,6 +16,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 class RunnerError(RuntimeError):
@@ -142,3 +144,11 @@ def java() -> str:
     if not found:
         raise RunnerError("no java: install a JDK 11 or 17, or set JAVA_HOME")
     return found
+
+
+def saved_settings(run: Path, kind: Any) -> Any:
+    """The settings a cluster in `run` was started with (`settings.json`), else the defaults."""
+    try:
+        return kind(**json.loads((run / "settings.json").read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError):
+        return kind()

@@ -22,7 +22,14 @@ from pathlib import Path
 from splade_es.runners.cache import cache_dir, run_dir
 from splade_es.runners.jobserver import JobServerPorts, start_job_server
 from splade_es.runners.maven import copy_artifact, copy_dependencies
-from splade_es.runners.processes import Managed, RunnerError, java, port_free, wait_for
+from splade_es.runners.processes import (
+    Managed,
+    RunnerError,
+    java,
+    port_free,
+    saved_settings,
+    wait_for,
+)
 from splade_es.runners.sdk_worker import boot_script, environment_config
 
 SPARK_VERSION = "3.5.3"
@@ -249,21 +256,14 @@ def stop(settings: SparkSettings | None = None) -> list[str]:
     """Stop the job server, the Workers and the Master; returns what was running."""
     run = run_dir("spark")
     if settings is None:
-        settings = _saved_settings(run)
+        settings = saved_settings(run, SparkSettings)
     return [p.name for p in _processes(run, settings) if p.stop()]
-
-
-def _saved_settings(run: Path) -> SparkSettings:
-    try:
-        return SparkSettings(**json.loads((run / "settings.json").read_text(encoding="utf-8")))
-    except (OSError, ValueError, TypeError):
-        return SparkSettings()
 
 
 def status() -> dict[str, object]:
     """Which of the cluster's processes run, and the master's view of its workers."""
     run = run_dir("spark")
-    settings = _saved_settings(run)
+    settings = saved_settings(run, SparkSettings)
     state = _master_state(settings)
     return {
         "processes": {p.name: p.pid() for p in _processes(run, settings)},
