@@ -53,6 +53,24 @@ def read_records(folder: Path, pattern: str) -> dict[str, dict]:
     return records
 
 
+def same_features(got: dict[str, float], want: dict[str, float]) -> bool:
+    """Equal up to the last quantization step: batches padded differently on another runner
+    change float sums in the last bits, which can move a weight on a rounding boundary by 1
+    (and a weight of 1 to 0, dropping its term)."""
+    return all(abs(got.get(name, 0) - want.get(name, 0)) <= 1 for name in got.keys() | want.keys())
+
+
+def assert_same_records(got: dict[str, dict], want: dict[str, dict]) -> None:
+    """The same documents with the same text, and features equal up to `same_features`."""
+    assert got.keys() == want.keys()
+    for doc_id, record in got.items():
+        expected = want[doc_id]
+        assert {k: v for k, v in record.items() if k != "features"} == {
+            k: v for k, v in expected.items() if k != "features"
+        }, doc_id
+        assert same_features(record["features"], expected["features"]), doc_id
+
+
 @pytest.fixture(scope="session")
 def reference(corpus_slice: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
     """The FnApiRunner's records for the slice."""

@@ -10,7 +10,7 @@ import pytest
 
 from splade_es.pipelines.index_corpus import run
 
-from .conftest import N_DOCS, read_records
+from .conftest import N_DOCS, assert_same_records, read_records
 
 pytestmark = [pytest.mark.runner, pytest.mark.slow]
 
@@ -42,6 +42,4 @@ def test_spark_writes_the_fnapi_runner_records(
     )
     assert (summary.read, summary.written, summary.dead_lettered) == (N_DOCS, N_DOCS, 0)
     got = read_records(tmp_path, "encoded-*.jsonl")
-    assert got.keys() == reference.keys()
-    for doc_id, record in got.items():
-        assert record == reference[doc_id], doc_id
+    assert_same_records(got, reference)
