@@ -27,7 +27,7 @@ class SpladeModelHandler(ModelHandler[SourcedDocument, EncodedRecord, SpladeEnco
         self,
         model: str = "splade-tiny",
         device: str | None = None,
-        dtype: str = "float32",
+        dtype: str = "auto",
         doc_max_length: int | None = None,
         pruning: DocumentPruning = DocumentPruning(),
         quantization: float | None = DEFAULT_QUANTIZATION_FACTOR,
@@ -36,11 +36,13 @@ class SpladeModelHandler(ModelHandler[SourcedDocument, EncodedRecord, SpladeEnco
         min_batch_size: int = 8,
         max_batch_size: int = 256,
         share_model: bool = False,
+        max_tokens_per_batch: int | None = None,
     ) -> None:
         super().__init__()
         self.model = model
         self.device = device
         self.dtype = dtype
+        self.max_tokens_per_batch = max_tokens_per_batch
         self.doc_max_length = doc_max_length
         self.pruning = pruning
         self.quantization = quantization or None
@@ -52,7 +54,11 @@ class SpladeModelHandler(ModelHandler[SourcedDocument, EncodedRecord, SpladeEnco
 
     def load_model(self) -> SpladeEncoder:
         return SpladeEncoder.load(
-            self.model, device=self.device, dtype=self.dtype, doc_max_length=self.doc_max_length
+            self.model,
+            device=self.device,
+            dtype=self.dtype,
+            doc_max_length=self.doc_max_length,
+            max_tokens_per_batch=self.max_tokens_per_batch,
         )
 
     def run_inference(

@@ -207,6 +207,7 @@ class Plan:
             min_batch_size=o.min_batch_size,
             max_batch_size=o.max_batch_size,
             share_model=o.share_model,
+            max_tokens_per_batch=o.max_tokens_per_batch,
         )
 
     def writer(self) -> beam.PTransform:

@@ -222,9 +222,10 @@ def load_encoder(values: dict[str, Any]) -> Any:
         values["model"],
         query_model=values.get("query_model"),
         device=values.get("device"),
-        dtype=values.get("dtype") or "float32",
+        dtype=values.get("dtype") or "auto",
         doc_max_length=values.get("doc_max_length"),
         query_max_length=values.get("query_max_length"),
+        max_tokens_per_batch=values.get("max_tokens_per_batch"),
     )
 
 
