@@ -17,7 +17,7 @@ from opensearchpy.exceptions import ConnectionError, TransportError
 
 from splade_es.client import EngineError, EngineInfo, describe_error
 from splade_es.fusion import Fusion, fuse
-from splade_es.indices import IndexProfile
+from splade_es.indices import IndexProfile, SpladeField
 from splade_es.models import model_identity
 from splade_es.query import (
     Form,
@@ -94,7 +94,12 @@ class Searcher:
         """A searcher for `index` as it was indexed; a query model other than the index's
         (`model`, as given on the command line) is refused unless `force_model`."""
         profile = IndexProfile.read(client, index)
-        splade = profile.splade_field(field)
+        # BM25 alone (no encoder) works on any index; SPLADE needs the field
+        splade = (
+            profile.splade_field(field)
+            if encoder is not None
+            else profile.fields.get(field, SpladeField())
+        )
         if model and splade.model and not force_model:
             asked = model_identity(model)
             if asked != splade.model:

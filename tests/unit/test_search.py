@@ -93,3 +93,29 @@ def test_judged_queries_without_hits_count_as_zero() -> None:
     assert both["ndcg@10"] == 1.0
     assert one_unanswered["ndcg@10"] == pytest.approx(0.5)
     assert one_unanswered["recall@100"] == pytest.approx(0.5)
+
+
+def test_bm25_alone_needs_no_splade_field() -> None:
+    class OneIndex:
+        """Answers the two reads `IndexProfile.read` makes, for an index without SPLADE."""
+
+        def __init__(self) -> None:
+            self.indices = self
+
+        def exists_alias(self, name: str) -> bool:
+            return False
+
+        def exists(self, index: str) -> bool:
+            return True
+
+        def get_mapping(self, index: str) -> dict[str, Any]:
+            return {index: {"mappings": {"properties": {"title": {"type": "text"}}}}}
+
+        def get_settings(self, index: str) -> dict[str, Any]:
+            return {index: {"settings": {"index": {"uuid": "u"}}}}
+
+    info = EngineInfo("opensearch", "2.19.6")
+    bm25 = Searcher.for_index(OneIndex(), info, "plain", None)  # type: ignore[arg-type]
+    assert bm25.body("x", "bm25")["query"] == {"match": {"title": {"query": "x", "boost": 1.0}}}
+    with pytest.raises(EngineError, match="no SPLADE field"):
+        Searcher.for_index(OneIndex(), info, "plain", FixedEncoder())  # type: ignore[arg-type]
