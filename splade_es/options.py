@@ -163,9 +163,14 @@ ENCODER = (
     Opt("device", "cpu, cuda, cuda:1, mps (default: the best available)."),
     Opt(
         "dtype",
-        "Model weights' type.",
-        default="float32",
-        choices=("float32", "float16", "bfloat16"),
+        "Model weights' type (auto: bfloat16 on a GPU, float32 elsewhere).",
+        default="auto",
+        choices=("auto", "float32", "float16", "bfloat16"),
+    ),
+    Opt(
+        "max_tokens_per_batch",
+        "Cap on tokens per model call (length-bucketed batches; GPU memory).",
+        POSITIVE,
     ),
     Opt(
         "doc_max_length",
