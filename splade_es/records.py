@@ -8,7 +8,7 @@ path wrote it.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 MAX_ID_BYTES = 512
@@ -126,15 +126,6 @@ class DeadLetter:
             out["record"] = self.record.to_json()
         return out
 
-    @classmethod
-    def from_json(cls, obj: dict[str, Any]) -> DeadLetter:
-        """Read back what `to_json` wrote."""
-        known = {f.name for f in fields(cls)}
-        values = {k: v for k, v in obj.items() if k in known}
-        if isinstance(values.get("record"), dict):
-            values["record"] = EncodedRecord.from_json(values["record"])
-        return cls(**values)
-
 
 @dataclass
 class RunSummary:
@@ -168,14 +159,6 @@ class RunSummary:
             + self.already_done
         )
         return self.read == accounted
-
-    def add(self, other: RunSummary) -> None:
-        """Fold another summary's counts into this one."""
-        for f in fields(self):
-            if f.name == "notes":
-                self.notes.extend(other.notes)
-            else:
-                setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
 
     def line(self) -> str:
         """One line for the terminal; only the outcomes that happened are listed."""
