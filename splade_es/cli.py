@@ -6,6 +6,7 @@ no credential appears in any output, whatever form it was given in.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -20,6 +21,7 @@ from splade_es.options import (
     BULK,
     CONNECTION,
     ENCODER,
+    FRACTION,
     POSITIVE,
     PRUNING,
     WEIGHT,
@@ -107,6 +109,7 @@ def encode(
         write_dead_letters,
     )
     from splade_es.models import model_identity
+    from splade_es.term_stats import DocumentFrequencies
 
     batch_size = values.pop("encode_batch_size")
     pruning_values = pick(values, PRUNING)
@@ -132,6 +135,7 @@ def encode(
         pruning.as_dict(),
         encoder.settings.doc_max_length,
     ).write(output_path)
+    writer.frequencies().save(DocumentFrequencies.path_for(output_path))
     rejects_path = rejects or output_path.with_name(output_path.name + ".rejects.jsonl")
     if stats.rejected:
         write_dead_letters(rejects_path, stats.rejected)
@@ -325,6 +329,8 @@ SEARCH_OPTIONS = (
     "splade_weight",
     "force_model",
     "fusion",
+    "max_df",
+    "df_file",
 )
 
 
@@ -341,13 +347,17 @@ def searcher_for(
     splade_weight: float = 1.0,
     fusion: str = "sum",
     two_phase: bool = False,
+    max_df: float | None = None,
+    df_file: Path | None = None,
 ) -> Any:
     """A Searcher built from what the index recorded about itself (`SEARCH_OPTIONS` as given to
     `search` / `eval`)."""
     from splade_es.fusion import Fusion
     from splade_es.search import Searcher
     from splade_es.search_pipelines import TwoPhase
+    from splade_es.term_stats import DocumentFrequencies
 
+    frequencies = DocumentFrequencies.load(df_file) if df_file is not None else None
     return Searcher.for_index(
         client,
         info,
@@ -356,7 +366,7 @@ def searcher_for(
         field,
         model=model,
         force_model=force_model,
-        pruning=QueryPruning(top_k),
+        pruning=QueryPruning(top_k, max_df_ratio=max_df, frequencies=frequencies),
         hybrid=Hybrid(bm25_weight, splade_weight),
         fusion=Fusion.parse(fusion),
         two_phase=TwoPhase() if two_phase else None,
@@ -391,6 +401,18 @@ def search_options(func: F) -> F:
         click.option(
             "--top-k", type=POSITIVE, default=None, help="Keep the k heaviest query terms."
         ),
+        click.option(
+            "--max-df",
+            type=FRACTION,
+            default=None,
+            help="Drop query terms held by more than this share of the corpus (needs --df-file).",
+        ),
+        click.option(
+            "--df-file",
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            default=None,
+            help="Document frequencies counted by `encode` (<output>.df.json).",
+        ),
         click.option("--bm25-weight", type=WEIGHT, default=1.0, show_default=True),
         click.option("--splade-weight", type=WEIGHT, default=1.0, show_default=True),
         click.option(
@@ -404,7 +426,14 @@ def search_options(func: F) -> F:
             "optionally @engine (OpenSearch search pipeline) or @client.",
         ),
     ]
-    return apply_all(decorators, func)
+
+    @functools.wraps(func)
+    def checked(*args: Any, **values: Any) -> Any:
+        if values.get("max_df") is not None and values.get("df_file") is None:
+            raise click.UsageError("--max-df needs --df-file (the <output>.df.json `encode` wrote)")
+        return func(*args, **values)
+
+    return apply_all(decorators, cast(F, checked))
 
 
 @main.command()

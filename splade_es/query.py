@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from splade_es.mappings import TEXT_FIELD, Engine
-from splade_es.sparse import DEFAULT_QUANTIZATION_FACTOR, SparseVector
+from splade_es.sparse import DEFAULT_QUANTIZATION_FACTOR, SparseVector, feature_name
+from splade_es.term_stats import DocumentFrequencies
 
 Form = Literal["rank_feature", "neural_sparse", "sparse_vector"]
 FORMS: tuple[Form, ...] = ("rank_feature", "neural_sparse", "sparse_vector")
@@ -50,11 +51,22 @@ class QueryPruning:
     top_k: int | None = None
     threshold: float | None = None
     max_clauses: int = DEFAULT_MAX_CLAUSES
+    max_df_ratio: float | None = None
+    """Drop terms held by more than this share of the corpus (needs `frequencies`)."""
+    frequencies: DocumentFrequencies | None = None
 
     def apply(self, vector: SparseVector) -> SparseVector:
-        """The heaviest terms that pass `threshold`, at most `min(top_k, max_clauses)` of them."""
+        """The heaviest terms that pass `threshold` and `max_df_ratio`, at most
+        `min(top_k, max_clauses)` of them; the heaviest term always stays."""
         limit = self.max_clauses if self.top_k is None else min(self.top_k, self.max_clauses)
-        return vector.prune(top_k=limit, threshold=self.threshold)
+        pruned = vector.prune(top_k=limit, threshold=self.threshold)
+        if self.max_df_ratio is None or not pruned.weights:
+            return pruned
+        if self.frequencies is None:
+            raise ValueError("max_df_ratio needs a document-frequency table")
+        ratio, table = self.max_df_ratio, self.frequencies
+        kept = [kv for kv in pruned.weights if table.ratio(feature_name(kv[0])) <= ratio]
+        return SparseVector(tuple(kept) or pruned.weights[:1])
 
 
 @dataclass(frozen=True)

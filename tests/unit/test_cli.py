@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from splade_es.cli import main
 from splade_es.corpus import read_encoded
 from splade_es.records import EncodedRecord
+from splade_es.term_stats import DocumentFrequencies
 
 pytestmark = pytest.mark.slow
 
@@ -30,6 +31,13 @@ def test_encode_reports_bad_lines_and_writes_the_rest(tmp_path: Path, scifact: P
     records = [r for _, r in read_encoded(out)]
     assert [r.id for r in records] == [json.loads(line)["_id"] for line in good]
     assert all(0 < len(r.features) <= 64 for r in records if isinstance(r, EncodedRecord))
+    frequencies = DocumentFrequencies.load(DocumentFrequencies.path_for(out))
+    assert frequencies.documents == 20
+    holding = {
+        name: sum(name in r.features for r in records if isinstance(r, EncodedRecord))
+        for name in frequencies.counts
+    }
+    assert frequencies.counts == holding
     rejects = [
         json.loads(x) for x in (tmp_path / "out.parquet.rejects.jsonl").read_text().splitlines()
     ]

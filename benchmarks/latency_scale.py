@@ -1,0 +1,591 @@
+"""SPLADE vs BM25 latency as the corpus grows: 5k real documents, then 100k and 1M synthetic ones.
+
+One OpenSearch node holds, per corpus size, the BM25 text and the full SPLADE field in one index
+(so BM25, SPLADE and hybrid run on the same node, JVM and documents), plus document-pruned copies
+of the SPLADE field; a second node (OpenSearch 3.6, `--seismic-url`) holds the same vectors in a
+`sparse_vector` field with the SEISMIC approximate method. Every variant runs every SciFact test
+query: client round trip and engine `took` percentiles one query at a time, throughput with 1 and
+4 clients, nDCG@10 and recall@100 against the qrels, and recall@100 against exact full SPLADE on
+the same corpus (what an approximation loses). Each size's results go to `<out>/<size>.json`;
+`--report` turns all of them into README.md and plots (latency vs size, fitted slopes, Pareto).
+
+    python -m splade_es.benchmarks.latency_scale --encoded scifact.parquet --sizes 5183,100000
+    python -m splade_es.benchmarks.latency_scale --report
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from opensearchpy import OpenSearch
+
+from splade_es.benchmarks.synthetic import CorpusShape, Recombiner, df_correlation, load_real
+from splade_es.bulk import BulkOptions, BulkWriter
+from splade_es.client import ConnectionSettings, EngineInfo, open_cluster
+from splade_es.corpus import read_qrels, read_queries
+from splade_es.encoder import SpladeEncoder
+from splade_es.evaluation import evaluate
+from splade_es.indices import SpladeField, ensure_index
+from splade_es.query import QueryPruning
+from splade_es.records import EncodedRecord
+from splade_es.search import Mode, Searcher
+from splade_es.search_pipelines import TwoPhase
+from splade_es.sparse import SparseVector, token_from_feature_name
+from splade_es.term_stats import DocumentFrequencies
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results" / "latency_scale"
+SCIFACT = ROOT.parent / "shared" / "datasets" / "scifact"
+QUANTIZATION = 100.0
+
+
+@dataclass(frozen=True)
+class DocPruning:
+    """A document-pruned copy of the SPLADE field, in its own (sparse-only) index."""
+
+    name: str
+    top_k: int | None = None
+    alpha_mass: float | None = None
+
+    def apply(self, record: EncodedRecord) -> EncodedRecord:
+        vector = SparseVector.from_mapping(record.features)
+        kept = vector.prune(top_k=self.top_k, alpha_mass=self.alpha_mass)
+        return EncodedRecord(record.id, dict(kept.weights))
+
+
+DOC_PRUNINGS = (DocPruning("doc-top64", top_k=64), DocPruning("doc-mass70", alpha_mass=0.7))
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One way to answer a query: which index (suffix), which mode, which pruning."""
+
+    name: str
+    mode: Mode
+    index: str = ""
+    """'' (the main index), a DocPruning name, or 'seismic' (the 3.6 node)."""
+    top_k: int | None = None
+    threshold: float | None = None
+    max_df_ratio: float | None = None
+    rescore_window: int | None = None
+    two_phase: bool = False
+
+
+VARIANTS = (
+    Variant("BM25", "bm25"),
+    Variant("SPLADE full", "splade"),
+    Variant("query top-10", "splade", top_k=10),
+    Variant("query weight >= 0.5", "splade", threshold=0.5),
+    Variant("query DF <= 10%", "splade", max_df_ratio=0.1),
+    Variant("two-phase (top-5, rescore 100)", "splade", top_k=5, rescore_window=100),
+    Variant("OpenSearch two-phase processor", "splade", two_phase=True),
+    Variant("doc top-64", "splade", index="doc-top64"),
+    Variant("doc mass 70%", "splade", index="doc-mass70"),
+    Variant("doc mass 70% + two-phase processor", "splade", index="doc-mass70", two_phase=True),
+    Variant("SEISMIC (OpenSearch 3.6)", "splade", index="seismic"),
+    Variant("hybrid BM25 + SPLADE", "hybrid"),
+)
+
+
+@dataclass
+class Timing:
+    p50: float
+    p90: float
+    p99: float
+    took_p50: float
+    qps_1: float
+    qps_4: float
+
+
+@dataclass
+class Result:
+    variant: str
+    timing: Timing
+    ndcg10: float
+    recall100: float
+    exact_recall100: float | None
+    """Recall@100 against full SPLADE's top 100 on the same corpus (SPLADE variants)."""
+    query_terms: float
+
+
+@dataclass
+class SizeRun:
+    size: int
+    engine: str
+    seismic_engine: str | None
+    index_bytes: dict[str, int]
+    load_seconds: dict[str, float]
+    shape: CorpusShape
+    df_correlation: float
+    encode_ms_p50: float
+    results: list[Result] = field(default_factory=list)
+
+
+def main_index(size: int) -> str:
+    return f"scale-{size}"
+
+
+def ids_of(response: dict[str, Any]) -> dict[str, float]:
+    return {str(h["_id"]): float(h["_score"] or 0.0) for h in response["hits"]["hits"]}
+
+
+def measure(
+    client: OpenSearch, index: str, requests: list[tuple[dict[str, Any], dict[str, Any]]]
+) -> tuple[Timing, list[dict[str, float]]]:
+    """Latency one query at a time (after a warm-up), then throughput with 4 clients."""
+    for body, params in requests[:30]:
+        client.search(index=index, body=body, params=params)
+    latencies, took, hits = [], [], []
+    start_all = time.perf_counter()
+    for body, params in requests:
+        start = time.perf_counter()
+        response = client.search(index=index, body=body, params=params)
+        latencies.append((time.perf_counter() - start) * 1000)
+        took.append(float(response["took"]))
+        hits.append(ids_of(response))
+    qps_1 = len(requests) / (time.perf_counter() - start_all)
+
+    def run(chunk: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
+        for body, params in chunk:
+            client.search(index=index, body=body, params=params)
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(run, [requests[i::4] for i in range(4)]))
+    qps_4 = len(requests) / (time.perf_counter() - start)
+    timing = Timing(
+        statistics.median(latencies),
+        float(np.percentile(latencies, 90)),
+        float(np.percentile(latencies, 99)),
+        statistics.median(took),
+        qps_1,
+        qps_4,
+    )
+    return timing, hits
+
+
+@dataclass
+class Bench:
+    """Builds the indexes of one corpus size and runs every variant on them."""
+
+    client: OpenSearch
+    info: EngineInfo
+    seismic: tuple[OpenSearch, EngineInfo] | None
+    encoder: SpladeEncoder
+    recombiner: Recombiner
+    queries: dict[str, str]
+    qrels: dict[str, dict[str, int]]
+    rebuild: bool = False
+    seismic_postings: float = 0.002
+    log: Callable[[str], None] = print
+
+    def run(self, size: int) -> SizeRun:
+        frequencies = DocumentFrequencies.count(self.recombiner.documents(size))
+        real = DocumentFrequencies.count(self.recombiner.real)
+        sample = list(self.recombiner.documents(min(size, len(self.recombiner.real) + 5000)))
+        shape = CorpusShape.of(sample[len(self.recombiner.real) :] or sample)
+        loads, sizes = self.build(size)
+        encode_ms = []
+        for text in self.queries.values():
+            start = time.perf_counter()
+            self.encoder.encode_query(text)
+            encode_ms.append((time.perf_counter() - start) * 1000)
+        run = SizeRun(
+            size,
+            f"{self.info.engine} {self.info.version}",
+            f"{self.seismic[1].engine} {self.seismic[1].version}" if self.seismic else None,
+            sizes,
+            loads,
+            shape,
+            df_correlation(real, frequencies),
+            statistics.median(encode_ms),
+        )
+        exact: list[dict[str, float]] | None = None
+        for variant in VARIANTS:
+            if variant.index == "seismic" and self.seismic is None:
+                continue
+            timing, hits, terms = self.variant(size, variant, frequencies)
+            if variant.name == "SPLADE full":
+                exact = hits
+            run.results.append(self.result(variant, timing, hits, terms, exact))
+            self.log(f"{size} {variant.name}: {asdict(run.results[-1])}")
+        return run
+
+    def result(
+        self,
+        variant: Variant,
+        timing: Timing,
+        hits: list[dict[str, float]],
+        terms: float,
+        exact: list[dict[str, float]] | None,
+    ) -> Result:
+        quality = evaluate(dict(zip(self.queries, hits, strict=True)), self.qrels)
+        overlap = None
+        if variant.mode == "splade" and exact is not None:
+            overlap = statistics.fmean(
+                len(set(h) & set(e)) / max(1, len(e)) for h, e in zip(hits, exact, strict=True)
+            )
+        return Result(
+            variant.name, timing, quality["ndcg@10"], quality["recall@100"], overlap, terms
+        )
+
+    def variant(
+        self, size: int, variant: Variant, frequencies: DocumentFrequencies
+    ) -> tuple[Timing, list[dict[str, float]], float]:
+        texts = list(self.queries.values())
+        if variant.index == "seismic":
+            assert self.seismic is not None
+            client, index = self.seismic[0], f"{main_index(size)}-seismic"
+            no_params: dict[str, Any] = {}
+            seismic = [(self.seismic_body(t), no_params) for t in texts]
+            terms = float(statistics.fmean(len(self.encoder.encode_query(t)) for t in texts))
+            timing, hits = measure(client, index, seismic)
+            return timing, hits, terms
+        index = main_index(size) + (f"-{variant.index}" if variant.index else "")
+        pruning = QueryPruning(
+            top_k=variant.top_k,
+            threshold=variant.threshold,
+            max_df_ratio=variant.max_df_ratio,
+            frequencies=frequencies if variant.max_df_ratio is not None else None,
+        )
+        searcher = Searcher.for_index(
+            self.client,
+            self.info,
+            index,
+            self.encoder,
+            pruning=pruning,
+            rescore_window=variant.rescore_window,
+            two_phase=TwoPhase() if variant.two_phase else None,
+        )
+        pipeline = searcher.pipeline(variant.mode)
+        params = {"search_pipeline": pipeline} if pipeline else {}
+        requests: list[tuple[dict[str, Any], dict[str, Any]]] = [
+            ({**searcher.body(t, variant.mode, size=100), "_source": False}, params) for t in texts
+        ]
+        terms = 0.0
+        if variant.mode != "bm25":
+            terms = statistics.fmean(
+                len(pruning.apply(self.encoder.encode_query(t))) for t in texts
+            )
+        timing, hits = measure(self.client, index, requests)
+        return timing, hits, terms
+
+    def seismic_body(self, text: str) -> dict[str, Any]:
+        """A `neural_sparse` ANN query: token ids, 100 hits, the method's own query pruning."""
+        vector = self.encoder.encode_query(text)
+        tokens = {str(self.vocabulary[t]): w for t, w in vector.weights}
+        return {
+            "size": 100,
+            "_source": False,
+            "query": {
+                "neural_sparse": {
+                    "splade": {
+                        "query_tokens": tokens,
+                        "method_parameters": {"k": 100, "top_n": 10, "heap_factor": 1.0},
+                    }
+                }
+            },
+        }
+
+    # ------------------------------------------------------------------ building
+
+    def build(self, size: int) -> tuple[dict[str, float], dict[str, int]]:
+        """Create and fill the indexes of this size (kept when already complete)."""
+        loads: dict[str, float] = {}
+        sizes: dict[str, int] = {}
+        docs = self.recombiner.documents
+        targets: list[tuple[OpenSearch, str, Callable[[], Iterator[EncodedRecord]], Any]] = [
+            (self.client, main_index(size), lambda: docs(size), None)
+        ]
+        for pruning in DOC_PRUNINGS:
+            targets.append(
+                (
+                    self.client,
+                    f"{main_index(size)}-{pruning.name}",
+                    lambda p=pruning: map(p.apply, docs(size)),  # type: ignore[misc]
+                    None,
+                )
+            )
+        if self.seismic is not None:
+            targets.append(
+                (
+                    self.seismic[0],
+                    f"{main_index(size)}-seismic",
+                    lambda: map(self.token_ids, docs(size)),
+                    self.seismic_mapping(size),
+                )
+            )
+        for client, index, records, body in targets:
+            if self.rebuild or self.count(client, index) != size:
+                loads[index] = self.load(client, index, records(), body)
+            sizes[index] = self.size_on_disk(client, index)
+        return loads, sizes
+
+    def seismic_mapping(self, size: int) -> dict[str, Any]:
+        postings = max(500, int(self.seismic_postings * size))
+        return {
+            "settings": {"index": {"sparse": True, "number_of_shards": 1, "number_of_replicas": 0}},
+            "mappings": {
+                "dynamic": "strict",
+                "properties": {
+                    "splade": {
+                        "type": "sparse_vector",
+                        "method": {
+                            "name": "seismic",
+                            "parameters": {
+                                "n_postings": postings,
+                                "cluster_ratio": 0.1,
+                                "summary_prune_ratio": 0.4,
+                                # only the merged segment is clustered, not every flush
+                                "approximate_threshold": max(1000, size // 2),
+                            },
+                        },
+                    }
+                },
+            },
+        }
+
+    def token_ids(self, record: EncodedRecord) -> EncodedRecord:
+        """SEISMIC fields take vocabulary ids as keys and float weights."""
+        vocabulary = self.vocabulary
+        return EncodedRecord(
+            record.id,
+            {
+                str(vocabulary[token_from_feature_name(name)]): weight / QUANTIZATION
+                for name, weight in record.features.items()
+            },
+        )
+
+    @cached_property
+    def vocabulary(self) -> dict[str, int]:
+        return {token: i for i, token in enumerate(self.encoder.document_side.id_to_token)}
+
+    @staticmethod
+    def count(client: OpenSearch, index: str) -> int:
+        if not client.indices.exists(index=index):
+            return -1
+        client.indices.refresh(index=index)
+        return int(client.count(index=index)["count"])
+
+    def load(
+        self,
+        client: OpenSearch,
+        index: str,
+        records: Iterator[EncodedRecord],
+        body: dict[str, Any] | None,
+    ) -> float:
+        """Bulk-load through the project's writer, then merge to one segment (timed together)."""
+        client.indices.delete(index=index, ignore_unavailable=True)
+        if body is None:
+            ensure_index(client, self.info, index, splade=SpladeField(quantization=QUANTIZATION))
+        else:
+            client.indices.create(index=index, body=body)
+        client.indices.put_settings(index=index, body={"index": {"refresh_interval": "-1"}})
+        start = time.perf_counter()
+        writer = BulkWriter(client, index, options=BulkOptions(chunk_size=1000, concurrency=2))
+        failed = sum(1 for *_, letter in writer.write(enumerate(records)) if letter is not None)
+        if failed:
+            raise RuntimeError(f"{failed} documents refused while loading {index}")
+        client.indices.put_settings(index=index, body={"index": {"refresh_interval": "1s"}})
+        client.indices.refresh(index=index)
+        client.indices.forcemerge(index=index, max_num_segments=1, params={"request_timeout": 3600})
+        seconds = time.perf_counter() - start
+        self.log(f"loaded {index}: {self.count(client, index)} docs in {seconds:.0f} s")
+        return seconds
+
+    @staticmethod
+    def size_on_disk(client: OpenSearch, index: str) -> int:
+        client.indices.flush(index=index)
+        stats = client.indices.stats(index=index, metric="store")
+        return int(stats["indices"][index]["primaries"]["store"]["size_in_bytes"])
+
+
+# ---------------------------------------------------------------------- report
+
+
+def load_runs(folder: Path) -> list[SizeRun]:
+    runs = []
+    for path in sorted(folder.glob("*.json"), key=lambda p: int(p.stem)):
+        data = json.loads(path.read_text())
+        data["shape"] = CorpusShape(**data["shape"])
+        data["results"] = [
+            Result(**{**r, "timing": Timing(**r["timing"])}) for r in data["results"]
+        ]
+        runs.append(SizeRun(**data))
+    return runs
+
+
+def slopes(runs: list[SizeRun]) -> dict[str, float]:
+    """Fitted p50 growth per variant, ms per million documents (least squares over the sizes)."""
+    out = {}
+    names = {r.variant for run in runs for r in run.results}
+    for name in names:
+        points = [
+            (run.size, r.timing.p50) for run in runs for r in run.results if r.variant == name
+        ]
+        if len(points) >= 2:
+            x, y = np.array(points, dtype=float).T
+            out[name] = float(np.polyfit(x / 1e6, y, 1)[0])
+    return out
+
+
+def write_report(folder: Path, command: str) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = load_runs(folder)
+    if not runs:
+        raise SystemExit(f"no results in {folder}: run some sizes first")
+    slope = slopes(runs)
+    largest = runs[-1]
+    bm25 = {run.size: next(r for r in run.results if r.variant == "BM25") for run in runs}
+    lines = [
+        "# SPLADE vs BM25 latency as the corpus grows",
+        "",
+        f"Engine: {runs[0].engine} (one node, one shard, merged to one segment); SEISMIC on "
+        f"{runs[0].seismic_engine or 'not run'}. Machine: {platform.machine()}, 2 cores shared by "
+        "the node(s) and the client, so read ratios, not absolute numbers. Model `splade-tiny`; "
+        "queries: the 300 SciFact test queries, top 100 hits, ids and scores only.",
+        "",
+        "**What is synthetic**: the 5,183 SciFact documents are real. Larger corpora add "
+        "documents spliced from two real ones (text halves; each term of either vector kept "
+        "with probability 1/2), generated without running the model "
+        "(`splade_es/benchmarks/synthetic.py`). Quality at 100k/1M is measured with the real "
+        "documents and their qrels inside the larger corpus; the spliced distractors share "
+        "half their text with real documents, so it drops more than real distractors would.",
+        "",
+        "| corpus | docs | SPLADE terms/doc (median) | words/doc (median) | DF correlation with "
+        "real | query encode p50 ms |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for run in runs:
+        lines.append(
+            f"| {run.size:,} | {run.shape.documents:,} sampled | "
+            f"{run.shape.terms_per_doc_median:.0f} | {run.shape.words_per_doc_median:.0f} | "
+            f"{run.df_correlation:.3f} | {run.encode_ms_p50:.1f} |"
+        )
+    for run in runs:
+        base = bm25[run.size].timing
+        lines += [
+            "",
+            f"## {run.size:,} documents",
+            "",
+            "| variant | p50 ms | p90 | p99 | took p50 | p50 × BM25 | QPS 1 client | QPS 4 "
+            "clients | nDCG@10 | R@100 | R@100 vs exact | query terms |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for r in run.results:
+            t = r.timing
+            exact = "" if r.exact_recall100 is None else f"{r.exact_recall100:.3f}"
+            lines.append(
+                f"| {r.variant} | {t.p50:.1f} | {t.p90:.1f} | {t.p99:.1f} | {t.took_p50:.0f} | "
+                f"{t.p50 / base.p50:.2f} | {t.qps_1:.0f} | {t.qps_4:.0f} | {r.ndcg10:.4f} | "
+                f"{r.recall100:.4f} | {exact} | {r.query_terms:.1f} |"
+            )
+        lines += ["", "| index | size on disk MB | load + merge s |", "|---|---:|---:|"]
+        for name, size in run.index_bytes.items():
+            load = run.load_seconds.get(name)
+            lines.append(f"| {name} | {size / 1e6:.0f} | {'' if load is None else f'{load:.0f}'} |")
+    if len(runs) >= 2:
+        lines += [
+            "",
+            "## Latency slope (p50, least squares over the sizes)",
+            "",
+            "| variant | ms per million docs | × BM25's slope |",
+            "|---|---:|---:|",
+        ]
+        for name in [r.variant for r in largest.results]:
+            if name in slope:
+                lines.append(f"| {name} | {slope[name]:.1f} | {slope[name] / slope['BM25']:.2f} |")
+    lines += ["", "![latency vs size](latency_vs_size.png) ![pareto](pareto.png)", ""]
+    lines += [f"Command: `{command}`", ""]
+    (folder / "README.md").write_text("\n".join(lines))
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name in [r.variant for r in largest.results]:
+        points = [
+            (run.size, r.timing.p50) for run in runs for r in run.results if r.variant == name
+        ]
+        ax.plot(*zip(*points, strict=True), marker="o", label=name)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("documents")
+    ax.set_ylabel("p50 latency (ms)")
+    ax.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(folder / "latency_vs_size.png", dpi=120)
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    bm25_p50 = bm25[largest.size].timing.p50
+    for r in largest.results:
+        ax.scatter(r.timing.p50 / bm25_p50, r.ndcg10)
+        ax.annotate(r.variant, (r.timing.p50 / bm25_p50, r.ndcg10), fontsize=6)
+    ax.set_xlabel(f"p50 latency × BM25's at {largest.size:,} docs")
+    ax.set_ylabel(f"nDCG@10 at {largest.size:,} docs")
+    fig.tight_layout()
+    fig.savefig(folder / "pareto.png", dpi=120)
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--encoded", type=Path, help="the real corpus encoded (splade-es encode)")
+    parser.add_argument("--sizes", default="5183,100000,1000000")
+    parser.add_argument("--url", default="http://127.0.0.1:9200")
+    parser.add_argument("--seismic-url", help="an OpenSearch 3.6+ node with neural-search")
+    parser.add_argument("--beir-dir", type=Path, default=SCIFACT)
+    parser.add_argument("--model", default="splade-tiny")
+    parser.add_argument("--queries", type=int, default=0, help="first N test queries (0: all)")
+    parser.add_argument("--rebuild", action="store_true", help="reload even complete indexes")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--report", action="store_true", help="only write README.md from JSON")
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    given = sys.argv[1:] if argv is None else argv
+    command = "python -m splade_es.benchmarks.latency_scale " + " ".join(given)
+    if not args.report:
+        if args.encoded is None:
+            parser.error("--encoded is required to run sizes")
+        client, info = open_cluster(ConnectionSettings(url=args.url))
+        seismic = (
+            open_cluster(ConnectionSettings(url=args.seismic_url)) if args.seismic_url else None
+        )
+        qrels = read_qrels(args.beir_dir / "qrels" / "test.tsv")
+        queries = {
+            q: t for q, t in read_queries(args.beir_dir / "queries.jsonl").items() if q in qrels
+        }
+        if args.queries:
+            queries = dict(list(queries.items())[: args.queries])
+        qrels = {q: qrels[q] for q in queries}
+        bench = Bench(
+            client,
+            info,
+            seismic,
+            SpladeEncoder.load(args.model),
+            Recombiner(load_real(args.encoded)),
+            queries,
+            qrels,
+            args.rebuild,
+        )
+        for size in (int(s) for s in args.sizes.split(",")):
+            run = bench.run(size)
+            (args.out / f"{size}.json").write_text(json.dumps(asdict(run), indent=1))
+    print(write_report(args.out, command))
+
+
+if __name__ == "__main__":
+    main()
