@@ -9,8 +9,18 @@ import pytest
 from click.testing import CliRunner
 
 from splade_es.benchmarks.cli import BENCHMARKS, bench
-from splade_es.benchmarks.latency_scale import VARIANTS, main_index
+from splade_es.benchmarks.latency_scale import (
+    VARIANTS,
+    Result,
+    SizeRun,
+    Timing,
+    load_runs,
+    main_index,
+    slopes,
+    write_report,
+)
 from splade_es.benchmarks.latency_scale import main as latency_scale
+from splade_es.benchmarks.synthetic import CorpusShape
 from splade_es.corpus import EncodedWriter, EncodingProfile
 from tests.integration.conftest import Cluster, EncodedCorpus
 
@@ -60,3 +70,44 @@ def test_latency_scale_on_a_tiny_corpus(
     finally:
         for size in sizes:
             cluster.client.indices.delete(index=f"{main_index(size)}*")
+
+
+def fake_run(size: int, bm25_p50: float, splade_p50: float) -> SizeRun:
+    def result(name: str, p50: float) -> Result:
+        return Result(
+            name,
+            Timing(p50, p50 * 2, p50 * 3, p50 - 1, 1000 / p50, 2000 / p50),
+            0.6,
+            0.8,
+            None,
+            5.0,
+        )
+
+    shape = CorpusShape(size, 240, 240.0, 190, 0.5)
+    return SizeRun(
+        size,
+        "opensearch 2.19.6",
+        None,
+        {f"scale-{size}": size * 1000},
+        {f"scale-{size}": 1.0},
+        shape,
+        0.99,
+        3.0,
+        [result("BM25", bm25_p50), result("SPLADE full", splade_p50)],
+    )
+
+
+def test_report_fits_slopes_and_ratios_from_saved_runs(tmp_path: Path) -> None:
+    from dataclasses import asdict
+
+    # BM25 grows 2 ms per million documents, SPLADE 10: a slope ratio of 5
+    for run in (fake_run(100_000, 5.2, 11.0), fake_run(1_000_000, 7.0, 20.0)):
+        (tmp_path / f"{run.size}.json").write_text(json.dumps(asdict(run)))
+    runs = load_runs(tmp_path)
+    assert [r.size for r in runs] == [100_000, 1_000_000]
+    fitted = slopes(runs)
+    assert fitted["BM25"] == pytest.approx(2.0)
+    assert fitted["SPLADE full"] == pytest.approx(10.0)
+    report = write_report(tmp_path, "cmd")
+    assert "| SPLADE full | 10.0 | 5.00 |" in report
+    assert "| SPLADE full | 20.0 |" in report and "| 2.86 |" in report  # 20 / 7 at 1M
