@@ -180,7 +180,8 @@ class Searcher:
         if mode == "hybrid" and self.fusion.method != "sum" and self.fusion.at == "engine":
             name = self.fusion.pipeline_name(self.weights)
             body = fusion_pipeline_body(self.fusion, self.weights)
-        elif mode == "splade" and self.two_phase is not None:
+        elif mode in ("splade", "hybrid") and self.two_phase is not None:
+            # a sum-fused hybrid is one bool query: the processor prunes its neural_sparse clause
             name, body = self.two_phase.name, self.two_phase.body()
         else:
             return None
