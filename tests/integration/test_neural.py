@@ -21,7 +21,7 @@ from splade_es.evaluation import ExactSparseIndex
 from splade_es.fusion import Fusion
 from splade_es.indexing import FileIndexer
 from splade_es.indices import ensure_index
-from splade_es.search import Searcher
+from splade_es.search import Mode, Searcher
 from splade_es.search_pipelines import TwoPhase
 
 from .conftest import EncodedCorpus
@@ -111,15 +111,18 @@ def test_engine_and_client_fusion_agree(
         )
 
 
+@pytest.mark.parametrize("mode", ["splade", "hybrid"])
 def test_two_phase_keeps_the_full_queries_top_hits(
-    neural: tuple[Any, Any, str], splade_tiny: Any, queries: list[str]
+    neural: tuple[Any, Any, str], splade_tiny: Any, queries: list[str], mode: Mode
 ) -> None:
     client, info, _ = neural
     full = Searcher.for_index(client, info, INDEX, splade_tiny, form="neural_sparse")
     two_phase = replace(full, two_phase=TwoPhase())
+    # a sum-fused hybrid is one bool query: its neural_sparse clause goes through the processor
+    assert two_phase.pipeline(mode) == TwoPhase().name
     for a, b in zip(
-        full.search_many(queries, "splade", size=10),
-        two_phase.search_many(queries, "splade", size=10),
+        full.search_many(queries, mode, size=10),
+        two_phase.search_many(queries, mode, size=10),
         strict=True,
     ):
         assert b[0].id == a[0].id and b[0].score == pytest.approx(a[0].score, rel=1e-5)
