@@ -293,7 +293,9 @@ def report(rows: list[Row], meta: dict[str, Any]) -> str:
 def _groups(rows: list[Row]) -> dict[tuple[str, str], list[Row]]:
     order = {v: i for i, v in enumerate(VARIANTS)}
     groups: dict[tuple[str, str], list[Row]] = {}
-    for r in sorted(rows, key=lambda r: (r.model == BASE_MODEL, PHASES.index(r.phase), order.get(r.variant, 9))):
+    for r in sorted(
+        rows, key=lambda r: (r.model == BASE_MODEL, PHASES.index(r.phase), order.get(r.variant, 9))
+    ):
         groups.setdefault((r.model, r.phase), []).append(r)
     return groups
 

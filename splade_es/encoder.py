@@ -32,7 +32,12 @@ from typing import Protocol
 
 import torch
 from tqdm.auto import tqdm
-from transformers import AutoModelForMaskedLM, AutoTokenizer, PreTrainedTokenizerBase
+from transformers import (
+    AutoModelForMaskedLM,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 from transformers.utils import logging as hf_logging
 
 from splade_es.models import IDF_FILE, ModelSettings, read_settings
@@ -115,7 +120,7 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
     return DTYPES[dtype]
 
 
-def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
+def quantize_int8(model: PreTrainedModel) -> torch.nn.Module:
     """`model` with every Linear layer but the vocabulary projection quantized to int8 (dynamic:
     activations are quantized per batch). The projection stays a float Linear for the pooling."""
     from torch.ao.quantization import quantize_dynamic
