@@ -68,14 +68,19 @@ def test_bf16_detection_reads_the_cpu_flags(tmp_path: Path) -> None:
     assert not cpu_has_fast_bf16(tmp_path / "missing")
 
 
-def test_auto_follows_the_cpu_bf16_detection(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_auto_stays_float32_on_cpu_and_hints_at_bfloat16(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     import splade_es.encoder as enc
 
-    monkeypatch.setattr(enc, "cpu_has_fast_bf16", lambda: True)
-    assert resolve_dtype("auto", torch.device("cpu")) == torch.bfloat16
-    assert resolve_dtype("auto", torch.device("mps")) == torch.float32
-    monkeypatch.setattr(enc, "cpu_has_fast_bf16", lambda: False)
-    assert resolve_dtype("auto", torch.device("cpu")) == torch.float32
+    for fast in (True, False):
+        monkeypatch.setattr(enc, "cpu_has_fast_bf16", lambda fast=fast: fast)
+        assert resolve_dtype("auto", torch.device("cpu")) == torch.float32
+        caplog.clear()
+        with caplog.at_level("INFO", logger="splade_es.encoder"):
+            encoder = SpladeEncoder.load("splade-tiny", device="cpu")
+        assert next(encoder.document_side.model.parameters()).dtype == torch.float32
+        assert ("--dtype bfloat16" in caplog.text) is fast
 
 
 def _compare(reference: list[SparseVector], other: list[SparseVector]) -> list[tuple[float, float]]:
