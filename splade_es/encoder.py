@@ -352,7 +352,7 @@ class SpladeEncoder:
         torch_device = pick_device(device)
         torch_dtype = resolve_dtype(dtype, torch_device)
         if dtype == AUTO_DTYPE and torch_device.type == "cpu" and cpu_has_fast_bf16():
-            log.info("this CPU multiplies bfloat16 natively: --dtype bfloat16 encodes 2-4x faster")
+            log.info("this CPU multiplies bfloat16 natively: --dtype bfloat16 encodes 2-3x faster")
         if max_tokens_per_batch is not None and max_tokens_per_batch < 1:
             raise ValueError(f"max_tokens_per_batch must be >= 1, got {max_tokens_per_batch}")
         int8 = dtype == INT8

@@ -164,7 +164,7 @@ ENCODER = (
     Opt(
         "dtype",
         "Model weights' type (auto: bfloat16 on a GPU, float32 elsewhere; on a CPU with "
-        "AMX/AVX-512 BF16, bfloat16 is 2-4x faster; int8: quantized Linear layers, CPU).",
+        "AMX/AVX-512 BF16, bfloat16 is 2-3x faster; int8: quantized Linear layers, CPU).",
         default="auto",
         choices=("auto", "float32", "float16", "bfloat16", "int8"),
     ),
