@@ -408,6 +408,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
             q: t for q, t in read_queries(args.beir_dir / "queries.jsonl").items() if q in qrels
         }
         queries = dict(islice(queries.items(), args.queries or None))
+        if not queries:
+            raise SystemExit(f"{args.beir_dir}: no {args.split} query has judgements")
         for variant in args.variants:  # one model loaded at a time: the full corpus is long
             c = contender(variant, args.model, args.max_length, args.batch_size)
             new += quality(args.model, [c], [d.id for d in documents], texts, queries, qrels)

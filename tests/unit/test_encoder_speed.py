@@ -135,16 +135,17 @@ def test_int8_quantizes_the_layers_and_stays_close_to_float32(
 def _tiny_beir(folder: Path) -> Path:
     """8 documents, 3 queries each equal to one document's text, judged relevant to it."""
     docs = [(f"d{i}", text) for i, text in enumerate([*TEXTS, "cats", "dogs", "birds"])]
+    judged = [docs[0], docs[1], docs[3]]
     folder.mkdir()
     (folder / "corpus.jsonl").write_text(
         "".join(json.dumps({"_id": i, "title": "", "text": t}) + "\n" for i, t in docs)
     )
     (folder / "queries.jsonl").write_text(
-        "".join(json.dumps({"_id": f"q{i}", "text": t}) + "\n" for i, t in docs[:3])
+        "".join(json.dumps({"_id": f"q{i}", "text": t}) + "\n" for i, t in judged)
     )
     (folder / "qrels").mkdir()
     (folder / "qrels" / "test.tsv").write_text(
-        "query-id\tcorpus-id\tscore\n" + "".join(f"q{i}\td{i}\t1\n" for i in range(3))
+        "query-id\tcorpus-id\tscore\n" + "".join(f"q{i}\t{i}\t1\n" for i, _ in judged)
     )
     return folder
 
