@@ -10,6 +10,13 @@ short texts can be large and one of long texts small. A batch that runs out of a
 is split in half and retried (down to single texts, which then raise), never dropped, and later
 batches stay under the size that failed. On a machine with several GPUs each worker process takes
 its own, round-robin by worker index (Beam's `WORKER_ID`); GPUs run bfloat16 by default.
+
+On CPU, `dtype` picks the fast path (benchmarks/results/encoder_speed.md): `bfloat16` weights run
+the matrix products on AVX-512 BF16 / AMX units, about 2-3x float32; `int8` quantizes the
+transformer's Linear layers dynamically (the vocabulary projection stays float32, as the pooling
+projects token blocks through it). `auto` stays float32 on CPU: bfloat16 vectors move by a few
+hundredths with the texts that share a batch, float32 ones are reproducible; loading with `auto` on
+a CPU with bfloat16 matrix instructions logs a hint to pass `bfloat16`.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import json
 import logging
 import os
 import re
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,7 +33,12 @@ from typing import Protocol
 
 import torch
 from tqdm.auto import tqdm
-from transformers import AutoModelForMaskedLM, AutoTokenizer, PreTrainedTokenizerBase
+from transformers import (
+    AutoModelForMaskedLM,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 from transformers.utils import logging as hf_logging
 
 from splade_es.models import IDF_FILE, ModelSettings, read_settings
@@ -37,6 +50,11 @@ log = logging.getLogger(__name__)
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 AUTO_DTYPE = "auto"
 """bfloat16 on a GPU that supports it, else float32."""
+INT8 = "int8"
+"""Float32 weights whose transformer Linear layers are then quantized to int8 (CPU only)."""
+DTYPE_NAMES = (AUTO_DTYPE, *DTYPES, INT8)
+CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
+"""/proc/cpuinfo flags of CPUs whose bfloat16 matrix products outrun float32."""
 
 OutOfMemory: type[Exception] = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
 
@@ -74,14 +92,47 @@ def pick_device(device: str | None = None, index: int | None = None) -> torch.de
     return torch.device("cpu")
 
 
+def cpu_has_fast_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Whether this CPU multiplies bfloat16 matrices natively (AMX or AVX-512 BF16; Linux only)."""
+    try:
+        text = cpuinfo.read_text()
+    except OSError:
+        return False
+    flags = next(
+        (line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")),
+        [],
+    )
+    return any(flag in flags for flag in CPU_BF16_FLAGS)
+
+
 def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
-    """A dtype name (or `auto`) for `device`."""
+    """The weights' dtype for a dtype name (`auto`, `int8`: float32 weights, quantized later)."""
     if dtype == AUTO_DTYPE:
         on_gpu = device.type == "cuda" and torch.cuda.is_bf16_supported()
         return torch.bfloat16 if on_gpu else torch.float32
+    if dtype == INT8:
+        if device.type != "cpu":
+            raise ValueError(f"dtype int8 runs on CPU only, not on {device}")
+        return torch.float32
     if dtype not in DTYPES:
-        raise ValueError(f"dtype must be one of {sorted([*DTYPES, AUTO_DTYPE])}, got {dtype!r}")
+        raise ValueError(f"dtype must be one of {list(DTYPE_NAMES)}, got {dtype!r}")
     return DTYPES[dtype]
+
+
+def quantize_int8(model: PreTrainedModel) -> torch.nn.Module:
+    """`model` with every Linear layer but the vocabulary projection quantized to int8 (dynamic:
+    activations are quantized per batch). The projection stays a float Linear for the pooling."""
+    from torch.ao.quantization import quantize_dynamic
+
+    projection = model.get_output_embeddings()
+    layers = {
+        name
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.Linear) and module is not projection
+    }
+    with warnings.catch_warnings():  # torch.ao's eager quantization warns it moves to torchao
+        warnings.simplefilter("ignore")
+        return quantize_dynamic(model, layers, dtype=torch.qint8)
 
 
 @contextmanager
@@ -130,7 +181,11 @@ class MLMSide:
     """One masked-LM model and its tokenizer, encoding texts into SPLADE vectors."""
 
     def __init__(
-        self, location: str, device: torch.device, dtype: torch.dtype = torch.float32
+        self,
+        location: str,
+        device: torch.device,
+        dtype: torch.dtype = torch.float32,
+        int8: bool = False,
     ) -> None:
         if dtype == torch.float16 and device.type == "cpu":
             raise ValueError("float16 needs a GPU; use bfloat16 or float32 on CPU")
@@ -140,6 +195,8 @@ class MLMSide:
             self.tokenizer: PreTrainedTokenizerBase = AutoTokenizer.from_pretrained(location)
             model = AutoModelForMaskedLM.from_pretrained(location, dtype=dtype)
         self.model = model.to(device).eval()
+        if int8:
+            self.model = quantize_int8(self.model)
         self.oom_token_limit: int | None = None
         """Padded tokens per batch known to fit, learned from out-of-memory splits."""
         vocab = self.tokenizer.convert_ids_to_tokens(list(range(len(self.tokenizer))))
@@ -289,16 +346,20 @@ class SpladeEncoder:
         """Load by alias, local path or Hugging Face name; the shape comes from the model folder.
 
         `device=None` picks the best device (this worker's GPU when there are several);
-        `dtype="auto"` is bfloat16 on a GPU, float32 elsewhere."""
+        `dtype="auto"` is bfloat16 on a GPU, float32 elsewhere; `dtype="int8"` quantizes the
+        Linear layers (CPU)."""
         settings = read_settings(model, query_model, doc_max_length, query_max_length)
         torch_device = pick_device(device)
         torch_dtype = resolve_dtype(dtype, torch_device)
+        if dtype == AUTO_DTYPE and torch_device.type == "cpu" and cpu_has_fast_bf16():
+            log.info("this CPU multiplies bfloat16 natively: --dtype bfloat16 encodes 2-3x faster")
         if max_tokens_per_batch is not None and max_tokens_per_batch < 1:
             raise ValueError(f"max_tokens_per_batch must be >= 1, got {max_tokens_per_batch}")
-        document = MLMSide(settings.document, torch_device, torch_dtype)
+        int8 = dtype == INT8
+        document = MLMSide(settings.document, torch_device, torch_dtype, int8)
         query: QuerySide
         if settings.shape == "pair" and settings.query is not None:
-            query = MLMSide(settings.query, torch_device, torch_dtype)
+            query = MLMSide(settings.query, torch_device, torch_dtype, int8)
         elif settings.shape == "inference-free":
             query = IdfQuerySide.from_folder(settings.document, document.tokenizer)
         else:

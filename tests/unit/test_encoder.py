@@ -265,7 +265,7 @@ def test_auto_dtype_is_bfloat16_on_gpu_and_float32_on_cpu(monkeypatch: pytest.Mo
     assert resolve_dtype("auto", torch.device("cuda:1")) == torch.bfloat16
     assert resolve_dtype("float32", torch.device("cuda")) == torch.float32
     with pytest.raises(ValueError, match="dtype must be one of"):
-        resolve_dtype("int8", torch.device("cpu"))
+        resolve_dtype("int4", torch.device("cpu"))
 
 
 def test_importing_and_loading_leave_transformers_progress_bars_alone() -> None:
