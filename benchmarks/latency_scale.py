@@ -145,6 +145,7 @@ class SizeRun:
     df_correlation: float
     encode_ms_p50: float
     results: list[Result] = field(default_factory=list)
+    command: str = ""
 
 
 def main_index(size: int) -> str:
@@ -537,10 +538,17 @@ def write_report(folder: Path, command: str) -> str:
             if name in slope:
                 lines.append(f"| {name} | {slope[name]:.1f} | {slope[name] / slope['BM25']:.2f} |")
     lines += ["", "![latency vs size](latency_vs_size.png) ![pareto](pareto.png)", ""]
-    lines += [f"Command: `{command}`", ""]
+    commands = dict.fromkeys(run.command or command for run in runs)
+    lines += [
+        "Commands (the real corpus encoded first with `splade-es encode --input "
+        "corpus.jsonl --output scifact.parquet`):",
+        "",
+    ]
+    lines += [f"    {c}" for c in commands] + [""]
     (folder / "README.md").write_text("\n".join(lines))
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
+    ax.set_prop_cycle(color=[plt.get_cmap("tab20")(i) for i in range(20)])
     for name in [r.variant for r in largest.results]:
         points = [
             (run.size, r.timing.p50) for run in runs for r in run.results if r.variant == name
@@ -612,6 +620,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         for size in (int(s) for s in args.sizes.split(",")):
             run = bench.run(size)
+            run.command = command
             (args.out / f"{size}.json").write_text(json.dumps(asdict(run), indent=1))
     print(write_report(args.out, command))
 
