@@ -10,19 +10,14 @@ from click.testing import CliRunner
 
 from splade_es.benchmarks.cli import BENCHMARKS, bench
 from splade_es.benchmarks.latency_scale import (
-    VARIANTS,
     Result,
     SizeRun,
     Timing,
     load_runs,
-    main_index,
     slopes,
     write_report,
 )
-from splade_es.benchmarks.latency_scale import main as latency_scale
 from splade_es.benchmarks.synthetic import CorpusShape
-from splade_es.corpus import EncodedWriter, EncodingProfile
-from tests.integration.conftest import Cluster, EncodedCorpus
 
 
 def test_bench_lists_its_benchmarks_and_passes_arguments_through(tmp_path: Path) -> None:
@@ -36,40 +31,6 @@ def test_bench_lists_its_benchmarks_and_passes_arguments_through(tmp_path: Path)
     )
     assert missing.exit_code != 0
     assert "nope.jsonl" in missing.output and "Traceback" not in missing.output
-
-
-@pytest.mark.engine
-def test_latency_scale_on_a_tiny_corpus(
-    cluster: Cluster, scifact_encoded: EncodedCorpus, scifact: Path, tmp_path: Path
-) -> None:
-    if cluster.spec.engine != "opensearch":
-        pytest.skip("the scale report runs on OpenSearch (two-phase processor variants)")
-    real = tmp_path / "real.parquet"
-    with EncodedWriter(real) as writer:
-        for record in scifact_encoded.records[:60]:
-            writer.write(record)
-    EncodingProfile("splade-tiny", 100.0).write(real)
-    out = tmp_path / "report"
-    sizes = (40, 150)
-    args = ["--encoded", str(real), "--sizes", ",".join(map(str, sizes)), "--queries", "6"]
-    try:
-        latency_scale([*args, "--url", cluster.url, "--beir-dir", str(scifact), "--out", str(out)])
-        for size in sizes:
-            cluster.client.indices.refresh(index=main_index(size))
-            assert cluster.client.count(index=main_index(size))["count"] == size
-            run = json.loads((out / f"{size}.json").read_text())
-            assert [r["variant"] for r in run["results"]] == [
-                v.name for v in VARIANTS if v.index != "seismic"
-            ]
-            full = next(r for r in run["results"] if r["variant"] == "SPLADE full")
-            assert full["exact_recall100"] == 1.0
-        report = (out / "README.md").read_text()
-        assert "## 150 documents" in report and "ms per million docs" in report
-        assert (out / "latency_vs_size.png").stat().st_size > 0
-        assert (out / "pareto.png").stat().st_size > 0
-    finally:
-        for size in sizes:
-            cluster.client.indices.delete(index=f"{main_index(size)}*")
 
 
 def fake_run(size: int, bm25_p50: float, splade_p50: float) -> SizeRun:

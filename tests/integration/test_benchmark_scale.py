@@ -1,0 +1,47 @@
+"""The scale benchmark end to end on a real node: tiny corpus sizes, every variant, the report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from splade_es.benchmarks.latency_scale import VARIANTS, main_index
+from splade_es.benchmarks.latency_scale import main as latency_scale
+from splade_es.corpus import EncodedWriter, EncodingProfile
+from tests.integration.conftest import Cluster, EncodedCorpus
+
+
+@pytest.mark.engine
+def test_latency_scale_on_a_tiny_corpus(
+    cluster: Cluster, scifact_encoded: EncodedCorpus, scifact: Path, tmp_path: Path
+) -> None:
+    if cluster.spec.engine != "opensearch":
+        pytest.skip("the scale report runs on OpenSearch (two-phase processor variants)")
+    real = tmp_path / "real.parquet"
+    with EncodedWriter(real) as writer:
+        for record in scifact_encoded.records[:60]:
+            writer.write(record)
+    EncodingProfile("splade-tiny", 100.0).write(real)
+    out = tmp_path / "report"
+    sizes = (40, 150)
+    args = ["--encoded", str(real), "--sizes", ",".join(map(str, sizes)), "--queries", "6"]
+    try:
+        latency_scale([*args, "--url", cluster.url, "--beir-dir", str(scifact), "--out", str(out)])
+        for size in sizes:
+            cluster.client.indices.refresh(index=main_index(size))
+            assert cluster.client.count(index=main_index(size))["count"] == size
+            run = json.loads((out / f"{size}.json").read_text())
+            assert [r["variant"] for r in run["results"]] == [
+                v.name for v in VARIANTS if v.index != "seismic"
+            ]
+            full = next(r for r in run["results"] if r["variant"] == "SPLADE full")
+            assert full["exact_recall100"] == 1.0
+        report = (out / "README.md").read_text()
+        assert "## 150 documents" in report and "ms per million docs" in report
+        assert (out / "latency_vs_size.png").stat().st_size > 0
+        assert (out / "pareto.png").stat().st_size > 0
+    finally:
+        for size in sizes:
+            cluster.client.indices.delete(index=f"{main_index(size)}*")
