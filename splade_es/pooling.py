@@ -11,7 +11,7 @@ costs nothing, and it runs about 2x faster than masking full logits on CPU. Unde
 from __future__ import annotations
 
 import copy
-import warnings
+from itertools import accumulate
 
 import torch
 from torch import nn
@@ -76,22 +76,29 @@ def splade_pool(
 
 
 def _packed_pool(hidden: torch.Tensor, mask: torch.Tensor, projection: nn.Linear) -> torch.Tensor:
-    """Project only real (unmasked) tokens, a block of rows at a time, folding each block into a
-    per-text running max with `index_reduce` (starting from 0, which also applies the relu).
-    No padding position is projected and no masked copy of the logits is made."""
+    """Project only real (unmasked) tokens, a block of rows at a time, folding each text's rows of
+    the block into its running max (starting from 0, which also applies the relu). A text's rows
+    are contiguous, so each fold is one `amax` over a slice; no padding position is projected and
+    no masked copy of the logits is made."""
     tokens = hidden[mask]
-    owner = torch.arange(mask.shape[0], device=mask.device)[:, None].expand_as(mask)[mask]
+    offsets = [0, *accumulate(mask.sum(dim=1).tolist())]
     best = torch.zeros(
         mask.shape[0], projection.out_features, dtype=hidden.dtype, device=hidden.device
     )
     rows = max(1, CHUNK_ELEMENTS // projection.out_features)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="index_reduce", category=UserWarning)
-        for start in range(0, tokens.shape[0], rows):
-            logits = projection(tokens[start : start + rows])
-            best = best.index_reduce(
-                0, owner[start : start + rows], logits, "amax", include_self=True
-            )
+    text = 0
+    for start in range(0, tokens.shape[0], rows):
+        end = min(start + rows, tokens.shape[0])
+        logits = projection(tokens[start:end])
+        while text < mask.shape[0] and offsets[text] < end:
+            first, last = max(offsets[text], start), min(offsets[text + 1], end)
+            if last > first:
+                torch.maximum(
+                    best[text], logits[first - start : last - start].amax(0), out=best[text]
+                )
+            if offsets[text + 1] > end:
+                break  # this text continues in the next block
+            text += 1
     return torch.log1p(best.float())
 
 
