@@ -134,15 +134,19 @@ def parse_document(obj: Any) -> Document:
     return Document(doc_id, title, text)
 
 
-def parse_document_line(line: str | UnicodeDecodeError) -> Document:
-    """One BEIR JSONL line as a Document; ValueError says what is wrong ("invalid JSON: ..." etc.)."""
+def json_line(line: str | UnicodeDecodeError) -> Any:
+    """One decoded JSONL line as JSON; ValueError says why not ("not UTF-8", "invalid JSON")."""
     if isinstance(line, UnicodeDecodeError):
         raise ValueError(f"not UTF-8: {line.reason} at byte {line.start}")
     try:
-        obj = json.loads(line)
+        return json.loads(line)
     except json.JSONDecodeError as exc:
         raise ValueError(f"invalid JSON: {exc}") from exc
-    return parse_document(obj)
+
+
+def parse_document_line(line: str | UnicodeDecodeError) -> Document:
+    """One BEIR JSONL line as a Document; ValueError says what is wrong ("invalid JSON: ..." etc.)."""
+    return parse_document(json_line(line))
 
 
 def parquet_rows(path: Path, columns: Iterable[str] | None = None) -> Iterator[dict[str, Any]]:
@@ -381,13 +385,7 @@ def read_encoded(path: Path) -> Iterator[tuple[int, EncodedRecord | DeadLetter]]
         return
     for number, line in numbered_lines(path):
         try:
-            if isinstance(line, UnicodeDecodeError):
-                raise ValueError(f"not UTF-8: {line.reason} at byte {line.start}")
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"invalid JSON: {exc}") from exc
-            yield number, EncodedRecord.from_json(obj)
+            yield number, EncodedRecord.from_json(json_line(line))
         except ValueError as exc:
             letter = DeadLetter("read", str(exc), source, number, id_of(line), raw=raw_text(line))
             yield number, letter
