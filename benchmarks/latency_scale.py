@@ -49,6 +49,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "latency_scale"
 SCIFACT = ROOT.parent / "shared" / "datasets" / "scifact"
 QUANTIZATION = 100.0
+Transform = Callable[[EncodedRecord], EncodedRecord]
 
 
 @dataclass(frozen=True)
@@ -211,7 +212,6 @@ class Bench:
 
     def run(self, size: int) -> SizeRun:
         frequencies = DocumentFrequencies.count(self.recombiner.documents(size))
-        real = DocumentFrequencies.count(self.recombiner.real)
         sample = list(self.recombiner.documents(min(size, len(self.recombiner.real) + 5000)))
         shape = CorpusShape.of(sample[len(self.recombiner.real) :] or sample)
         loads, sizes = self.build(size)
@@ -227,7 +227,7 @@ class Bench:
             sizes,
             loads,
             shape,
-            df_correlation(real, frequencies),
+            df_correlation(self.real_frequencies, frequencies),
             statistics.median(encode_ms),
         )
         exact: list[dict[str, float]] | None = None
@@ -240,6 +240,15 @@ class Bench:
             run.results.append(self.result(variant, timing, hits, terms, exact))
             self.log(f"{size} {variant.name}: {asdict(run.results[-1])}")
         return run
+
+    @cached_property
+    def query_vectors(self) -> dict[str, SparseVector]:
+        """Each query encoded once, for the term counts and the SEISMIC bodies."""
+        return {text: self.encoder.encode_query(text) for text in self.queries.values()}
+
+    @cached_property
+    def real_frequencies(self) -> DocumentFrequencies:
+        return DocumentFrequencies.count(self.recombiner.real)
 
     def runs_seismic(self, size: int) -> bool:
         return self.seismic is not None and size <= self.seismic_max_size
@@ -271,7 +280,7 @@ class Bench:
             client, index = self.seismic[0], f"{main_index(size)}-seismic"
             no_params: dict[str, Any] = {}
             seismic = [(self.seismic_body(t, variant), no_params) for t in texts]
-            terms = float(statistics.fmean(len(self.encoder.encode_query(t)) for t in texts))
+            terms = float(statistics.fmean(len(self.query_vectors[t]) for t in texts))
             timing, hits = measure(client, index, seismic)
             return timing, hits, terms
         index = main_index(size) + (f"-{variant.index}" if variant.index else "")
@@ -297,15 +306,13 @@ class Bench:
         ]
         terms = 0.0
         if variant.mode != "bm25":
-            terms = statistics.fmean(
-                len(pruning.apply(self.encoder.encode_query(t))) for t in texts
-            )
+            terms = statistics.fmean(len(pruning.apply(self.query_vectors[t])) for t in texts)
         timing, hits = measure(self.client, index, requests)
         return timing, hits, terms
 
     def seismic_body(self, text: str, variant: Variant) -> dict[str, Any]:
         """A `neural_sparse` ANN query: token ids, 100 hits, the method's own query pruning."""
-        vector = self.encoder.encode_query(text)
+        vector = self.query_vectors[text]
         tokens = {str(self.vocabulary[t]): w for t, w in vector.weights}
         return {
             "size": 100,
@@ -330,31 +337,22 @@ class Bench:
         """Create and fill the indexes of this size (kept when already complete)."""
         loads: dict[str, float] = {}
         sizes: dict[str, int] = {}
-        docs = self.recombiner.documents
-        targets: list[tuple[OpenSearch, str, Callable[[], Iterator[EncodedRecord]], Any]] = [
-            (self.client, main_index(size), lambda: docs(size), None)
+        # (node, index, how each document is turned into that index's record, create body)
+        targets: list[tuple[OpenSearch, str, Transform | None, dict[str, Any] | None]] = [
+            (self.client, main_index(size), None, None)
         ]
-        for pruning in DOC_PRUNINGS:
-            targets.append(
-                (
-                    self.client,
-                    f"{main_index(size)}-{pruning.name}",
-                    lambda p=pruning: map(p.apply, docs(size)),  # type: ignore[misc]
-                    None,
-                )
-            )
+        targets += [
+            (self.client, f"{main_index(size)}-{p.name}", p.apply, None) for p in DOC_PRUNINGS
+        ]
         if self.seismic is not None and self.runs_seismic(size):
-            targets.append(
-                (
-                    self.seismic[0],
-                    f"{main_index(size)}-seismic",
-                    lambda: map(self.token_ids, docs(size)),
-                    self.seismic_mapping(size),
-                )
-            )
-        for client, index, records, body in targets:
+            seismic = (self.token_ids, self.seismic_mapping(size))
+            targets.append((self.seismic[0], f"{main_index(size)}-seismic", *seismic))
+        for client, index, transform, body in targets:
             if self.rebuild or self.count(client, index) != size:
-                loads[index] = self.load(client, index, records(), body)
+                records = self.recombiner.documents(size)
+                if transform is not None:
+                    records = map(transform, records)
+                loads[index] = self.load(client, index, records, body)
             sizes[index] = self.size_on_disk(client, index)
         return loads, sizes
 
