@@ -231,7 +231,9 @@ def score_on_engine(model: str, beir_dir: Path, name: str, url: str) -> dict[str
     candidates = fusion_candidates()
     scores = [dev_ndcg(c) for c in candidates]
     fusion, weights = candidates[scores.index(max(scores))]
-    at: Where = "engine" if info.engine == "opensearch" or fusion.method == "sum" else "client"
+    # OpenSearch runs the normalised fusions in a search pipeline (z_score from 3.0 on)
+    in_engine = info.engine == "opensearch" and (fusion.method != "z_score" or info.major >= 3)
+    at: Where = "engine" if in_engine or fusion.method == "sum" else "client"
     hybrid = replace(
         searcher,
         fusion=Fusion(fusion.method, at),

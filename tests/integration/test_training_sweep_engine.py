@@ -42,7 +42,8 @@ def test_engine_scores_agree_with_exact_in_process_scoring(
         assert 0.2 < engine[key] <= 1.0, key
     method, _, weights = engine["engine_fusion"].partition(" ")
     assert method.split("@")[0] in ("sum", "min_max", "z_score", "rrf")
-    assert method.endswith("@engine") or cluster.spec.engine != "opensearch"
+    if cluster.spec.engine == "opensearch" and not method.startswith("z_score"):
+        assert method.endswith("@engine")  # OpenSearch 2.x has no z_score normalisation
     assert len(weights.split("/")) == 2
     assert engine["engine_analyzer"] in ("english", "standard")
     assert not cluster.client.indices.exists(index=f"training-sweep-{name}")
