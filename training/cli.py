@@ -108,6 +108,7 @@ _OPTIONS: list[tuple[str, dict[str, Any]]] = [
     ("--query-max-length", {"type": int, "help": "[64]"}),
     ("--eval-every", {"type": int, "help": "Dev evaluation every N steps (0: none). [0]"}),
     ("--dev-fraction", {"type": _FLOAT, "help": "Training queries held out for dev. [0.1]"}),
+    ("--dev-seed", {"type": int, "help": "Seed of the held-out dev slice (--seed: training). [0]"}),
     (
         "--dev-pool-depth",
         {"type": int, "help": "Dev queries rank their positives + BM25 top N documents. [50]"},

@@ -100,6 +100,7 @@ class TrainConfig:
     dev_qrels: str | None = None
     dev_fraction: float = 0.1
     dev_max_queries: int = 100
+    dev_seed: int = 0  # which training queries are held out; `seed` varies the training alone
     dev_corpus: str = "pool"  # pool (dev positives + BM25 top dev_pool_depth) | full
     dev_pool_depth: int = 50
     save_every: int = 0  # default: eval_every, else max_steps
@@ -312,6 +313,19 @@ class DevSet:
         )
 
 
+def training_and_dev_queries(
+    config: TrainConfig, qids: Sequence[str], data: BeirData
+) -> tuple[list[str], list[str]]:
+    """(training, held-out dev) query ids: dev queries never train, whether they are a slice of
+    the training split (`dev_fraction`, drawn with `dev_seed`) or the queries of `dev_qrels`."""
+    if config.dev_qrels:
+        held_out = read_qrels_checked(Path(config.dev_qrels), data.docs, data.queries)
+        return [q for q in qids if q not in held_out], []
+    if config.eval_every > 0:
+        return split_dev(qids, config.dev_fraction, config.dev_max_queries, config.dev_seed)
+    return list(qids), []
+
+
 def build_dev(config: TrainConfig, data: BeirData, dev_qids: Sequence[str]) -> DevSet | None:
     """Held-out training queries (or `dev_qrels`) ranked among their BM25 pool or the corpus."""
     if config.eval_every <= 0:
@@ -467,12 +481,7 @@ def train(config: TrainConfig, searcher: Searcher | None = None) -> TrainResult:
     all_qids = sorted(data.qrels)
     if config.max_train_queries:
         all_qids = all_qids[: config.max_train_queries]
-    if config.eval_every > 0 and not config.dev_qrels:
-        train_qids, dev_qids = split_dev(
-            all_qids, config.dev_fraction, config.dev_max_queries, config.seed
-        )
-    else:
-        train_qids, dev_qids = all_qids, []
+    train_qids, dev_qids = training_and_dev_queries(config, all_qids, data)
     base = _BaseSplade(config, data)
     negatives = mine_negatives(config, data, train_qids, searcher, base)
     teacher = _teacher(config, data, train_qids, negatives, base)

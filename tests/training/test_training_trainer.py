@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,12 @@ from splade_es.encoder import SpladeEncoder
 from splade_es.models import SETTINGS_FILE
 from splade_es.training.cli import train as train_command
 from splade_es.training.data import load_beir
-from splade_es.training.trainer import TrainConfig, TrainResult, train
+from splade_es.training.trainer import (
+    TrainConfig,
+    TrainResult,
+    train,
+    training_and_dev_queries,
+)
 
 TEXTS = ["vitamin d deficiency and cancer risk", "cells divide " * 30, "heart disease"]
 
@@ -258,3 +264,23 @@ def test_short_real_run_improves_dev_metric(scifact: Path, tmp_path: Path) -> No
     base = result.base_metrics["dev_dot_ndcg@10"]
     trained = result.best_metrics["eval_dev_dot_ndcg@10"]
     assert trained > base + 0.01, (base, trained)
+
+
+def test_dev_queries_never_train(scifact_slice: Path, tmp_path: Path) -> None:
+    data = load_beir(scifact_slice, "train")
+    qids = sorted(data.qrels)
+    held = config(scifact_slice, tmp_path, "m", eval_every=1, dev_fraction=0.25)
+    train_qids, dev_qids = training_and_dev_queries(held, qids, data)
+    assert dev_qids and not set(train_qids) & set(dev_qids)
+    assert sorted(train_qids + dev_qids) == qids
+    # `seed` varies training only; `dev_seed` draws another slice
+    reseeded = replace(held, seed=held.seed + 1)
+    assert training_and_dev_queries(reseeded, qids, data)[1] == dev_qids
+    redrawn = replace(held, dev_seed=held.dev_seed + 1)
+    assert training_and_dev_queries(redrawn, qids, data)[1] != dev_qids
+
+    dev_file = tmp_path / "dev.tsv"
+    dev_file.write_text("".join(f"{q}\t{next(iter(data.qrels[q]))}\t1\n" for q in qids[:3]))
+    given = config(scifact_slice, tmp_path, "m", eval_every=1, dev_qrels=str(dev_file))
+    train_qids, _ = training_and_dev_queries(given, qids, data)
+    assert train_qids == qids[3:]
