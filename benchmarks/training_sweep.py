@@ -2,7 +2,8 @@
 
 Every model (the base one included) is scored the way production loads it: `SpladeEncoder.load` on
 the exported folder, documents truncated to 256 tokens, exact in-process sparse scoring over the
-full corpus (`splade_es.evaluation.ExactSparseIndex`), no engine. Hybrid BM25 + SPLADE adds the
+full corpus (`splade_es.evaluation.ExactSparseIndex`); `engine NAME` scores it again through a live
+node (see `score_on_engine`). In-process hybrid BM25 + SPLADE adds the
 in-process BM25 score (k1=0.9, b=0.4) times a weight chosen on the dev queries (the held-out 10% of
 the training queries that training also uses for model selection), never on test.
 
@@ -12,6 +13,7 @@ Results accumulate in `benchmarks/results/training/results.json`; every invocati
     python -m splade_es.benchmarks.training_sweep pooling
     python -m splade_es.benchmarks.training_sweep base
     python -m splade_es.benchmarks.training_sweep run NAME -- [splade-es train options]
+    python -m splade_es.benchmarks.training_sweep engine NAME --url URL   # through a live node
 """
 
 from __future__ import annotations
