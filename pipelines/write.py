@@ -11,11 +11,13 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
 
 from splade_es.bulk import BulkOptions, BulkWriter
 from splade_es.client import ConnectionSettings, connect
@@ -23,6 +25,7 @@ from splade_es.corpus import ENCODED_SCHEMA
 from splade_es.indexing import present_ids
 from splade_es.pipelines.read import SourcedDocument, counter
 from splade_es.records import EncodedRecord
+from splade_es.term_stats import DocumentFrequencies
 
 PROGRESS_EVERY_S = 1.0
 
@@ -92,6 +95,38 @@ class _Counted(beam.DoFn):
         self.progress.flush()
 
 
+class _CountFeatures(beam.CombineFn):
+    """The corpus-wide document-frequency table `splade-es encode` writes, counted across workers."""
+
+    def create_accumulator(self) -> tuple[int, Counter[str]]:
+        return 0, Counter()
+
+    def add_input(
+        self, accumulator: tuple[int, Counter[str]], record: EncodedRecord
+    ) -> tuple[int, Counter[str]]:
+        documents, counts = accumulator
+        counts.update(record.features.keys())
+        return documents + 1, counts
+
+    def merge_accumulators(
+        self, accumulators: Iterable[tuple[int, Counter[str]]]
+    ) -> tuple[int, Counter[str]]:
+        documents, counts = 0, Counter[str]()
+        for more, their_counts in accumulators:
+            documents += more
+            counts.update(their_counts)
+        return documents, counts
+
+    def extract_output(self, accumulator: tuple[int, Counter[str]]) -> DocumentFrequencies:
+        return DocumentFrequencies(accumulator[0], dict(accumulator[1]))
+
+
+def _save_table(table: DocumentFrequencies, path: str) -> None:
+    """Through Beam's file systems, so the table lands beside the shards on any runner's storage."""
+    with FileSystems.create(path) as out:
+        out.write(table.dumps().encode())
+
+
 class _WriteFiles(beam.PTransform):
     """Encoded records as sharded files `<prefix>-SSSSS-of-NNNNN<suffix>`; subclasses say how."""
 
@@ -102,12 +137,13 @@ class _WriteFiles(beam.PTransform):
         self.prefix, self.num_shards, self.progress_dir = prefix, num_shards or 0, progress_dir
 
     def expand(self, records: beam.PCollection) -> beam.PCollection:
-        return (
-            records
-            | "Count written" >> beam.ParDo(_Counted(self.progress_dir))
-            | "Format" >> beam.Map(self.format)
-            | "Write files" >> self.sink()
+        counted = records | "Count written" >> beam.ParDo(_Counted(self.progress_dir))
+        _ = (
+            counted
+            | "Document frequencies" >> beam.CombineGlobally(_CountFeatures()).without_defaults()
+            | "Write DF table" >> beam.Map(_save_table, self.prefix + ".df.json")
         )
+        return counted | "Format" >> beam.Map(self.format) | "Write files" >> self.sink()
 
     @staticmethod
     def format(record: EncodedRecord) -> Any:

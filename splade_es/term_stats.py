@@ -42,8 +42,11 @@ class DocumentFrequencies:
     def path_for(corpus: Path) -> Path:
         return corpus.with_name(corpus.name + ".df.json")
 
+    def dumps(self) -> str:
+        return json.dumps({"documents": self.documents, "counts": self.counts})
+
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps({"documents": self.documents, "counts": self.counts}))
+        path.write_text(self.dumps())
 
     @classmethod
     def load(cls, path: Path) -> DocumentFrequencies:

@@ -17,6 +17,7 @@ from splade_es.pipelines.encode import failed_batch
 from splade_es.pipelines.index_corpus import Plan, main, run, split_index
 from splade_es.pipelines.read import SourcedDocument
 from splade_es.records import EncodedRecord
+from splade_es.term_stats import DocumentFrequencies
 
 from .conftest import BAD_LINES, N_DOCS, read_jsonl
 
@@ -132,6 +133,9 @@ def test_jsonl_to_parquet_matches_the_library_and_counts_add_up(
     for doc_id, rec in got.items():
         assert rec.features == want[doc_id].features, doc_id
         assert (rec.title, rec.text) == (want[doc_id].title, want[doc_id].text)
+    # the corpus-wide DF table beside the shards, as `splade-es encode` writes it
+    table = DocumentFrequencies.load(out / "encoded.df.json")
+    assert table == DocumentFrequencies.count(got.values())
 
     rejects = read_jsonl("encoded-dead-letter-*.jsonl", out)
     assert len(rejects) == 4
@@ -173,6 +177,8 @@ def test_parquet_to_pruned_jsonl(scifact_docs: list[Document], splade_tiny, tmp_
     )
     assert got == {doc_id: r.to_json() for doc_id, r in want.items()}
     assert all(len(r["features"]) <= 20 and "text" not in r for r in got.values())
+    table = DocumentFrequencies.load(out / "encoded.df.json")
+    assert table == DocumentFrequencies.count(want.values())  # counted after pruning
     (reject,) = read_jsonl("encoded-dead-letter-*.jsonl", out)
     assert reject["reason"] == "empty 'title' and 'text'" and reject["source"] == str(source)
     assert reject["line"] == 13
