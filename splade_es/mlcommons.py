@@ -192,29 +192,80 @@ def connector_body(setup: RemoteModelSetup, side: str) -> dict[str, Any]:
 def register_remote_model(
     client: OpenSearch, setup: RemoteModelSetup, side: str, wait_s: float = 120
 ) -> str:
-    """Create the connector, register + deploy a `remote` model on it; its id once deployed."""
-    connector = _call(
-        client,
-        "POST",
-        "/_plugins/_ml/connectors/_create",
-        connector_body(setup, side),
-        f"create the {side} connector",
+    """The deployed `remote` model for one route: the one an earlier run registered for the same
+    service and settings (deployed again if needed), else a new connector + model."""
+    model_id = registered_model(client, setup, side)
+    reused = model_id is not None
+    if model_id is None:
+        connector = _call(
+            client,
+            "POST",
+            "/_plugins/_ml/connectors/_create",
+            connector_body(setup, side),
+            f"create the {side} connector",
+        )
+        registered = _call(
+            client,
+            "POST",
+            "/_plugins/_ml/models/_register?deploy=true",
+            {
+                "name": f"{setup.name}-{side}",
+                "function_name": "remote",
+                "description": f"splade-es encoder service at {setup.base_url}, {side}",
+                "connector_id": connector["connector_id"],
+            },
+            f"register the {side} model",
+        )
+        model_id = str(registered["model_id"])
+    return _deployed(client, model_id, side, wait_s, deploy=reused)
+
+
+def registered_model(client: OpenSearch, setup: RemoteModelSetup, side: str) -> str | None:
+    """A model named for this setup whose connector calls the same route with the same settings,
+    so re-running `engine connect-model` reuses it instead of piling up connectors."""
+    name, wanted = f"{setup.name}-{side}", connector_body(setup, side)
+    try:
+        found = client.transport.perform_request(
+            "POST",
+            "/_plugins/_ml/models/_search",
+            body={"size": 100, "query": {"term": {"name.keyword": name}}},
+        )
+    except TransportError as exc:
+        if exc.status_code == 404:  # no model registered on this cluster yet
+            return None
+        raise EngineError(describe_error(exc, f"look up the {side} model")) from exc
+    except ConnectionError as exc:
+        raise EngineError(describe_error(exc, f"look up the {side} model")) from exc
+    for hit in found.get("hits", {}).get("hits", []):
+        connector_id = hit["_source"].get("connector_id")
+        if not connector_id or hit["_source"].get("model_state") == "REGISTERING":
+            continue
+        connector = _call(
+            client, "GET", f"/_plugins/_ml/connectors/{connector_id}", what="connector"
+        )
+        if _same_connector(connector, wanted):
+            return str(hit["_id"])
+    return None
+
+
+def _same_connector(found: dict[str, Any], wanted: dict[str, Any]) -> bool:
+    """The settings `connector_body` chose, as ml-commons stores them (it upper-cases the action
+    type and fills in client_config defaults)."""
+
+    def actions(body: dict[str, Any]) -> list[dict[str, Any]]:
+        return [{**a, "action_type": str(a.get("action_type")).lower()} for a in body["actions"]]
+
+    config = found.get("client_config") or {}
+    return actions(found) == actions(wanted) and all(
+        config.get(key) == value for key, value in wanted["client_config"].items()
     )
-    registered = _call(
-        client,
-        "POST",
-        "/_plugins/_ml/models/_register?deploy=true",
-        {
-            "name": f"{setup.name}-{side}",
-            "function_name": "remote",
-            "description": f"splade-es encoder service at {setup.base_url}, {side}",
-            "connector_id": connector["connector_id"],
-        },
-        f"register the {side} model",
-    )
-    model_id = str(registered["model_id"])
+
+
+def _deployed(client: OpenSearch, model_id: str, side: str, wait_s: float, deploy: bool) -> str:
+    """Wait until the model is deployed; with `deploy`, deploy an idle one first (a cluster restart
+    undeploys remote models). Its id."""
     deadline = time.monotonic() + wait_s
-    state = "?"
+    state, asked = "?", not deploy
     while time.monotonic() < deadline:
         model = _call(client, "GET", f"/_plugins/_ml/models/{model_id}", what="model state")
         state = str(model.get("model_state"))
@@ -222,6 +273,9 @@ def register_remote_model(
             return model_id
         if state in ("DEPLOY_FAILED", "PARTIALLY_DEPLOYED_FAILED"):
             break
+        if state in ("REGISTERED", "UNDEPLOYED") and not asked:
+            _call(client, "POST", f"/_plugins/_ml/models/{model_id}/_deploy", {}, "deploy")
+            asked = True
         time.sleep(0.5)
     raise EngineError(f"{side} model {model_id} did not deploy (state {state})")
 

@@ -27,6 +27,7 @@ from splade_es.mlcommons import (
     RemoteModelSetup,
     connect_encoder_service,
     neural_sparse_query,
+    registered_model,
 )
 from splade_es.query import QueryRewriter
 from splade_es.serve.app import ServiceLimits
@@ -164,3 +165,39 @@ def test_failure_index_needs_ingest_common(connected: Connected) -> None:
         pytest.skip("this node has ingest-common; the refusal cannot be observed here")
     with pytest.raises(EngineError, match="ingest-common module"):
         connect_encoder_service(connected.client, connected.info, setup)
+
+
+def connectors_named(client: OpenSearch, name: str) -> int:
+    found = client.transport.perform_request(
+        "POST",
+        "/_plugins/_ml/connectors/_search",
+        body={"size": 100, "query": {"term": {"name.keyword": name}}},
+    )
+    return len(found["hits"]["hits"])
+
+
+def test_connecting_again_reuses_the_models(connected: Connected) -> None:
+    client = connected.client
+    before = {
+        side: connectors_named(client, f"splade-es-{side}") for side in ("documents", "queries")
+    }
+    setup = RemoteModelSetup(connected.service_url, PIPELINE_INDEX, batch_size=1)
+    again = connect_encoder_service(client, connected.info, setup)
+    assert again == connected.ids
+    after = {
+        side: connectors_named(client, f"splade-es-{side}") for side in ("documents", "queries")
+    }
+    assert after == before
+
+    # an undeployed model (as after a cluster restart) is deployed again, not replaced
+    model = connected.ids.query_model_id
+    client.transport.perform_request("POST", f"/_plugins/_ml/models/{model}/_undeploy")
+    assert connect_encoder_service(client, connected.info, setup) == connected.ids
+    state = client.transport.perform_request("GET", f"/_plugins/_ml/models/{model}")
+    assert state["model_state"] == "DEPLOYED"
+
+    # another service URL is another connector
+    moved = RemoteModelSetup(connected.service_url + "/", PIPELINE_INDEX, batch_size=1)
+    assert connect_encoder_service(client, connected.info, moved) == connected.ids  # same base URL
+    elsewhere = RemoteModelSetup("http://127.0.0.1:9", "serve-test-elsewhere", batch_size=1)
+    assert registered_model(client, elsewhere, "documents") is None
