@@ -379,6 +379,7 @@ def write_report() -> None:
             f"base model's document terms and {r['query_terms'] / base['query_terms']:.2f}x its "
             "query terms."
         )
+    lines += seed_spread(runs, order)
     lines += [
         "",
         "The previous hand-written loop reached nDCG@10 0.686 (178 doc terms, 36.7 query terms) with",
@@ -462,6 +463,28 @@ def write_report() -> None:
     fig.tight_layout()
     fig.savefig(RESULTS / "ndcg_vs_doc_terms.png", dpi=120)
     plt.close(fig)
+
+
+def seed_spread(runs: dict[str, dict[str, Any]], order: list[str]) -> list[str]:
+    """Runs with the same settings (they differ only in `--seed`): mean and range, as report lines."""
+    groups: dict[str, list[str]] = {}
+    for name in order:
+        if runs[name].get("settings"):
+            groups.setdefault(runs[name]["settings"], []).append(name)
+    lines = []
+    for names in (g for g in groups.values() if len(g) > 1):
+        where = "engine_" if all("engine_ndcg@10" in runs[n] for n in names) else ""
+        parts = []
+        for label, key in (("SPLADE", f"{where}ndcg@10"), ("hybrid", f"{where}hybrid_ndcg@10")):
+            values = [runs[n][key] for n in names]
+            parts.append(
+                f"{label} mean {statistics.mean(values):.4f} ({min(values):.4f}-{max(values):.4f})"
+            )
+        lines.append(
+            f"- Same settings, {len(names)} seeds ({', '.join(f'`{n}`' for n in names)}"
+            f"{', through the engine' if where else ''}): {'; '.join(parts)}."
+        )
+    return lines
 
 
 def engine_table(runs: dict[str, dict[str, Any]], order: list[str]) -> list[str]:

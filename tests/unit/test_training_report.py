@@ -1,0 +1,55 @@
+"""The training report's summaries: seeds of one setting pooled, the engine table only for runs
+scored through a node."""
+
+from __future__ import annotations
+
+import pytest
+
+from splade_es.benchmarks.training_sweep import engine_table, seed_spread
+
+
+def run(ndcg: float, hybrid: float, settings: str, engine: bool) -> dict[str, object]:
+    scores: dict[str, object] = {"ndcg@10": ndcg + 0.5, "hybrid_ndcg@10": hybrid + 0.5}
+    scores["settings"] = settings
+    if engine:
+        scores |= {
+            "engine": "opensearch 3.6.0",
+            "engine_analyzer": "english",
+            "engine_bm25_ndcg@10": 0.6,
+            "engine_ndcg@10": ndcg,
+            "engine_recall@100": 0.9,
+            "engine_hybrid_ndcg@10": hybrid,
+            "engine_hybrid_recall@100": 0.95,
+            "engine_fusion": "z_score@engine 0.3/0.7",
+            "engine_fusion_dev_ndcg@10": 0.7,
+        }
+    return scores
+
+
+def test_seeds_of_one_setting_are_pooled_through_the_engine() -> None:
+    runs = {
+        "a": run(0.70, 0.74, "lr=1", engine=True),
+        "a-seed1": run(0.68, 0.76, "lr=1", engine=True),
+        "b": run(0.60, 0.65, "lr=2", engine=True),
+    }
+    (line,) = seed_spread(runs, ["a", "a-seed1", "b"])
+    assert "2 seeds (`a`, `a-seed1`, through the engine)" in line
+    assert "SPLADE mean 0.6900 (0.6800-0.7000)" in line
+    assert "hybrid mean 0.7500 (0.7400-0.7600)" in line
+
+
+def test_seeds_without_engine_scores_pool_the_in_process_ones() -> None:
+    runs = {"a": run(0.70, 0.74, "x", engine=True), "a2": run(0.60, 0.70, "x", engine=False)}
+    (line,) = seed_spread(runs, ["a", "a2"])
+    assert "through the engine" not in line
+    assert "SPLADE mean 1.1500 (1.1000-1.2000)" in line
+
+
+@pytest.mark.parametrize("engine", [True, False])
+def test_engine_table_lists_only_runs_scored_on_a_node(engine: bool) -> None:
+    runs = {"a": run(0.70, 0.74, "x", engine=engine), "b": run(0.6, 0.7, "y", engine=False)}
+    lines = engine_table(runs, ["a", "b"])
+    rows = [line for line in lines if line.startswith("| a ") or line.startswith("| b ")]
+    assert [r.split(" |")[0] for r in rows] == (["| a"] if engine else [])
+    if engine:
+        assert "opensearch 3.6.0, BM25 on the english analyzer" in "\n".join(lines)
