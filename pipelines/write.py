@@ -11,7 +11,6 @@ import json
 import os
 import time
 import uuid
-from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from splade_es.corpus import ENCODED_SCHEMA
 from splade_es.indexing import present_ids
 from splade_es.pipelines.read import SourcedDocument, counter
 from splade_es.records import EncodedRecord
-from splade_es.term_stats import DocumentFrequencies
+from splade_es.term_stats import DocumentFrequencies, FrequencyCounter
 
 PROGRESS_EVERY_S = 1.0
 
@@ -98,27 +97,21 @@ class _Counted(beam.DoFn):
 class _CountFeatures(beam.CombineFn):
     """The corpus-wide document-frequency table `splade-es encode` writes, counted across workers."""
 
-    def create_accumulator(self) -> tuple[int, Counter[str]]:
-        return 0, Counter()
+    def create_accumulator(self) -> FrequencyCounter:
+        return FrequencyCounter()
 
-    def add_input(
-        self, accumulator: tuple[int, Counter[str]], record: EncodedRecord
-    ) -> tuple[int, Counter[str]]:
-        documents, counts = accumulator
-        counts.update(record.features.keys())
-        return documents + 1, counts
+    def add_input(self, partial: FrequencyCounter, record: EncodedRecord) -> FrequencyCounter:
+        partial.add(record)
+        return partial
 
-    def merge_accumulators(
-        self, accumulators: Iterable[tuple[int, Counter[str]]]
-    ) -> tuple[int, Counter[str]]:
-        documents, counts = 0, Counter[str]()
-        for more, their_counts in accumulators:
-            documents += more
-            counts.update(their_counts)
-        return documents, counts
+    def merge_accumulators(self, partials: Iterable[FrequencyCounter]) -> FrequencyCounter:
+        merged = FrequencyCounter()
+        for partial in partials:
+            merged.merge(partial)
+        return merged
 
-    def extract_output(self, accumulator: tuple[int, Counter[str]]) -> DocumentFrequencies:
-        return DocumentFrequencies(accumulator[0], dict(accumulator[1]))
+    def extract_output(self, partial: FrequencyCounter) -> DocumentFrequencies:
+        return partial.table()
 
 
 def _save_table(table: DocumentFrequencies, path: str) -> None:

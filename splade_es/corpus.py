@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections import Counter
 from collections.abc import Container, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from splade_es.records import DeadLetter, EncodedRecord, check_document_id
-from splade_es.term_stats import DocumentFrequencies
+from splade_es.term_stats import DocumentFrequencies, FrequencyCounter
 
 PARQUET_MAGIC = b"PAR1"
 DOCUMENT_COLUMNS = ("_id", "title", "text")
@@ -326,15 +325,15 @@ class EncodedWriter:
         self._file = AtomicFile(path, "wb" if self.parquet else "w")
         self._writer: pq.ParquetWriter | None = None
         self.count = 0
-        self._df: Counter[str] = Counter()
+        self._df = FrequencyCounter()
 
     def frequencies(self) -> DocumentFrequencies:
         """How many written records hold each feature (query pruning by corpus-wide DF)."""
-        return DocumentFrequencies(self.count, dict(self._df))
+        return self._df.table()
 
     def write(self, record: EncodedRecord) -> None:
         self.count += 1
-        self._df.update(record.features.keys())
+        self._df.add(record)
         if not self.parquet:
             self._file.handle.write(json.dumps(record.to_json(), ensure_ascii=False) + "\n")
             return

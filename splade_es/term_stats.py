@@ -12,10 +12,29 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from splade_es.records import EncodedRecord
+
+
+@dataclass
+class FrequencyCounter:
+    """Counts a table while records stream by (a writer, a Beam combiner); partial counts merge."""
+
+    documents: int = 0
+    counts: Counter[str] = field(default_factory=Counter)
+
+    def add(self, record: EncodedRecord) -> None:
+        self.documents += 1
+        self.counts.update(record.features.keys())
+
+    def merge(self, other: FrequencyCounter) -> None:
+        self.documents += other.documents
+        self.counts.update(other.counts)
+
+    def table(self) -> DocumentFrequencies:
+        return DocumentFrequencies(self.documents, dict(self.counts))
 
 
 @dataclass(frozen=True)
@@ -27,12 +46,10 @@ class DocumentFrequencies:
 
     @classmethod
     def count(cls, records: Iterable[EncodedRecord]) -> DocumentFrequencies:
-        counts: Counter[str] = Counter()
-        documents = 0
+        counter = FrequencyCounter()
         for record in records:
-            counts.update(record.features.keys())
-            documents += 1
-        return cls(documents, dict(counts))
+            counter.add(record)
+        return counter.table()
 
     def ratio(self, feature: str) -> float:
         """The share of documents holding `feature` (0 for an unseen one)."""
