@@ -35,6 +35,11 @@ HYBRID_GRID = (0.0, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 10.0
 DEV_FRACTION, DEV_MAX_QUERIES, DEV_SEED = 0.1, 100, 0  # TrainConfig's defaults
 
 
+def run_model(name: str) -> str:
+    """The model a stored result was scored with: the base alias or the run's exported folder."""
+    return "splade-tiny" if name == "base" else str(RESULTS / "runs" / name)
+
+
 def load_results() -> dict[str, dict[str, Any]]:
     path = RESULTS / "results.json"
     return json.loads(path.read_text()) if path.is_file() else {}
@@ -185,7 +190,7 @@ def score_on_engine(model: str, beir_dir: Path, name: str, url: str) -> dict[str
     from splade_es.client import open_cluster
     from splade_es.encoder import SpladeEncoder
     from splade_es.evaluation import evaluate
-    from splade_es.fusion import Fusion, Where, fuse
+    from splade_es.fusion import Fusion, Where, fuse, fused_in_engine
     from splade_es.options import connection_settings
     from splade_es.query import Hybrid
     from splade_es.search import Searcher
@@ -233,9 +238,7 @@ def score_on_engine(model: str, beir_dir: Path, name: str, url: str) -> dict[str
     candidates = fusion_candidates()
     scores = [dev_ndcg(c) for c in candidates]
     fusion, weights = candidates[scores.index(max(scores))]
-    # OpenSearch runs the normalised fusions in a search pipeline (z_score from 3.0 on)
-    in_engine = info.engine == "opensearch" and (fusion.method != "z_score" or info.major >= 3)
-    at: Where = "engine" if in_engine or fusion.method == "sum" else "client"
+    at: Where = "engine" if fused_in_engine(fusion.method, info.engine, info.major) else "client"
     hybrid = replace(
         searcher,
         fusion=Fusion(fusion.method, at),
@@ -603,7 +606,7 @@ def run(name: str, train_args: tuple[str, ...], beir_dir: Path, order: int) -> N
 def rescore(name: str, beir_dir: Path) -> None:
     """Score an already trained run (or `base`) again, e.g. after a scoring change."""
     results = load_results()
-    model = "splade-tiny" if name == "base" else str(RESULTS / "runs" / name)
+    model = run_model(name)
     updated = dict(results[name])
     updated.update(score_model(model, beir_dir, name))
     store_result(name, updated)
@@ -618,7 +621,7 @@ def rescore(name: str, beir_dir: Path) -> None:
 def engine_command(name: str, url: str, beir_dir: Path) -> None:
     """Score a trained run (or `base`) through a live engine node: BM25, SPLADE and hybrid."""
     results = load_results()
-    model = "splade-tiny" if name == "base" else str(RESULTS / "runs" / name)
+    model = run_model(name)
     updated = dict(results.get(name, {}))
     updated.update(score_on_engine(model, beir_dir, name, url))
     updated["engine_command"] = _command()

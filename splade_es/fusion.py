@@ -51,6 +51,14 @@ class Fusion:
         return cls(method, at or "engine")  # type: ignore[arg-type]
 
 
+def fused_in_engine(method: Method, engine: str, major: int) -> bool:
+    """Whether this engine can fuse with `method` itself: `sum` everywhere (one bool query), the
+    others in OpenSearch's search pipelines (z_score and RRF from 3.0 on)."""
+    if method == "sum":
+        return True
+    return engine == "opensearch" and (method not in ("z_score", "rrf") or major >= 3)
+
+
 MIN_MAX_FLOOR = 0.001
 """OpenSearch's min-max normalizer lifts a 0 to this, so the lowest hit still counts."""
 

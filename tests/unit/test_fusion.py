@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from splade_es.fusion import Fusion, fuse
+from splade_es.fusion import Fusion, Method, fuse, fused_in_engine
 from splade_es.search_pipelines import fusion_pipeline_body
 
 BM25 = [("a", 10.0), ("b", 5.0), ("c", 0.0)]
@@ -51,3 +51,22 @@ def test_settings_name_the_engine_pipeline_and_bad_ones_are_refused() -> None:
         Fusion.parse("max")
     with pytest.raises(ValueError, match="'engine' or 'client'"):
         Fusion.parse("rrf@server")
+
+
+@pytest.mark.parametrize(
+    ("method", "engine", "major", "expected"),
+    [
+        ("sum", "elasticsearch", 8, True),
+        ("min_max", "elasticsearch", 8, False),
+        ("min_max", "opensearch", 2, True),
+        ("l2", "opensearch", 2, True),
+        ("z_score", "opensearch", 2, False),
+        ("rrf", "opensearch", 2, False),
+        ("z_score", "opensearch", 3, True),
+        ("rrf", "opensearch", 3, True),
+    ],
+)
+def test_which_fusions_the_engine_runs_itself(
+    method: Method, engine: str, major: int, expected: bool
+) -> None:
+    assert fused_in_engine(method, engine, major) is expected
