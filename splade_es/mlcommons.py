@@ -89,10 +89,20 @@ class ConnectedEncoder:
     pipeline_id: str
 
 
-def _call(client: OpenSearch, method: str, path: str, body: Any = None, what: str = "") -> Any:
+def _call(
+    client: OpenSearch,
+    method: str,
+    path: str,
+    body: Any = None,
+    what: str = "",
+    if_missing: Any = None,
+) -> Any:
+    """One ml-commons request; a failure is an EngineError, a 404 `if_missing` when given."""
     try:
         return client.transport.perform_request(method, path, body=body)
     except (TransportError, ConnectionError) as exc:
+        if if_missing is not None and exc.status_code == 404:
+            return if_missing
         raise EngineError(describe_error(exc, what or f"{method} {path}")) from exc
 
 
@@ -224,18 +234,14 @@ def registered_model(client: OpenSearch, setup: RemoteModelSetup, side: str) -> 
     """A model named for this setup whose connector calls the same route with the same settings,
     so re-running `engine connect-model` reuses it instead of piling up connectors."""
     name, wanted = f"{setup.name}-{side}", connector_body(setup, side)
-    try:
-        found = client.transport.perform_request(
-            "POST",
-            "/_plugins/_ml/models/_search",
-            body={"size": 100, "query": {"term": {"name.keyword": name}}},
-        )
-    except TransportError as exc:
-        if exc.status_code == 404:  # no model registered on this cluster yet
-            return None
-        raise EngineError(describe_error(exc, f"look up the {side} model")) from exc
-    except ConnectionError as exc:
-        raise EngineError(describe_error(exc, f"look up the {side} model")) from exc
+    found = _call(
+        client,
+        "POST",
+        "/_plugins/_ml/models/_search",
+        {"size": 100, "query": {"term": {"name.keyword": name}}},
+        f"look up the {side} model",
+        if_missing={},  # no model registered on this cluster yet
+    )
     for hit in found.get("hits", {}).get("hits", []):
         connector_id = hit["_source"].get("connector_id")
         if not connector_id or hit["_source"].get("model_state") == "REGISTERING":
