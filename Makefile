@@ -4,18 +4,17 @@
 PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
-TORCH_VERSION ?= 2.13.0
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test lint typecheck unit integration stop clean-engines
+.PHONY: lock setup demo test lint typecheck unit integration stop clean-engines
 
-$(STAMP): setup.cfg pyproject.toml
-	@echo "== setting up $(VENV): pip, torch (CPU, ~200 MB), the project with its [dev] extras"
+$(STAMP): setup.cfg pyproject.toml constraints.txt
+	@echo "== setting up $(VENV): pip, then the project with its [dev] extras, every version pinned by constraints.txt"
+	@echo "   (torch comes from PyPI, whose Linux wheels carry the CUDA libraries: about 4 GB installed, also on CPU-only machines)"
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --progress-bar off --upgrade pip
-	$(PY) -m pip install --progress-bar off "torch==$(TORCH_VERSION)" || $(PY) -m pip install --progress-bar off torch
-	$(PY) -m pip install --progress-bar off -e ".[dev]"
+	$(PY) -m pip install --progress-bar off -c constraints.txt --upgrade pip
+	$(PY) -m pip install --progress-bar off -c constraints.txt -e ".[dev]"
 	touch $(STAMP)
 	@echo "== $(VENV) ready (activate it, or call $(VENV)/bin/splade-es)"
 
@@ -46,3 +45,12 @@ stop: setup
 	-$(VENV)/bin/splade-es engine stop --engine elasticsearch
 
 clean-engines: stop
+
+# Refresh the pins on purpose: resolve the newest versions in a scratch venv, rewrite constraints.txt.
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install --progress-bar off --upgrade pip
+	.lock-venv/bin/python -m pip install --progress-bar off -e ".[dev]"
+	{ sed -n '1,2p' constraints.txt; .lock-venv/bin/python -m pip freeze --all --exclude-editable; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt && rm -rf .lock-venv
+	@echo "constraints.txt refreshed: run make test, then commit it"

@@ -19,6 +19,7 @@ from typing import Any
 
 from opensearchpy import OpenSearch
 from opensearchpy.helpers import bulk, parallel_bulk
+from splade_es.benchmarks import paths
 
 from splade_es.bulk import BulkOptions
 from splade_es.client import ConnectionSettings, connect, detect
@@ -67,7 +68,7 @@ def main() -> None:
     parser.add_argument("--encoded", type=Path, required=True, help="what `splade-es encode` wrote")
     parser.add_argument("--url", default="http://127.0.0.1:9200")
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/bulk_throughput.md"))
+    parser.add_argument("--out", type=Path, default=paths.RESULTS / "bulk_throughput.md")
     args = parser.parse_args()
     records = [r for _, r in read_encoded(args.encoded) if isinstance(r, EncodedRecord)]
     methods: dict[str, tuple[Callable[..., None], bool]] = {

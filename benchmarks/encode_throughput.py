@@ -17,13 +17,13 @@ from itertools import islice
 from pathlib import Path
 
 import torch
+from splade_es.benchmarks import paths
 
 from splade_es.corpus import read_documents
 from splade_es.encoder import SpladeEncoder
 from splade_es.models import resolve
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "benchmarks" / "results"
+RESULTS = paths.RESULTS
 
 
 def naive_loop(encoder: SpladeEncoder, texts: list[str], max_length: int) -> list[dict[str, float]]:
@@ -81,9 +81,7 @@ def agree(a: list[dict[str, float]], b: list[dict[str, float]], special: set[str
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", default="splade-tiny")
-    parser.add_argument(
-        "--corpus", type=Path, default=ROOT.parent / "shared/datasets/scifact/corpus.jsonl"
-    )
+    parser.add_argument("--corpus", type=Path, default=paths.SCIFACT / "corpus.jsonl")
     parser.add_argument("--docs", type=int, default=512)
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=32)

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from splade_es.benchmarks import paths
 
 from splade_es.corpus import read_documents, read_qrels, read_queries
 from splade_es.encoder import CPU_BF16_FLAGS, SpladeEncoder, cpu_has_fast_bf16
@@ -41,9 +42,8 @@ from splade_es.evaluation import ExactSparseIndex, evaluate
 from splade_es.models import resolve
 from splade_es.sparse import SparseVector
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "benchmarks" / "results"
-SCIFACT = ROOT.parent / "shared" / "datasets" / "scifact"
+RESULTS = paths.RESULTS
+SCIFACT = paths.SCIFACT
 ST = "sentence-transformers"
 VARIANTS = ("float32", "bfloat16", "int8", ST)
 """splade-es dtypes, then sentence-transformers' SparseEncoder (float32), the speed reference."""

@@ -14,6 +14,8 @@ import argparse
 import tempfile
 from pathlib import Path
 
+from splade_es.benchmarks import paths
+
 from splade_es.batch_encode import DocumentPruning
 from splade_es.client import ConnectionSettings, open_cluster
 from splade_es.corpus import EncodedWriter, read_encoded, read_qrels, read_queries
@@ -24,8 +26,6 @@ from splade_es.indices import ensure_index, index_size_bytes
 from splade_es.records import EncodedRecord
 from splade_es.search import Searcher
 from splade_es.sparse import SparseVector
-
-ROOT = Path(__file__).resolve().parent.parent
 
 VARIANTS: dict[str, DocumentPruning | None] = {
     "bm25 only (no SPLADE terms)": None,
@@ -58,9 +58,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--encoded", type=Path, required=True)
     parser.add_argument("--url", default="http://127.0.0.1:9200")
-    parser.add_argument("--beir-dir", type=Path, default=ROOT.parent / "shared/datasets/scifact")
+    parser.add_argument("--beir-dir", type=Path, default=paths.SCIFACT)
     parser.add_argument("--model", default="splade-tiny")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/index_size.md")
+    parser.add_argument("--out", type=Path, default=paths.RESULTS / "index_size.md")
     args = parser.parse_args()
 
     client, info = open_cluster(ConnectionSettings(url=args.url))

@@ -20,6 +20,7 @@ from typing import Any
 
 import matplotlib
 import numpy as np
+from splade_es.benchmarks import paths
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -31,8 +32,6 @@ from splade_es.evaluation import evaluate
 from splade_es.mappings import sparse_field_type
 from splade_es.query import QueryPruning
 from splade_es.search import Mode, Searcher
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True)
@@ -95,11 +94,11 @@ def main() -> None:
     parser.add_argument("--url", default="http://127.0.0.1:9200")
     parser.add_argument("--index", default="scifact")
     parser.add_argument("--field", default="splade")
-    parser.add_argument("--beir-dir", type=Path, default=ROOT.parent / "shared/datasets/scifact")
+    parser.add_argument("--beir-dir", type=Path, default=paths.SCIFACT)
     parser.add_argument("--split", default="test")
     parser.add_argument("--model", default="splade-tiny")
     parser.add_argument("--concurrency", type=int, default=4)
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/latency")
+    parser.add_argument("--out", type=Path, default=paths.RESULTS / "latency")
     args = parser.parse_args()
 
     client, info = open_cluster(ConnectionSettings(url=args.url))

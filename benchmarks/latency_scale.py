@@ -30,8 +30,9 @@ from typing import Any
 
 import numpy as np
 from opensearchpy import OpenSearch
-
+from splade_es.benchmarks import paths
 from splade_es.benchmarks.synthetic import CorpusShape, Recombiner, df_correlation, load_real
+
 from splade_es.bulk import BulkOptions, BulkWriter
 from splade_es.client import ConnectionSettings, EngineInfo, open_cluster
 from splade_es.corpus import read_qrels, read_queries
@@ -45,9 +46,8 @@ from splade_es.search_pipelines import TwoPhase
 from splade_es.sparse import SparseVector, token_from_feature_name
 from splade_es.term_stats import DocumentFrequencies
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "benchmarks" / "results" / "latency_scale"
-SCIFACT = ROOT.parent / "shared" / "datasets" / "scifact"
+RESULTS = paths.RESULTS / "latency_scale"
+SCIFACT = paths.SCIFACT
 QUANTIZATION = 100.0
 Transform = Callable[[EncodedRecord], EncodedRecord]
 

@@ -21,9 +21,10 @@ from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "benchmarks" / "results"
-SCIFACT = Path(os.environ.get("SPLADE_ES_SCIFACT", ROOT.parent / "shared" / "datasets" / "scifact"))
+from splade_es.benchmarks import paths
+
+RESULTS = paths.RESULTS
+SCIFACT = paths.SCIFACT
 
 
 @dataclass(frozen=True)
@@ -83,8 +84,9 @@ def write_report(results: list[Measurement], args: argparse.Namespace, command: 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    png = RESULTS / "runners.png"
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    png = out / "runners.png"
     fig, ax = plt.subplots(figsize=(7, 2.8))
     ax.barh([r.setup for r in results][::-1], [r.docs_per_s for r in results][::-1])
     ax.set_xlabel("documents / second (higher is better)")
@@ -118,7 +120,7 @@ def write_report(results: list[Measurement], args: argparse.Namespace, command: 
         "![throughput](runners.png)",
         "",
     ]
-    report = RESULTS / "runners.md"
+    report = out / "runners.md"
     report.write_text("\n".join(lines), encoding="utf-8")
     return report
 
@@ -129,6 +131,7 @@ def main() -> None:
     parser.add_argument("--model", default="splade-tiny")
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--skip-flink", action="store_true")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the report")
     args = parser.parse_args()
 
     corpus_path = Path(tempfile.mkdtemp()) / "corpus.jsonl"

@@ -25,6 +25,7 @@ from typing import Any
 
 import httpx
 import torch
+from splade_es.benchmarks import paths
 
 from splade_es.batch_encode import DocumentPruning, encoded_record
 from splade_es.bulk import BulkOptions, BulkWriter
@@ -36,8 +37,7 @@ from splade_es.mlcommons import RemoteModelSetup, connect_encoder_service
 from splade_es.serve.app import EncoderService, ServiceLimits, create_app
 from splade_es.serve.server import BackgroundServer
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "benchmarks" / "results"
+RESULTS = paths.RESULTS
 
 
 @dataclass(frozen=True)
@@ -108,9 +108,7 @@ def bulk_plain(client: Any, index: str, docs: list[Document], batch: int, worker
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", default="splade-tiny")
-    parser.add_argument(
-        "--corpus", type=Path, default=ROOT.parent / "shared/datasets/scifact/corpus.jsonl"
-    )
+    parser.add_argument("--corpus", type=Path, default=paths.SCIFACT / "corpus.jsonl")
     parser.add_argument("--docs", type=int, default=1000)
     parser.add_argument("--max-batch", type=int, default=32)
     parser.add_argument("--node-url", default=None, help="OpenSearch with ml-commons (part 2)")

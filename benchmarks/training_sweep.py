@@ -27,10 +27,10 @@ from pathlib import Path
 from typing import Any
 
 import click
+from splade_es.benchmarks import paths
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "benchmarks" / "results" / "training"
-DEFAULT_BEIR = ROOT.parent / "shared" / "datasets" / "scifact"
+RESULTS = paths.RESULTS / "training"
+DEFAULT_BEIR = paths.SCIFACT
 HYBRID_GRID = (0.0, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 10.0)
 DEV_FRACTION, DEV_MAX_QUERIES, DEV_SEED = 0.1, 100, 0  # TrainConfig's defaults
 
@@ -94,11 +94,12 @@ def score_model(model: str, beir_dir: Path, cache_name: str | None = None) -> di
 
     Encoded documents are cached as `cache/<cache_name>.jsonl` (`run` clears its own first).
     """
-    from splade_es.encoder import SpladeEncoder
-    from splade_es.evaluation import evaluate
     from splade_es.training.bm25 import BM25
     from splade_es.training.data import load_beir, split_dev
     from splade_es.training.evaluate import load_vectors, save_vectors
+
+    from splade_es.encoder import SpladeEncoder
+    from splade_es.evaluation import evaluate
 
     test = load_beir(beir_dir, "test")
     train = load_beir(beir_dir, "train")
@@ -144,9 +145,10 @@ def score_model(model: str, beir_dir: Path, cache_name: str | None = None) -> di
 
 
 def score_bm25(beir_dir: Path) -> dict[str, Any]:
-    from splade_es.evaluation import evaluate
     from splade_es.training.bm25 import BM25, tokenize
     from splade_es.training.data import load_beir
+
+    from splade_es.evaluation import evaluate
 
     test = load_beir(beir_dir, "test")
     ids = list(test.docs)
@@ -186,6 +188,8 @@ def score_on_engine(model: str, beir_dir: Path, name: str, url: str) -> dict[str
     pipelines compute it) and the chosen one runs in the engine on the test queries."""
     from dataclasses import replace
 
+    from splade_es.training.data import load_beir, split_dev
+
     from splade_es.cli import main as cli
     from splade_es.client import open_cluster
     from splade_es.encoder import SpladeEncoder
@@ -194,7 +198,6 @@ def score_on_engine(model: str, beir_dir: Path, name: str, url: str) -> dict[str
     from splade_es.options import connection_settings
     from splade_es.query import Hybrid
     from splade_es.search import Searcher
-    from splade_es.training.data import load_beir, split_dev
 
     index = f"training-sweep-{name}"
     encoded = RESULTS / "cache" / f"{name}.engine.jsonl"
@@ -270,7 +273,6 @@ def measure_pooling(repeats: int = 5) -> dict[str, Any]:
     tokens: 16 queries' positives and 2 negatives each) and for encoding 64 documents, with the
     project's pooling and with the library's `SpladePooling`, interleaved."""
     import torch
-
     from splade_es.training.data import load_beir
     from splade_es.training.model import build_model
 
@@ -528,8 +530,17 @@ def _command() -> str:
 
 
 @click.group()
-def main() -> None:
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help=f"Folder for results, runs and the report [default: {RESULTS}].",
+)
+def main(out: Path | None) -> None:
     """Training benchmarks on SciFact; each command stores its result and rewrites the report."""
+    global RESULTS
+    if out is not None:
+        RESULTS = out
 
 
 @main.command()

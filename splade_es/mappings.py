@@ -17,9 +17,9 @@ TEXT_FIELD = "content"
 
 
 def mappings_dir() -> Path:
-    """The shipped mapping files: package data `splade_es/data/mappings` (in a checkout, a link
-    to the top-level `mappings/` folder; in a wheel, a copy of it)."""
-    folder = Path(str(resources.files("splade_es") / "data" / "mappings"))
+    """The shipped mapping files: the package `splade_es.mapping_files` (the top-level `mappings/`
+    folder, mapped by setup.cfg's `package_dir`; in a wheel, a copy of it)."""
+    folder = Path(str(resources.files("splade_es.mapping_files")))
     if not folder.is_dir():
         raise FileNotFoundError(f"splade-es mappings not found at {folder} (broken install?)")
     return folder
