@@ -28,7 +28,7 @@ lint: setup
 	$(VENV)/bin/ruff format --check .
 
 typecheck: setup
-	$(VENV)/bin/mypy splade_es tests
+	$(VENV)/bin/mypy splade_es pipelines training benchmarks tests
 
 unit: setup
 	$(PY) -m pytest -m "not engine and not runner" -q $(PYTEST_ARGS)

@@ -19,7 +19,6 @@ from typing import Any
 
 from opensearchpy import OpenSearch
 from opensearchpy.helpers import bulk, parallel_bulk
-from splade_es.benchmarks import paths
 
 from splade_es.bulk import BulkOptions
 from splade_es.client import ConnectionSettings, connect, detect
@@ -27,6 +26,8 @@ from splade_es.corpus import read_encoded
 from splade_es.indexing import FileIndexer
 from splade_es.indices import ensure_index
 from splade_es.records import EncodedRecord
+
+from . import paths
 
 INDEX = "bench-bulk"
 

@@ -17,11 +17,12 @@ from itertools import islice
 from pathlib import Path
 
 import torch
-from splade_es.benchmarks import paths
 
 from splade_es.corpus import read_documents
 from splade_es.encoder import SpladeEncoder
 from splade_es.models import resolve
+
+from . import paths
 
 RESULTS = paths.RESULTS
 

@@ -34,13 +34,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from splade_es.benchmarks import paths
 
 from splade_es.corpus import read_documents, read_qrels, read_queries
 from splade_es.encoder import CPU_BF16_FLAGS, SpladeEncoder, cpu_has_fast_bf16
 from splade_es.evaluation import ExactSparseIndex, evaluate
 from splade_es.models import resolve
 from splade_es.sparse import SparseVector
+
+from . import paths
 
 RESULTS = paths.RESULTS
 SCIFACT = paths.SCIFACT

@@ -14,8 +14,6 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from splade_es.benchmarks import paths
-
 from splade_es.batch_encode import DocumentPruning
 from splade_es.client import ConnectionSettings, open_cluster
 from splade_es.corpus import EncodedWriter, read_encoded, read_qrels, read_queries
@@ -26,6 +24,8 @@ from splade_es.indices import ensure_index, index_size_bytes
 from splade_es.records import EncodedRecord
 from splade_es.search import Searcher
 from splade_es.sparse import SparseVector
+
+from . import paths
 
 VARIANTS: dict[str, DocumentPruning | None] = {
     "bm25 only (no SPLADE terms)": None,

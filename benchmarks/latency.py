@@ -20,7 +20,8 @@ from typing import Any
 
 import matplotlib
 import numpy as np
-from splade_es.benchmarks import paths
+
+from . import paths
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt

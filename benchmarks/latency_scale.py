@@ -30,8 +30,6 @@ from typing import Any
 
 import numpy as np
 from opensearchpy import OpenSearch
-from splade_es.benchmarks import paths
-from splade_es.benchmarks.synthetic import CorpusShape, Recombiner, df_correlation, load_real
 
 from splade_es.bulk import BulkOptions, BulkWriter
 from splade_es.client import ConnectionSettings, EngineInfo, open_cluster
@@ -45,6 +43,9 @@ from splade_es.search import Mode, Searcher
 from splade_es.search_pipelines import TwoPhase
 from splade_es.sparse import SparseVector, token_from_feature_name
 from splade_es.term_stats import DocumentFrequencies
+
+from . import paths
+from .synthetic import CorpusShape, Recombiner, df_correlation, load_real
 
 RESULTS = paths.RESULTS / "latency_scale"
 SCIFACT = paths.SCIFACT

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 
-from splade_es.benchmarks import paths
+from . import paths
 
 RESULTS = paths.RESULTS
 SCIFACT = paths.SCIFACT

@@ -25,7 +25,6 @@ from typing import Any
 
 import httpx
 import torch
-from splade_es.benchmarks import paths
 
 from splade_es.batch_encode import DocumentPruning, encoded_record
 from splade_es.bulk import BulkOptions, BulkWriter
@@ -36,6 +35,8 @@ from splade_es.indices import ensure_index
 from splade_es.mlcommons import RemoteModelSetup, connect_encoder_service
 from splade_es.serve.app import EncoderService, ServiceLimits, create_app
 from splade_es.serve.server import BackgroundServer
+
+from . import paths
 
 RESULTS = paths.RESULTS
 

@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import click
-from splade_es.benchmarks import paths
+
+from . import paths
 
 RESULTS = paths.RESULTS / "training"
 DEFAULT_BEIR = paths.SCIFACT
@@ -94,12 +95,11 @@ def score_model(model: str, beir_dir: Path, cache_name: str | None = None) -> di
 
     Encoded documents are cached as `cache/<cache_name>.jsonl` (`run` clears its own first).
     """
+    from splade_es.encoder import SpladeEncoder
+    from splade_es.evaluation import evaluate
     from splade_es.training.bm25 import BM25
     from splade_es.training.data import load_beir, split_dev
     from splade_es.training.evaluate import load_vectors, save_vectors
-
-    from splade_es.encoder import SpladeEncoder
-    from splade_es.evaluation import evaluate
 
     test = load_beir(beir_dir, "test")
     train = load_beir(beir_dir, "train")
@@ -145,10 +145,9 @@ def score_model(model: str, beir_dir: Path, cache_name: str | None = None) -> di
 
 
 def score_bm25(beir_dir: Path) -> dict[str, Any]:
+    from splade_es.evaluation import evaluate
     from splade_es.training.bm25 import BM25, tokenize
     from splade_es.training.data import load_beir
-
-    from splade_es.evaluation import evaluate
 
     test = load_beir(beir_dir, "test")
     ids = list(test.docs)
@@ -188,8 +187,6 @@ def score_on_engine(model: str, beir_dir: Path, name: str, url: str) -> dict[str
     pipelines compute it) and the chosen one runs in the engine on the test queries."""
     from dataclasses import replace
 
-    from splade_es.training.data import load_beir, split_dev
-
     from splade_es.cli import main as cli
     from splade_es.client import open_cluster
     from splade_es.encoder import SpladeEncoder
@@ -198,6 +195,7 @@ def score_on_engine(model: str, beir_dir: Path, name: str, url: str) -> dict[str
     from splade_es.options import connection_settings
     from splade_es.query import Hybrid
     from splade_es.search import Searcher
+    from splade_es.training.data import load_beir, split_dev
 
     index = f"training-sweep-{name}"
     encoded = RESULTS / "cache" / f"{name}.engine.jsonl"
@@ -273,6 +271,7 @@ def measure_pooling(repeats: int = 5) -> dict[str, Any]:
     tokens: 16 queries' positives and 2 negatives each) and for encoding 64 documents, with the
     project's pooling and with the library's `SpladePooling`, interleaved."""
     import torch
+
     from splade_es.training.data import load_beir
     from splade_es.training.model import build_model
 

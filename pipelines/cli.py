@@ -115,7 +115,8 @@ def run_pipeline(
 ) -> None:
     """Run with Beam's logging in a file and a live progress bar; exit with the run's status."""
     from splade_es.client import EngineError, redact
-    from splade_es.pipelines.index_corpus import exit_status, run_plan
+
+    from .index_corpus import exit_status, run_plan
 
     argv = [*runner_args(runner, workers, flink_master), *argv, *(["--resume"] if resume else [])]
     argv += pipeline_args(values, (ENCODER, BATCHING, PRUNING, CONNECTION, BULK))
@@ -163,7 +164,7 @@ def run_pipeline(
 
 def show_progress(thread: threading.Thread, progress_dir: Path) -> None:
     """A tqdm bar fed by the workers' progress files until the run ends."""
-    from splade_es.pipelines.write import read_progress
+    from .write import read_progress
 
     bar = tqdm(unit="doc", desc="index", file=sys.stderr, dynamic_ncols=True, disable=None)
     while thread.is_alive():

@@ -15,9 +15,10 @@ from apache_beam.ml.inference.base import ModelHandler, RunInference
 
 from splade_es.batch_encode import DocumentPruning, encoded_record
 from splade_es.encoder import SpladeEncoder
-from splade_es.pipelines.read import SourcedDocument, counter
 from splade_es.records import DeadLetter, EncodedRecord
 from splade_es.sparse import DEFAULT_QUANTIZATION_FACTOR
+
+from .read import SourcedDocument, counter
 
 
 class SpladeModelHandler(ModelHandler[SourcedDocument, EncodedRecord, SpladeEncoder]):

@@ -37,17 +37,18 @@ from splade_es.client import ConnectionSettings, EngineError, connect, open_clus
 from splade_es.corpus import PARQUET_MAGIC
 from splade_es.indices import IndexProfile, SpladeField, check_index_name, ensure_index
 from splade_es.models import model_identity
-from splade_es.pipelines.encode import EncodeDocuments, SpladeModelHandler
-from splade_es.pipelines.options import IndexCorpusOptions, check_flags, help_parser
-from splade_es.pipelines.read import NAMESPACE, KeepLastCopy, ReadIndex, ReadJsonLines, ReadParquet
-from splade_es.pipelines.write import (
+from splade_es.records import RunSummary
+
+from .encode import EncodeDocuments, SpladeModelHandler
+from .options import IndexCorpusOptions, check_flags, help_parser
+from .read import NAMESPACE, KeepLastCopy, ReadIndex, ReadJsonLines, ReadParquet
+from .write import (
     SkipIndexed,
     WriteDeadLetters,
     WriteJsonl,
     WriteParquet,
     WriteToIndex,
 )
-from splade_es.records import RunSummary
 
 log = logging.getLogger(__name__)
 

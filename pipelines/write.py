@@ -22,9 +22,10 @@ from splade_es.bulk import BulkOptions, BulkWriter
 from splade_es.client import ConnectionSettings, connect
 from splade_es.corpus import ENCODED_SCHEMA
 from splade_es.indexing import present_ids
-from splade_es.pipelines.read import SourcedDocument, counter
 from splade_es.records import EncodedRecord
 from splade_es.term_stats import DocumentFrequencies, FrequencyCounter
+
+from .read import SourcedDocument, counter
 
 PROGRESS_EVERY_S = 1.0
 

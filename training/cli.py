@@ -164,9 +164,9 @@ def _decorate(func: Any) -> Any:
 @click.option("--no-progress", is_flag=True, default=False, help="No progress bar.")
 def train(config_file: Path | None, no_progress: bool, **options: Any) -> None:
     """Fine-tune a SPLADE model on BEIR training data; writes a folder `SpladeEncoder.load` reads."""
-    from splade_es.training.data import DataError
-    from splade_es.training.trainer import TrainConfig, load_config_file
-    from splade_es.training.trainer import train as run_training
+    from .data import DataError
+    from .trainer import TrainConfig, load_config_file
+    from .trainer import train as run_training
 
     connection = {key: options.pop(key) for key in CONNECTION_KEYS}
     values: dict[str, Any] = load_config_file(config_file) if config_file else {}
@@ -205,7 +205,8 @@ def _engine_searcher(config: Any, connection: dict[str, Any]) -> Any:
     if config.negative_source != "engine":
         return None
     from splade_es.cli import open_cluster_from
-    from splade_es.training.data import engine_searcher
+
+    from .data import engine_searcher
 
     client, info, _ = open_cluster_from(dict(connection))
     encoder = None

@@ -135,7 +135,7 @@ def _exclude_positives(
 
 def bm25_negatives(data: BeirData, qids: Sequence[str], depth: int = 50) -> Negatives:
     """Top BM25 documents per query that are not judged relevant (in-process BM25)."""
-    from splade_es.training.bm25 import BM25
+    from .bm25 import BM25
 
     bm25 = BM25(list(data.docs), list(data.docs.values()))
     run = bm25.search({q: data.queries[q] for q in qids}, k=depth + 20)

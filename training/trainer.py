@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from splade_es.training.data import (
+from .data import (
     BeirData,
     DataError,
     Negatives,
@@ -275,7 +275,7 @@ def _teacher(
         return read_teacher_scores(Path(config.teacher_scores), data.docs, data.queries)
     if config.teacher != "ensemble":
         return None
-    from splade_es.training.teacher import Fusion, candidates, ensemble_scores, write_teacher_scores
+    from .teacher import Fusion, candidates, ensemble_scores, write_teacher_scores
 
     pools = candidates(data, qids, negatives, config.negative_depth)
     scores = ensemble_scores(data, pools, base.run(qids), Fusion(config.teacher_bm25_weight))
@@ -339,7 +339,7 @@ def build_dev(config: TrainConfig, data: BeirData, dev_qids: Sequence[str]) -> D
     queries = {q: data.queries[q] for q in qrels}
     if config.dev_corpus == "full":
         return DevSet(queries, qrels, dict(data.docs))
-    from splade_es.training.bm25 import BM25
+    from .bm25 import BM25
 
     run = BM25(list(data.docs), list(data.docs.values())).search(queries, k=config.dev_pool_depth)
     pool: dict[str, None] = {}
@@ -358,7 +358,7 @@ def _trainer_arguments(
     from sentence_transformers.base.sampler import BatchSamplers
     from sentence_transformers.sparse_encoder import SparseEncoderTrainingArguments
 
-    from splade_es.training.model import query_weights_parameter
+    from .model import query_weights_parameter
 
     precision = _mixed_precision(config.mixed_precision, config.cpu)
     save_every = config.save_every or config.eval_every or config.max_steps
@@ -467,8 +467,8 @@ def train(config: TrainConfig, searcher: Searcher | None = None) -> TrainResult:
     from transformers import set_seed
     from transformers.trainer_utils import get_last_checkpoint
 
-    from splade_es.training.losses import Objective, build_loss
-    from splade_es.training.model import build_model, export_model
+    from .losses import Objective, build_loss
+    from .model import build_model, export_model
 
     config.validate()
     started = time.time()

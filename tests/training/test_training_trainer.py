@@ -49,7 +49,7 @@ def config(beir: Path, out: Path, model: Path | str, **overrides: object) -> Tra
         seed=11,
     )
     values.update(overrides)
-    return TrainConfig(**values)  # type: ignore[arg-type]
+    return TrainConfig(**values)
 
 
 def dense(vectors: list[Any], tokenizer: Any, vocab: int) -> torch.Tensor:
