@@ -9,12 +9,12 @@ PYTEST_ARGS ?=
 
 .PHONY: lock setup demo test lint typecheck unit integration stop clean-engines
 
-$(STAMP): setup.cfg pyproject.toml constraints.txt
-	@echo "== setting up $(VENV): pip, then the project with its [dev] extras, every version pinned by constraints.txt"
+$(STAMP): setup.cfg pyproject.toml workshop/setup.cfg constraints.txt
+	@echo "== setting up $(VENV): pip, then the project with its [dev] extras and the workshop (local nodes, runners, demo), every version pinned by constraints.txt"
 	@echo "   (torch comes from PyPI, whose Linux wheels carry the CUDA libraries: about 4 GB installed, also on CPU-only machines)"
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --progress-bar off -c constraints.txt --upgrade pip
-	$(PY) -m pip install --progress-bar off -c constraints.txt -e ".[dev]"
+	$(PY) -m pip install --progress-bar off -c constraints.txt -e ".[dev]" -e ./workshop
 	touch $(STAMP)
 	@echo "== $(VENV) ready (activate it, or call $(VENV)/bin/splade-es)"
 
@@ -28,7 +28,7 @@ lint: setup
 	$(VENV)/bin/ruff format --check .
 
 typecheck: setup
-	$(VENV)/bin/mypy splade_es pipelines training benchmarks tests
+	$(VENV)/bin/mypy splade_es pipelines training benchmarks workshop/engines workshop/runners workshop/demo tests
 
 unit: setup
 	$(PY) -m pytest -m "not engine and not runner" -q $(PYTEST_ARGS)

@@ -5,13 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from itertools import islice
+from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from splade_es.corpus import Document, EncodedWriter
+from splade_es.corpus import Document, EncodedWriter, EncodingProfile, ReadStats, read_documents
 from splade_es.encoder import SpladeEncoder
 from splade_es.records import EncodedRecord
 from splade_es.sparse import DEFAULT_QUANTIZATION_FACTOR, SparseVector
+from splade_es.term_stats import DocumentFrequencies
 
 
 @dataclass(frozen=True)
@@ -74,3 +76,40 @@ def encode_corpus(
         bar.update(len(chunk))
     bar.close()
     return writer.count
+
+
+def encode_file(
+    encoder: SpladeEncoder,
+    model: str,
+    input_path: Path,
+    output_path: Path,
+    pruning: DocumentPruning = DocumentPruning(),
+    quantization: float | None = DEFAULT_QUANTIZATION_FACTOR,
+    batch_size: int = 32,
+    keep_text: bool = True,
+    limit: int | None = None,
+) -> tuple[int, ReadStats]:
+    """Encode a corpus file into `output_path` (.jsonl or .parquet) with its two sidecars: the
+    profile (how the vectors were made, which `index-vectors` records in the index) and the
+    corpus-wide DF table (query pruning). Returns (records written, what the reader saw).
+
+    The one way a file gets encoded: `splade-es encode`, the training report and the benchmarks
+    call it, so no caller can write vectors without the profile that says how they were made.
+    """
+    from splade_es.models import model_identity
+
+    if output_path.suffix not in (".jsonl", ".json", ".parquet"):
+        raise ValueError(f"--output {output_path}: must end in .jsonl or .parquet")
+    stats = ReadStats()
+    documents: Iterable[Document] = read_documents(input_path, stats)
+    if limit is not None:
+        documents = islice(documents, limit)
+    with EncodedWriter(output_path) as writer:
+        written = encode_corpus(
+            encoder, documents, writer, pruning, quantization, batch_size, keep_text=keep_text
+        )
+    EncodingProfile(
+        model_identity(model), quantization, pruning.as_dict(), encoder.settings.doc_max_length
+    ).write(output_path)
+    writer.frequencies().save(DocumentFrequencies.path_for(output_path))
+    return written, stats

@@ -232,7 +232,7 @@ def register_remote_model(
 
 def registered_model(client: OpenSearch, setup: RemoteModelSetup, side: str) -> str | None:
     """A model named for this setup whose connector calls the same route with the same settings,
-    so re-running `engine connect-model` reuses it instead of piling up connectors."""
+    so re-running `connect-model` reuses it instead of piling up connectors."""
     name, wanted = f"{setup.name}-{side}", connector_body(setup, side)
     found = _call(
         client,

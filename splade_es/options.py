@@ -12,7 +12,8 @@ import argparse
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar, cast
 
 import click
 
@@ -259,3 +260,47 @@ def bulk_options(values: dict[str, Any]) -> Any:
         concurrency=values["concurrency"],
         max_retries=values["max_retries"],
     )
+
+
+# What every command shares --------------------------------------------------------------------
+
+QUERY_SIDE = tuple(o for o in ENCODER if o.name != "doc_max_length")
+"""The encoder options a query needs (no document length)."""
+DEFAULT_FIELD = "splade"
+
+
+def field_option(help: str = "The SPLADE field.") -> Callable[[F], F]:
+    """`--field`, declared once for every command that reads or fills a SPLADE field."""
+    return click.option("--field", default=DEFAULT_FIELD, show_default=True, help=help)
+
+
+def apply_all(decorators: Sequence[Callable[[Any], Any]], func: F) -> F:
+    """Apply click option decorators so they appear in the listed order."""
+    decorated: Any = func
+    for decorator in reversed(decorators):
+        decorated = decorator(decorated)
+    return cast(F, decorated)
+
+
+def fail(message: str) -> NoReturn:
+    """Exit with a one-line error (secrets redacted) instead of a traceback."""
+    from splade_es.client import redact
+
+    raise click.ClickException(redact(" ".join(str(message).split())))
+
+
+def dead_letter_note(summary: Any, path: Path) -> str:
+    """Where the rejected and dead-lettered records went, when there are any."""
+    return f"; see {path}" if summary.rejected or summary.dead_lettered else ""
+
+
+def open_cluster_from(values: dict[str, Any]) -> tuple[Any, Any, Any]:
+    """(client, engine info, settings) from CONNECTION values (popped), or a one-line error."""
+    from splade_es.client import EngineError, open_cluster
+
+    try:
+        settings = connection_settings(pick(values, CONNECTION))
+        client, info = open_cluster(settings)
+    except (EngineError, ValueError) as exc:
+        fail(str(exc))
+    return client, info, settings

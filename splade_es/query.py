@@ -55,11 +55,15 @@ class QueryPruning:
     """Drop terms held by more than this share of the corpus (needs `frequencies`)."""
     frequencies: DocumentFrequencies | None = None
 
+    def cap(self, vector: SparseVector) -> SparseVector:
+        """The `max_clauses` heaviest terms: the one bound every query sent obeys (the engine
+        refuses more clauses), the full rescoring query of two-phase search included."""
+        return vector.prune(top_k=self.max_clauses)
+
     def apply(self, vector: SparseVector) -> SparseVector:
-        """The heaviest terms that pass `threshold` and `max_df_ratio`, at most
-        `min(top_k, max_clauses)` of them; the heaviest term always stays."""
-        limit = self.max_clauses if self.top_k is None else min(self.top_k, self.max_clauses)
-        pruned = vector.prune(top_k=limit, threshold=self.threshold)
+        """The heaviest terms that pass `threshold` and `max_df_ratio`, at most `top_k` of them,
+        within `cap`; the heaviest term always stays."""
+        pruned = self.cap(vector).prune(top_k=self.top_k, threshold=self.threshold)
         if self.max_df_ratio is None or not pruned.weights:
             return pruned
         if self.frequencies is None:
@@ -152,8 +156,7 @@ class QueryRewriter:
         an empty input into."""
         if not text.strip():
             return SparseVector(())
-        full = self.encoder.encode_query(text)
-        return full.prune(top_k=self.pruning.max_clauses)
+        return self.pruning.cap(self.encoder.encode_query(text))
 
     def _query(self, vector: SparseVector, text: str) -> dict[str, Any]:
         clause = sparse_clause(vector, self.form, self.field, self.quantization)

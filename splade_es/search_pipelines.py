@@ -88,9 +88,14 @@ def fusion_pipeline_body(fusion: Fusion, weights: tuple[float, float]) -> dict[s
 
 def ensure_search_pipeline(client: OpenSearch, name: str, body: dict[str, Any]) -> str:
     """Create (or overwrite with the same settings) the search pipeline `name`; returns the name."""
-    from splade_es.engines.plugins import require_plugin
+    from splade_es.plugins import require_plugin
 
-    require_plugin(client, NEURAL_SEARCH, "hybrid fusion in the engine and two-phase search")
+    require_plugin(
+        client,
+        NEURAL_SEARCH,
+        "hybrid fusion in the engine and two-phase search",
+        "install OpenSearch's neural-search plugin, or fuse in the client (`--fusion METHOD@client`)",
+    )
     try:
         client.transport.perform_request("PUT", f"/_search/pipeline/{name}", body=body)
     except (TransportError, ConnectionError) as exc:

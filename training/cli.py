@@ -204,7 +204,7 @@ def _engine_searcher(config: Any, connection: dict[str, Any]) -> Any:
     """The engine index negatives are mined from, opened with the connection options."""
     if config.negative_source != "engine":
         return None
-    from splade_es.cli import open_cluster_from
+    from splade_es.options import open_cluster_from
 
     from .data import engine_searcher
 

@@ -1,7 +1,7 @@
-"""`splade-es serve` (the encoder service) and `splade-es engine connect-model` (ml-commons).
+"""`splade-es serve`: the encoder service.
 
-Imported at the end of `splade_es.cli`, which it extends; Starlette, uvicorn and torch are
-imported only when a command runs, so the CLI starts fast without the `[serve]` extra.
+Starlette, uvicorn and torch are imported only when the command runs, so `splade-es --help`
+works without the `[serve]` extra.
 """
 
 from __future__ import annotations
@@ -10,12 +10,11 @@ from typing import Any
 
 import click
 
-from splade_es.cli import engine, fail, main, open_cluster_from
-from splade_es.options import CONNECTION, ENCODER, POSITIVE, WEIGHT, click_options, load_encoder
+from splade_es.options import ENCODER, POSITIVE, WEIGHT, click_options, fail, load_encoder
 from splade_es.sparse import DEFAULT_QUANTIZATION_FACTOR
 
 
-@main.command()
+@click.command()
 @click_options(ENCODER)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True)
@@ -91,75 +90,3 @@ def serve(
         + (f" + {model_opts['query_model']}" if model_opts["query_model"] else ""),
     )
     uvicorn.run(create_app(service), host=host, port=port, log_level="info", access_log=False)
-
-
-@engine.command("connect-model")
-@click_options(CONNECTION)
-@click.option(
-    "--service-url",
-    required=True,
-    help="Where `splade-es serve` listens, as the cluster reaches it (http://host:port).",
-)
-@click.option("--index", required=True, help="Index whose default pipeline becomes the encoder.")
-@click.option("--field", default="splade", show_default=True, help="SPLADE field to fill.")
-@click.option(
-    "--source-field", default="text", show_default=True, help="Document field that is encoded."
-)
-@click.option("--name", default="splade-es", show_default=True, help="Prefix of created objects.")
-@click.option(
-    "--batch-size",
-    type=POSITIVE,
-    default=16,
-    show_default=True,
-    help="Documents per encoder request from the ingest processor.",
-)
-@click.option(
-    "--failure-index",
-    default=None,
-    help="Send documents that fail to encode here (pipeline on_failure; needs ingest-common).",
-)
-@click.option(
-    "--keep-node-settings",
-    is_flag=True,
-    help="Do not set only_run_on_ml_node=false and the ML memory thresholds to 100.",
-)
-def connect_model(
-    service_url: str,
-    index: str,
-    field: str,
-    source_field: str,
-    name: str,
-    batch_size: int,
-    failure_index: str | None,
-    keep_node_settings: bool,
-    **opts: Any,
-) -> None:
-    """Register the encoder service in ml-commons; make it INDEX's ingest pipeline.
-
-    Prints the document and query model ids; search with
-    `{"neural_sparse": {FIELD: {"query_text": ..., "model_id": <query model>}}}`.
-    """
-    from splade_es.client import EngineError
-    from splade_es.mlcommons import RemoteModelSetup, connect_encoder_service
-
-    try:
-        setup = RemoteModelSetup(
-            service_url,
-            index,
-            field,
-            source_field,
-            name,
-            batch_size,
-            failure_index,
-            relax_node_settings=not keep_node_settings,
-        )
-    except ValueError as exc:
-        fail(str(exc))
-    client, info, _ = open_cluster_from(opts)
-    try:
-        connected = connect_encoder_service(client, info, setup)
-    except (EngineError, ValueError) as exc:
-        fail(str(exc))
-    click.echo(f"document model: {connected.document_model_id}")
-    click.echo(f"query model:    {connected.query_model_id}")
-    click.echo(f"pipeline:       {connected.pipeline_id} (default pipeline of {index!r})")

@@ -20,8 +20,8 @@ def test_cluster_has_two_task_managers_and_a_boot_script(flink_cluster) -> None:
     from splade_es.runners import flink
 
     state = flink.status()
-    assert state["overview"]["taskmanagers"] == 2  # type: ignore[index]
-    assert all(state["processes"].values())  # type: ignore[attr-defined]
+    assert state["overview"]["taskmanagers"] == 2
+    assert all(state["processes"].values())
     assert Path(flink_cluster.run / "beam-sdk-worker").stat().st_mode & 0o111
 
 

@@ -55,9 +55,7 @@ def test_setup_refuses_bad_options(kwargs: dict[str, object], message: str) -> N
 
 
 def test_cli_bad_service_url_is_one_line() -> None:
-    result = CliRunner().invoke(
-        main, ["engine", "connect-model", "--service-url", "ftp://x", "--index", "i"]
-    )
+    result = CliRunner().invoke(main, ["connect-model", "--service-url", "ftp://x", "--index", "i"])
     assert result.exit_code != 0
     assert "must be an http(s) URL" in result.output and "Traceback" not in result.output
 

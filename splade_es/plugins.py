@@ -1,4 +1,4 @@
-"""Check that a node has the plugin a feature needs, with one line saying which and how."""
+"""Check that a cluster has the plugin a feature needs, with one line saying which and how."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ from opensearchpy import OpenSearch
 from opensearchpy.exceptions import TransportError
 
 from splade_es.client import EngineError, describe_error
-from splade_es.engines.catalog import PLUGIN_FEATURE
 
 
-def require_plugin(client: OpenSearch, plugin: str, feature: str) -> None:
+def require_plugin(client: OpenSearch, plugin: str, feature: str, fix: str = "") -> None:
     """Raise a one-line :class:`EngineError` unless the node runs ``plugin`` (a ``_cat/plugins``
-    name such as ``opensearch-neural-search``); ``feature`` names what needs it."""
+    name such as ``opensearch-neural-search``); ``feature`` names what needs it, ``fix`` how to
+    get it (appended after a semicolon)."""
     url = _url_of(client)
     try:
         rows = client.cat.plugins(format="json")
@@ -20,9 +20,7 @@ def require_plugin(client: OpenSearch, plugin: str, feature: str) -> None:
     names = {str(row.get("component")) for row in rows if isinstance(row, dict)}
     if plugin in names:
         return
-    hint = ""
-    if plugin in PLUGIN_FEATURE:
-        hint = f"; start one with `splade-es engine start --plugins {PLUGIN_FEATURE[plugin]}`"
+    hint = f"; {fix}" if fix else ""
     raise EngineError(f"{feature} need the {plugin} plugin, which {url} does not have{hint}")
 
 

@@ -22,7 +22,7 @@ from importlib import import_module
 from typing import Any
 
 # Loaded lazily: `splade-es --help` should not pay for the HTTP client. (`fetch` and `install`
-# are the submodules of those names: `from splade_es.engines.install import install`.)
+# are the submodules of those names: `from .install import install`.)
 _EXPORTS = {
     "DEFAULT_SPECS": "splade_es.engines.spec",
     "FEATURES": "splade_es.engines.spec",

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from splade_es.engines.fetch import PINNED_SHA1, Artifact
-from splade_es.engines.spec import EngineSpec, LauncherError, features, major
+from .fetch import PINNED_SHA1, Artifact
+from .spec import EngineSpec, LauncherError, features, major
 
 OS_PLUGIN_GROUP = "org.opensearch.plugin"
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from splade_es.engines.spec import LauncherError, cache_dir
+from .spec import LauncherError, cache_dir
 
 REPO_ENV = "SPLADE_ES_MAVEN_REPO"
 

@@ -34,10 +34,11 @@ from opensearchpy import OpenSearch
 from opensearchpy.exceptions import AuthenticationException, OpenSearchException, TransportError
 
 from splade_es.client import ConnectionSettings, EngineError, connect, detect
-from splade_es.engines.catalog import plugin_zips
-from splade_es.engines.install import install, installed_plugins
-from splade_es.engines.java import find_java
-from splade_es.engines.spec import (
+
+from .catalog import plugin_zips
+from .install import install, installed_plugins
+from .java import find_java
+from .spec import (
     SECURED_USER,
     EngineSpec,
     LauncherError,

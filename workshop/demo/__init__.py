@@ -105,7 +105,3 @@ def demo(engine: str, model: str) -> None:
         f"\nThe node keeps running at {url}; stop it with: make stop"
         f" (or {command} engine stop --engine {engine})"
     )
-
-
-if __name__ == "__main__":
-    demo()

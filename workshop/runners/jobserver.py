@@ -13,9 +13,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from splade_es.runners.cache import cache_dir
-from splade_es.runners.maven import package_jar
-from splade_es.runners.processes import Managed, java, port_open, wait_for
+from .cache import cache_dir
+from .maven import package_jar
+from .processes import Managed, java, port_open, wait_for
 
 BEAM_JAVA_VERSION = "2.62.0"
 """Beam's Java runners used (2.62.0 is the newest whose Flink runner resolves completely)."""

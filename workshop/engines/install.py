@@ -14,10 +14,10 @@ import subprocess
 import zipfile
 from pathlib import Path
 
-from splade_es.engines.catalog import Module, PluginZip, distribution, modules, plugin_zips
-from splade_es.engines.fetch import fetch
-from splade_es.engines.java import find_java
-from splade_es.engines.spec import EngineSpec, LauncherError, check_spec, home_dir
+from .catalog import Module, PluginZip, distribution, modules, plugin_zips
+from .fetch import fetch
+from .java import find_java
+from .spec import EngineSpec, LauncherError, check_spec, home_dir
 
 INSTALLED_MARKER = ".splade-es-installed"
 

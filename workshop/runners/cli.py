@@ -7,8 +7,8 @@ from types import ModuleType
 
 import click
 
-from splade_es.runners.maven import MavenError
-from splade_es.runners.processes import RunnerError
+from .maven import MavenError
+from .processes import RunnerError
 
 RUNNERS = ("flink", "spark")
 

@@ -8,7 +8,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from splade_es.engines.spec import EngineSpec, LauncherError, major
+from .spec import EngineSpec, LauncherError, major
 
 _JVM_DIRS = (Path("/usr/lib/jvm"), Path("/usr/local/lib/jvm"), Path("/opt/java"))
 

@@ -19,10 +19,10 @@ import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from splade_es.runners.cache import cache_dir, run_dir
-from splade_es.runners.jobserver import JobServerPorts, start_job_server
-from splade_es.runners.maven import copy_dependencies
-from splade_es.runners.processes import (
+from .cache import cache_dir, run_dir
+from .jobserver import JobServerPorts, start_job_server
+from .maven import copy_dependencies
+from .processes import (
     Managed,
     RunnerError,
     java,
@@ -30,7 +30,7 @@ from splade_es.runners.processes import (
     saved_settings,
     wait_for,
 )
-from splade_es.runners.sdk_worker import boot_script, environment_config
+from .sdk_worker import boot_script, environment_config
 
 FLINK_VERSION = "1.19.0"
 """The Flink that Beam 2.62's `beam-runners-flink-1.19` runner is built against."""

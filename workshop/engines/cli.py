@@ -17,7 +17,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 def parse_plugins(value: str | None) -> frozenset[str] | None:
     """``--plugins``: comma-separated features (``neural``, ``ml``), ``none`` for a bare node,
     or None to keep the default spec's."""
-    from splade_es.engines.spec import FEATURES
+    from .spec import FEATURES
 
     if value is None:
         return None
@@ -35,7 +35,7 @@ def parse_plugins(value: str | None) -> frozenset[str] | None:
 
 
 def _spec(opts: dict[str, Any]) -> Any:
-    from splade_es.engines import DEFAULT_SPECS
+    from . import DEFAULT_SPECS
 
     spec = DEFAULT_SPECS[opts["name"]]
     changes = {k: opts[k] for k in ("version", "port", "heap") if opts[k]}
@@ -93,7 +93,7 @@ def engine() -> None:
 )
 def engine_start(wait_s: float | None, **opts: Any) -> None:
     """Download (cached), start and wait for a single local node; prints its URL."""
-    from splade_es.engines import LauncherError, start
+    from . import LauncherError, start
 
     try:
         click.echo(start(_spec(opts), wait_s=wait_s))
@@ -105,7 +105,7 @@ def engine_start(wait_s: float | None, **opts: Any) -> None:
 @spec_options
 def engine_stop(**opts: Any) -> None:
     """Stop a node started by `engine start` (also one that was stopped with SIGSTOP)."""
-    from splade_es.engines import LauncherError, stop
+    from . import LauncherError, stop
 
     try:
         click.echo("stopped" if stop(_spec(opts)) else "not running")
@@ -117,7 +117,7 @@ def engine_stop(**opts: Any) -> None:
 @spec_options
 def engine_status(**opts: Any) -> None:
     """Whether the node runs: URL, version, pid, process state and plugins (JSON)."""
-    from splade_es.engines import LauncherError, status
+    from . import LauncherError, status
 
     try:
         click.echo(json.dumps(status(_spec(opts))))

@@ -1,0 +1,1 @@
+"""The core commands of `splade-es`, one module per concern; `splade_es.cli` names them all."""

@@ -1,0 +1,78 @@
+"""`splade-es index-vectors`: bulk encoded records into one index, resumable, nothing lost."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from splade_es.options import (
+    BULK,
+    CONNECTION,
+    bulk_options,
+    click_options,
+    dead_letter_note,
+    fail,
+    field_option,
+    open_cluster_from,
+    pick,
+)
+
+
+@click.command("index-vectors")
+@click_options(CONNECTION, BULK)
+@click.option(
+    "--input",
+    "input_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="What `encode` wrote (.jsonl or .parquet).",
+)
+@click.option("--index", required=True, help="One concrete index (no patterns).")
+@field_option()
+@click.option("--field-type", type=click.Choice(["rank_features", "sparse_vector"]), default=None)
+@click.option(
+    "--dead-letter",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Rejected records with reasons (default: <input>.<index>.dead-letter.jsonl).",
+)
+@click.option(
+    "--resume/--no-resume",
+    default=True,
+    show_default=True,
+    help="After an interrupted run on the same index and input, skip what is verified indexed.",
+)
+def index_vectors(
+    input_path: Path,
+    index: str,
+    field: str,
+    field_type: str | None,
+    dead_letter: Path | None,
+    resume: bool,
+    **values: Any,
+) -> None:
+    """Bulk-index encoded records (plus their text for BM25) into INDEX."""
+    from splade_es.client import EngineError
+    from splade_es.corpus import EncodingProfile
+    from splade_es.indexing import FileIndexer
+    from splade_es.indices import SpladeField, ensure_index
+
+    options = bulk_options(pick(values, BULK))
+    client, info, _ = open_cluster_from(values)
+    dead_letter = dead_letter or input_path.with_name(
+        f"{input_path.name}.{index}.dead-letter.jsonl"
+    )
+    made = EncodingProfile.read(input_path) or EncodingProfile(quantization=100.0)
+    splade = SpladeField(quantization=made.quantization, model=made.model, pruning=made.pruning)
+    try:
+        profile = ensure_index(client, info, index, field, field_type, splade)
+        summary = FileIndexer(client, profile, field, options).run(input_path, dead_letter, resume)
+    except (EngineError, ValueError, OSError) as exc:
+        fail(f"{exc} (progress saved: re-run the same command to resume)")
+    for note in summary.notes:
+        click.echo(note, err=True)
+    click.echo(summary.line() + dead_letter_note(summary, dead_letter), err=True)
+    if not summary.adds_up():
+        raise SystemExit(1)
