@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from splade_es.corpus import EncodedWriter, EncodingProfile, read_encoded
-from splade_es.records import DeadLetter, EncodedRecord
+from splade_es.corpus import EncodedWriter, read_encoded
+from splade_es.records import DeadLetter, EncodedRecord, FieldProfile
 from splade_es.term_stats import DocumentFrequencies
 
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
@@ -108,7 +108,7 @@ def df_correlation(real: DocumentFrequencies, synthetic: DocumentFrequencies) ->
 
 
 def write_encoded(
-    records: Iterator[EncodedRecord], out: Path, profile: EncodingProfile
+    records: Iterator[EncodedRecord], out: Path, profile: FieldProfile
 ) -> DocumentFrequencies:
     """Write documents as `splade-es encode` does (so `index-vectors` and Beam read them), with
     their profile and document-frequency table beside them."""
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=13)
     args = parser.parse_args(argv)
     real = load_real(args.encoded)
-    profile = EncodingProfile.read(args.encoded) or EncodingProfile()
+    profile = FieldProfile.read(args.encoded) or FieldProfile()
     records = Recombiner(real, args.seed).documents(args.size)
     written = write_encoded(records, args.out, profile).documents
     print(f"{written} documents -> {args.out}")

@@ -187,11 +187,12 @@ def score_on_engine(model: str, beir_dir: Path, name: str, url: str) -> dict[str
     pipelines compute it) and the chosen one runs in the engine on the test queries."""
     from dataclasses import replace
 
-    from splade_es.cli import main as cli
+    from splade_es.batch_encode import encode_file
     from splade_es.client import open_cluster
     from splade_es.encoder import SpladeEncoder
     from splade_es.evaluation import evaluate
     from splade_es.fusion import Fusion, Where, fuse, fused_in_engine
+    from splade_es.indexing import index_file
     from splade_es.options import connection_settings
     from splade_es.query import Hybrid
     from splade_es.search import Searcher
@@ -200,16 +201,15 @@ def score_on_engine(model: str, beir_dir: Path, name: str, url: str) -> dict[str
     index = f"training-sweep-{name}"
     encoded = RESULTS / "cache" / f"{name}.engine.jsonl"
     encoded.parent.mkdir(parents=True, exist_ok=True)
-    common = ["--model", model, "--device", "cpu", "--dtype", "float32"]
+    encoder = SpladeEncoder.load(model, device="cpu", dtype="float32", doc_max_length=256)
     if not encoded.is_file():
-        args = ["encode", "--input", str(beir_dir / "corpus.jsonl"), "--output", str(encoded)]
-        cli.main([*args, *common, "--doc-max-length", "256"], standalone_mode=False)
+        encode_file(encoder, model, beir_dir / "corpus.jsonl", encoded)
     client, info = open_cluster(connection_settings({"url": url}))
     client.indices.delete(index=index, ignore_unavailable=True)
-    args = ["index-vectors", "--input", str(encoded), "--index", index, "--url", url]
-    cli.main([*args, "--no-resume"], standalone_mode=False)
+    summary = index_file(client, info, encoded, index, resume=False, show_progress=False)
+    if not summary.adds_up():
+        raise RuntimeError(f"indexing {encoded} into {index!r} did not add up: {summary.line()}")
     client.indices.refresh(index=index)
-    encoder = SpladeEncoder.load(model, device="cpu", dtype="float32")
     searcher = Searcher.for_index(client, info, index, encoder)
     test, train = load_beir(beir_dir, "test"), load_beir(beir_dir, "train")
     _, dev_qids = split_dev(sorted(train.qrels), DEV_FRACTION, DEV_MAX_QUERIES, DEV_SEED)

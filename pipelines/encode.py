@@ -46,7 +46,7 @@ class SpladeModelHandler(ModelHandler[SourcedDocument, EncodedRecord, SpladeEnco
         self.max_tokens_per_batch = max_tokens_per_batch
         self.doc_max_length = doc_max_length
         self.pruning = pruning
-        self.quantization = quantization or None
+        self.quantization = quantization
         self.keep_text = keep_text
         self.encode_batch_size = encode_batch_size
         self.min_batch_size = min_batch_size

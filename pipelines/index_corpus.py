@@ -252,7 +252,7 @@ def prepare_index(plan: Plan) -> IndexProfile | None:
     o = plan.options
     client, info = open_cluster(plan.target.cluster)
     splade = SpladeField(
-        quantization=o.quantization or None,
+        quantization=o.quantization,
         model=model_identity(o.model),
         pruning=plan.pruning.as_dict(),
     )

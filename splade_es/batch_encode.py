@@ -9,9 +9,9 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from splade_es.corpus import Document, EncodedWriter, EncodingProfile, ReadStats, read_documents
+from splade_es.corpus import Document, EncodedWriter, ReadStats, read_documents
 from splade_es.encoder import SpladeEncoder
-from splade_es.records import EncodedRecord
+from splade_es.records import EncodedRecord, FieldProfile
 from splade_es.sparse import DEFAULT_QUANTIZATION_FACTOR, SparseVector
 from splade_es.term_stats import DocumentFrequencies
 
@@ -78,6 +78,26 @@ def encode_corpus(
     return writer.count
 
 
+def encoder_profile(
+    encoder: SpladeEncoder,
+    model: str,
+    quantization: float | None,
+    pruning: DocumentPruning = DocumentPruning(),
+) -> FieldProfile:
+    """How this encoder, with these settings, fills a field (`model` as the user named it)."""
+    from splade_es.models import model_identity
+
+    settings = encoder.settings
+    query = settings.query if settings.shape == "pair" else None
+    return FieldProfile(
+        model=model_identity(model),
+        query_model=model_identity(query) if query else None,
+        quantization=quantization,
+        pruning=pruning.as_dict(),
+        doc_max_length=settings.doc_max_length,
+    )
+
+
 def encode_file(
     encoder: SpladeEncoder,
     model: str,
@@ -96,8 +116,6 @@ def encode_file(
     The one way a file gets encoded: `splade-es encode`, the training report and the benchmarks
     call it, so no caller can write vectors without the profile that says how they were made.
     """
-    from splade_es.models import model_identity
-
     if output_path.suffix not in (".jsonl", ".json", ".parquet"):
         raise ValueError(f"--output {output_path}: must end in .jsonl or .parquet")
     stats = ReadStats()
@@ -108,8 +126,6 @@ def encode_file(
         written = encode_corpus(
             encoder, documents, writer, pruning, quantization, batch_size, keep_text=keep_text
         )
-    EncodingProfile(
-        model_identity(model), quantization, pruning.as_dict(), encoder.settings.doc_max_length
-    ).write(output_path)
+    encoder_profile(encoder, model, quantization, pruning).write(output_path)
     writer.frequencies().save(DocumentFrequencies.path_for(output_path))
     return written, stats

@@ -11,7 +11,7 @@ import json
 import os
 import tempfile
 from collections.abc import Container, Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -281,31 +281,6 @@ ENCODED_SCHEMA = pa.schema(
         ("text", pa.string()),
     ]
 )
-
-
-@dataclass(frozen=True)
-class EncodingProfile:
-    """How a file of encoded records was made, so `index-vectors` can record it in the index."""
-
-    model: str | None = None
-    quantization: float | None = None
-    pruning: dict[str, float] = field(default_factory=dict)
-    doc_max_length: int | None = None
-
-    @staticmethod
-    def path_for(output: Path) -> Path:
-        return output.with_name(output.name + ".profile.json")
-
-    def write(self, output: Path) -> None:
-        self.path_for(output).write_text(json.dumps(asdict(self), indent=2))
-
-    @classmethod
-    def read(cls, output: Path) -> EncodingProfile | None:
-        path = cls.path_for(output)
-        if not path.is_file():
-            return None
-        data = json.loads(path.read_text())
-        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
 
 class EncodedWriter:

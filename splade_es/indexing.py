@@ -24,10 +24,10 @@ from opensearchpy.exceptions import ConnectionError, TransportError
 from tqdm.auto import tqdm
 
 from splade_es.bulk import BulkOptions, BulkWriter
-from splade_es.client import EngineError, describe_error
+from splade_es.client import EngineError, EngineInfo, describe_error
 from splade_es.corpus import input_ids, read_encoded
-from splade_es.indices import IndexProfile
-from splade_es.records import DeadLetter, EncodedRecord, RunSummary
+from splade_es.indices import IndexProfile, SpladeField, check_index_name, ensure_index
+from splade_es.records import DeadLetter, EncodedRecord, FieldProfile, RunSummary
 
 
 @dataclass(frozen=True)
@@ -221,3 +221,47 @@ class FileIndexer:
                     settled(position)
                 else:
                     yield position, record
+
+
+def default_dead_letter(input_path: Path, index: str) -> Path:
+    """Where `index-vectors` writes what it could not index, unless told otherwise."""
+    return input_path.with_name(f"{input_path.name}.{index}.dead-letter.jsonl")
+
+
+def index_file(
+    client: OpenSearch,
+    info: EngineInfo,
+    input_path: Path,
+    index: str,
+    field: str = "splade",
+    field_type: str | None = None,
+    options: BulkOptions = BulkOptions(),
+    dead_letter: Path | None = None,
+    resume: bool = True,
+    made: FieldProfile | None = None,
+    show_progress: bool = True,
+) -> RunSummary:
+    """Index a file of encoded records into `index`, recording in the index how they were made.
+
+    How they were made comes from the file's profile sidecar (`encode`, the Beam file sinks); a
+    file without one needs `made` (the user says it), and one whose sidecar disagrees with
+    `made` is refused: vectors of another quantization or model must never be mixed silently.
+    `index-vectors`, the training report and the benchmarks share this one path.
+    """
+    check_index_name(index)
+    recorded = FieldProfile.read(input_path)
+    if recorded is None and made is None:
+        raise ValueError(
+            f"{input_path}: no {FieldProfile.path_for(input_path).name} beside it says how its "
+            "vectors were made; encode with `splade-es encode` (or `index --output`), or state "
+            "the factor they were quantized with (--quantization, 0 for float weights)"
+        )
+    if recorded is not None and made is not None and (why := recorded.clashes_with(made)):
+        raise ValueError(f"{input_path}: its profile says {why}")
+    source = recorded or made
+    assert source is not None
+    dead_letter = dead_letter or default_dead_letter(input_path, index)
+    profile = ensure_index(client, info, index, field, field_type, SpladeField.of(source))
+    return FileIndexer(client, profile, field, options, show_progress).run(
+        input_path, dead_letter, resume
+    )

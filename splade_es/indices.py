@@ -8,7 +8,7 @@ index mapping's `_meta.splade_es`, and `IndexProfile.read` gives them back to th
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from opensearchpy import OpenSearch
@@ -16,6 +16,7 @@ from opensearchpy.exceptions import ConnectionError, NotFoundError, RequestError
 
 from splade_es.client import EngineError, EngineInfo, describe_error
 from splade_es.mappings import TEXT_FIELD, Analyzer, index_body, sparse_field_type
+from splade_es.records import FieldProfile
 from splade_es.sparse import DEFAULT_QUANTIZATION_FACTOR
 
 META_KEY = "splade_es"
@@ -45,21 +46,17 @@ def check_index_name(name: str) -> str:
 
 
 @dataclass(frozen=True)
-class SpladeField:
-    """How one SPLADE field was filled: its type, the quantization factor and the model."""
+class SpladeField(FieldProfile):
+    """How one SPLADE field of an index was filled: `records.FieldProfile` plus the field type,
+    as `_meta.splade_es.fields.<name>` records it."""
 
-    field_type: str = "rank_features"
     quantization: float | None = DEFAULT_QUANTIZATION_FACTOR
-    model: str | None = None
-    pruning: dict[str, float] = field(default_factory=dict)
+    field_type: str = "rank_features"
 
-    def clashes_with(self, other: SpladeField) -> str | None:
-        """Why vectors made as `other` must not go into a field made as `self`, if they must not."""
-        if self.quantization != other.quantization:
-            return f"quantization {self.quantization} (this run: {other.quantization})"
-        if self.model and other.model and self.model != other.model:
-            return f"model {self.model!r} (this run: {other.model!r})"
-        return None
+    @classmethod
+    def of(cls, made: FieldProfile, field_type: str = "rank_features") -> SpladeField:
+        """The field filled as `made` says, with this type."""
+        return cls(**{**made.made().to_json(), "field_type": field_type})
 
 
 @dataclass(frozen=True)
@@ -106,7 +103,7 @@ class IndexProfile:
                 str(meta.get("analyzer", "standard")),
             )
         fields = {
-            name: SpladeField(str(spec["type"]))
+            name: SpladeField(field_type=str(spec["type"]))
             for name, spec in props.items()
             if isinstance(spec, dict) and spec.get("type") in SPARSE_TYPES
         }
@@ -216,7 +213,7 @@ def ensure_index(
 
 
 def _with_type(splade: SpladeField, field_type: str) -> SpladeField:
-    return SpladeField(field_type, splade.quantization, splade.model, dict(splade.pruning))
+    return SpladeField.of(splade, field_type)
 
 
 def _create(

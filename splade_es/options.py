@@ -68,6 +68,23 @@ class ClusterUrl(click.ParamType):
         return str(value)
 
 
+class Factor(FiniteFloat):
+    """A quantization factor: a finite number > 0, or 0 for none (float weights), read as None.
+
+    The one place "0 means none" is parsed: every front end gets None, never 0."""
+
+    name = "factor"
+
+    def __init__(self) -> None:
+        super().__init__(low=0.0)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if value is None:
+            return None
+        number = super().convert(value, param, ctx)
+        return None if number == 0 else number
+
+
 POSITIVE = click.IntRange(min=1)
 NON_NEGATIVE = click.IntRange(min=0)
 WEIGHT = FiniteFloat(low=0.0)
@@ -188,17 +205,20 @@ BATCHING = (
     Opt("encode_batch_size", "Texts per model call.", POSITIVE, 32, aliases=("--batch-size",)),
 )
 
+QUANTIZATION = Opt(
+    "quantization",
+    "Integer weights: documents get round(weight * factor), queries weight / factor; "
+    "0 = float weights. Must match the index.",
+    Factor(),
+    DEFAULT_QUANTIZATION_FACTOR,
+)
+
 PRUNING = (
     Opt("top_k", "Keep the k heaviest terms per document.", POSITIVE),
     Opt("max_ratio", "Keep terms >= ratio * the document's largest weight.", FRACTION),
     Opt("alpha_mass", "Keep the heaviest terms holding this share of the weight mass.", FRACTION),
     Opt("threshold", "Keep terms with weight >= threshold.", WEIGHT),
-    Opt(
-        "quantization",
-        "Integer weights = round(weight * factor); 0 writes floats.",
-        WEIGHT,
-        DEFAULT_QUANTIZATION_FACTOR,
-    ),
+    QUANTIZATION,
 )
 
 CONNECTION = (

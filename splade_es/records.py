@@ -1,14 +1,17 @@
-"""The records every path shares: an encoded document, a dead letter, and a run's summary.
+"""The records every path shares: an encoded document, how it was made, a dead letter, and a
+run's summary.
 
-`splade-es encode`, `index-vectors`, `index`, `upgrade` and the Beam pipeline all produce and
-consume these three types, so a dead-letter file or a summary line means the same thing whichever
-path wrote it.
+`splade-es encode`, `index-vectors`, `index`, `upgrade`, `serve` and the Beam pipeline all produce
+and consume these types, so a dead-letter file, a profile or a summary line means the same thing
+whichever path wrote it.
 """
 
 from __future__ import annotations
 
+import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 from typing import Any, Literal
 
 MAX_ID_BYTES = 512
@@ -97,6 +100,73 @@ class EncodedRecord:
         if self.text:
             out["text"] = self.text
         return out
+
+
+@dataclass(frozen=True)
+class FieldProfile:
+    """How a SPLADE field's vectors were made: the one record of it.
+
+    Written beside a file of encoded records (`<output>.profile.json`, by `encode` and the Beam
+    file sinks), answered by the encoder service (`GET /ready`), and recorded in the index
+    (`_meta.splade_es`, as `indices.SpladeField`, which adds the field type). Read by
+    `index-vectors` (vectors made otherwise than the index's are refused) and by the query side
+    (`Searcher.for_index`: same model, queries scaled by the same factor).
+    """
+
+    model: str | None = None
+    """Model identity (`models.model_identity`): an alias, a folder or a hub name."""
+    query_model: str | None = None
+    """A separate query encoder, when the model is a document/query pair."""
+    quantization: float | None = None
+    """Integer weights = round(weight * factor); None: float weights."""
+    pruning: dict[str, float] = field(default_factory=dict)
+    """Document-side pruning criteria in use (`batch_encode.DocumentPruning.as_dict`)."""
+    doc_max_length: int | None = None
+    """Tokens per document the encoder read."""
+
+    def clashes_with(self, other: FieldProfile) -> str | None:
+        """Why vectors made as `other` must not go into a field made as `self`, if they must not."""
+        if self.quantization != other.quantization:
+            return f"quantization {self.quantization} (this run: {other.quantization})"
+        if self.model and other.model and self.model != other.model:
+            return f"model {self.model!r} (this run: {other.model!r})"
+        return None
+
+    def made(self) -> FieldProfile:
+        """Only the FieldProfile part (a subclass's extra fields dropped)."""
+        return FieldProfile(
+            self.model, self.query_model, self.quantization, dict(self.pruning), self.doc_max_length
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, obj: Any) -> FieldProfile:
+        """Known keys only (older and newer writers add or lack some); ValueError if not an object."""
+        if not isinstance(obj, dict):
+            raise ValueError(f"a profile must be a JSON object, not {type(obj).__name__}")
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in obj.items() if k in known})
+
+    @staticmethod
+    def path_for(output: Path) -> Path:
+        """The sidecar beside a file of encoded records."""
+        return output.with_name(output.name + ".profile.json")
+
+    def write(self, output: Path) -> None:
+        self.path_for(output).write_text(json.dumps(self.made().to_json(), indent=2))
+
+    @classmethod
+    def read(cls, output: Path) -> FieldProfile | None:
+        """The sidecar of `output`, or None when there is none."""
+        path = cls.path_for(output)
+        if not path.is_file():
+            return None
+        try:
+            return cls.from_json(json.loads(path.read_text()))
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"{path}: unreadable profile ({exc})") from exc
 
 
 Stage = Literal["read", "encode", "index"]

@@ -59,7 +59,7 @@ def encode(
 
     batch_size = values.pop("encode_batch_size")
     pruning_values = pick(values, PRUNING)
-    quantization = pruning_values.pop("quantization") or None
+    quantization = pruning_values.pop("quantization")
     pruning = DocumentPruning(**pruning_values)
     if output_path.suffix not in (".jsonl", ".json", ".parquet"):
         fail(f"--output {output_path}: must end in .jsonl or .parquet")

@@ -10,6 +10,7 @@ import click
 from splade_es.options import (
     BULK,
     CONNECTION,
+    QUANTIZATION,
     bulk_options,
     click_options,
     dead_letter_note,
@@ -44,6 +45,13 @@ from splade_es.options import (
     show_default=True,
     help="After an interrupted run on the same index and input, skip what is verified indexed.",
 )
+@click.option(
+    "--quantization",
+    type=QUANTIZATION.type,
+    default=None,
+    help="For an input without its <input>.profile.json: the factor its vectors were quantized "
+    "with (0: float weights). With a profile, it must agree.",
+)
 def index_vectors(
     input_path: Path,
     index: str,
@@ -51,24 +59,25 @@ def index_vectors(
     field_type: str | None,
     dead_letter: Path | None,
     resume: bool,
+    quantization: float | None,
     **values: Any,
 ) -> None:
     """Bulk-index encoded records (plus their text for BM25) into INDEX."""
-    from splade_es.client import EngineError
-    from splade_es.corpus import EncodingProfile
-    from splade_es.indexing import FileIndexer
-    from splade_es.indices import SpladeField, ensure_index
+    from click.core import ParameterSource
 
+    from splade_es.client import EngineError
+    from splade_es.indexing import default_dead_letter, index_file
+    from splade_es.records import FieldProfile
+
+    stated = click.get_current_context().get_parameter_source("quantization")
+    made = FieldProfile(quantization=quantization) if stated != ParameterSource.DEFAULT else None
     options = bulk_options(pick(values, BULK))
     client, info, _ = open_cluster_from(values)
-    dead_letter = dead_letter or input_path.with_name(
-        f"{input_path.name}.{index}.dead-letter.jsonl"
-    )
-    made = EncodingProfile.read(input_path) or EncodingProfile(quantization=100.0)
-    splade = SpladeField(quantization=made.quantization, model=made.model, pruning=made.pruning)
+    dead_letter = dead_letter or default_dead_letter(input_path, index)
     try:
-        profile = ensure_index(client, info, index, field, field_type, splade)
-        summary = FileIndexer(client, profile, field, options).run(input_path, dead_letter, resume)
+        summary = index_file(
+            client, info, input_path, index, field, field_type, options, dead_letter, resume, made
+        )
     except (EngineError, ValueError, OSError) as exc:
         fail(f"{exc} (progress saved: re-run the same command to resume)")
     for note in summary.notes:

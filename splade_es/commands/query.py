@@ -10,6 +10,7 @@ import click
 from splade_es.mappings import ENGINES, Engine, index_body
 from splade_es.options import (
     POSITIVE,
+    QUANTIZATION,
     QUERY_SIDE,
     WEIGHT,
     click_options,
@@ -39,13 +40,7 @@ from splade_es.query import FORMS, Form, Hybrid, QueryPruning, QueryRewriter
 @click.option("--bm25-weight", type=WEIGHT, default=1.0, show_default=True)
 @click.option("--splade-weight", type=WEIGHT, default=1.0, show_default=True)
 @click.option("--text-field", "text_fields", multiple=True, default=("content",), show_default=True)
-@click.option(
-    "--quantization",
-    type=WEIGHT,
-    default=100.0,
-    show_default=True,
-    help="The factor the documents were quantized with (0: float weights).",
-)
+@click_options((QUANTIZATION,))
 @click.option("--size", type=POSITIVE, default=10, show_default=True)
 @click.option("--explain", is_flag=True, help="Print the weighted tokens instead of the body.")
 def rewrite(
@@ -61,7 +56,7 @@ def rewrite(
     bm25_weight: float,
     splade_weight: float,
     text_fields: tuple[str, ...],
-    quantization: float,
+    quantization: float | None,
     size: int,
     explain: bool,
     **values: Any,
@@ -76,7 +71,7 @@ def rewrite(
             pruning=QueryPruning(top_k, threshold, max_clauses),
             rescore_window=rescore_window,
             hybrid=Hybrid(bm25_weight, splade_weight, text_fields) if hybrid else None,
-            quantization=quantization or None,
+            quantization=quantization,
         )
         if explain:
             terms = rewriter.pruning.apply(rewriter.weighted_terms(text))

@@ -10,8 +10,15 @@ from typing import Any
 
 import click
 
-from splade_es.options import ENCODER, POSITIVE, WEIGHT, click_options, fail, load_encoder
-from splade_es.sparse import DEFAULT_QUANTIZATION_FACTOR
+from splade_es.options import (
+    ENCODER,
+    POSITIVE,
+    QUANTIZATION,
+    WEIGHT,
+    click_options,
+    fail,
+    load_encoder,
+)
 
 
 @click.command()
@@ -53,13 +60,7 @@ from splade_es.sparse import DEFAULT_QUANTIZATION_FACTOR
     show_default=True,
     help="Largest request body (more: 413).",
 )
-@click.option(
-    "--quantization",
-    type=WEIGHT,
-    default=DEFAULT_QUANTIZATION_FACTOR,
-    show_default=True,
-    help="Must match the index: documents get round(w*factor), queries w/factor; 0 = floats.",
-)
+@click_options((QUANTIZATION,))
 def serve(
     host: str,
     port: int,
@@ -68,7 +69,7 @@ def serve(
     max_wait_ms: float,
     max_texts: int,
     max_body_bytes: int,
-    quantization: float,
+    quantization: float | None,
     **model_opts: Any,
 ) -> None:
     """Serve the encoder over HTTP (POST /encode/documents, /encode/queries; GET /health, /ready)."""
@@ -85,7 +86,7 @@ def serve(
     service = EncoderService(
         lambda: load_encoder(model_opts),
         limits,
-        quantization or None,
+        quantization,
         description=model_opts["model"]
         + (f" + {model_opts['query_model']}" if model_opts["query_model"] else ""),
     )

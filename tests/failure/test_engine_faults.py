@@ -70,7 +70,7 @@ def test_long_null_and_duplicate_ids_are_rejected_or_resolved_and_counts_are_tru
     source.write_text("\n".join(lines) + "\n")
     dead = tmp_path / "dead.jsonl"
     result = invoke(
-        main, "index-vectors", "--input", str(source), "--index", index_name,
+        main, "index-vectors", "--quantization", "100", "--input", str(source), "--index", index_name,
         "--url", url, "--dead-letter", str(dead), "--bulk-size", "7",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
@@ -94,7 +94,16 @@ def test_a_stale_progress_file_is_not_trusted(
     # a crash against an index that was since deleted and recreated
     Progress("uuid-of-a-deleted-index", stat.st_size, stat.st_mtime_ns, 200).save(progress)
     result = invoke(
-        main, "index-vectors", "--input", str(source), "--index", index_name, "--url", url
+        main,
+        "index-vectors",
+        "--quantization",
+        "100",
+        "--input",
+        str(source),
+        "--index",
+        index_name,
+        "--url",
+        url,
     )
     assert result.exit_code == 0, result.output
     assert "ignored" in result.output and "read 300: indexed 300" in result.output
@@ -108,7 +117,16 @@ def test_a_stale_progress_file_is_not_trusted(
     )  # (no _delete_by_query: no reindex module)
     Progress(profile.uuid, stat.st_size, stat.st_mtime_ns, 200).save(progress)
     result = invoke(
-        main, "index-vectors", "--input", str(source), "--index", index_name, "--url", url
+        main,
+        "index-vectors",
+        "--quantization",
+        "100",
+        "--input",
+        str(source),
+        "--index",
+        index_name,
+        "--url",
+        url,
     )
     assert result.exit_code == 0, result.output
     assert "read 300: indexed 200, already done 100" in result.output
@@ -128,7 +146,18 @@ def test_patterns_and_aliases_of_several_indices_are_refused_before_any_change(
     client.indices.put_alias(index="fault-w-a,fault-w-b", name="fault-both")
     source = tmp_path / "enc.jsonl"
     source.write_text(record("a") + "\n")
-    result = invoke(main, "index-vectors", "--input", str(source), "--index", pattern, "--url", url)
+    result = invoke(
+        main,
+        "index-vectors",
+        "--quantization",
+        "100",
+        "--input",
+        str(source),
+        "--index",
+        pattern,
+        "--url",
+        url,
+    )
     assert result.exit_code == 1
     assert "index name" in result.output or "alias of 2 indices" in result.output
     for name in ("fault-w-a", "fault-w-b"):

@@ -9,7 +9,8 @@ import pytest
 
 from splade_es.benchmarks.latency_scale import VARIANTS, main_index
 from splade_es.benchmarks.latency_scale import main as latency_scale
-from splade_es.corpus import EncodedWriter, EncodingProfile
+from splade_es.corpus import EncodedWriter
+from splade_es.records import FieldProfile
 from tests.integration.conftest import Cluster, EncodedCorpus
 
 
@@ -23,7 +24,7 @@ def test_latency_scale_on_a_tiny_corpus(
     with EncodedWriter(real) as writer:
         for record in scifact_encoded.records[:60]:
             writer.write(record)
-    EncodingProfile("splade-tiny", 100.0).write(real)
+    FieldProfile(model="splade-tiny", quantization=100.0).write(real)
     out = tmp_path / "report"
     sizes = (40, 150)
     args = ["--encoded", str(real), "--sizes", ",".join(map(str, sizes)), "--queries", "6"]

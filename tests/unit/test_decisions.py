@@ -171,3 +171,25 @@ def test_for_index_scales_query_weights_by_the_recorded_factor(tmp_path: Path) -
         for c in unscaled.rewriter("splade").body("q")["query"]["bool"]["should"]
     ]
     assert boosts == [w for _, w in encoder.vector.weights]
+
+
+# "0 means none", parsed once ---------------------------------------------------------------------
+
+
+def test_quantization_zero_means_float_weights_on_every_front_end() -> None:
+    import argparse
+
+    import click
+    import pytest
+
+    from splade_es.options import PRUNING, QUANTIZATION, add_argparse
+
+    assert QUANTIZATION.type.convert("0", None, None) is None
+    assert QUANTIZATION.type.convert("50", None, None) == 50.0
+    for bad in ("-1", "nan", "inf", "x"):
+        with pytest.raises(click.BadParameter):
+            QUANTIZATION.type.convert(bad, None, None)
+    parser = argparse.ArgumentParser()
+    add_argparse(parser, PRUNING)
+    assert parser.parse_args(["--quantization", "0"]).quantization is None
+    assert parser.parse_args([]).quantization == 100.0

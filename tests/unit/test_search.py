@@ -65,7 +65,7 @@ def test_an_index_without_meta_is_inferred_from_its_mapping() -> None:
     mapping = {"properties": {"splade": {"type": "rank_features"}, "content": {"type": "text"}}}
     profile = IndexProfile.from_mapping("old", "u", mapping)
     assert not profile.recorded and profile.text_fields == ("content",)
-    assert profile.fields == {"splade": SpladeField("rank_features")}
+    assert profile.fields == {"splade": SpladeField(field_type="rank_features")}
     assert searcher(profile).body("x", "bm25")["query"] == {
         "match": {"content": {"query": "x", "boost": 1.0}}
     }
@@ -80,7 +80,7 @@ def test_empty_text_matches_nothing_in_every_mode() -> None:
 
 
 def test_a_field_refuses_vectors_made_another_way() -> None:
-    recorded = SpladeField("rank_features", 100.0, "splade-tiny")
+    recorded = SpladeField(quantization=100.0, model="splade-tiny", field_type="rank_features")
     assert recorded.clashes_with(SpladeField(quantization=100.0, model="splade-tiny")) is None
     assert "quantization" in str(recorded.clashes_with(SpladeField(quantization=50.0)))
     assert "model" in str(recorded.clashes_with(SpladeField(model="/runs/other")))

@@ -11,8 +11,8 @@ from splade_es.benchmarks.synthetic import (
     load_real,
     main,
 )
-from splade_es.corpus import EncodingProfile, read_encoded
-from splade_es.records import EncodedRecord
+from splade_es.corpus import read_encoded
+from splade_es.records import EncodedRecord, FieldProfile
 from splade_es.term_stats import DocumentFrequencies
 
 
@@ -70,11 +70,11 @@ def test_main_writes_an_encoded_file_with_its_profile_and_frequencies(tmp_path: 
     with EncodedWriter(source) as writer:
         for record in real_corpus():
             writer.write(record)
-    EncodingProfile("splade-tiny", 100.0).write(source)
+    FieldProfile(model="splade-tiny", quantization=100.0).write(source)
     out = tmp_path / "syn.parquet"
     main(["--encoded", str(source), "--size", "90", "--out", str(out)])
     records = [r for _, r in read_encoded(out)]
     assert len(records) == 90 and all(isinstance(r, EncodedRecord) for r in records)
-    assert EncodingProfile.read(out) == EncodingProfile("splade-tiny", 100.0)
+    assert FieldProfile.read(out) == FieldProfile(model="splade-tiny", quantization=100.0)
     table = DocumentFrequencies.load(DocumentFrequencies.path_for(out))
     assert table == DocumentFrequencies.count(load_real(out))
