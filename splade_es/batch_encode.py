@@ -42,9 +42,7 @@ def encoded_record(
 ) -> EncodedRecord:
     """The record `encode` writes: id, engine-ready features and (optionally) the text for BM25."""
     pruned = pruning.apply(vector)
-    features: dict[str, float] = (
-        dict(pruned.quantize(quantization)) if quantization else pruned.to_features(None)
-    )
+    features = pruned.document_features(quantization)
     if keep_text:
         return EncodedRecord(doc.id, features, doc.title, doc.text)
     return EncodedRecord(doc.id, features)

@@ -98,8 +98,7 @@ def sparse_clause(
     quantization: float | None = DEFAULT_QUANTIZATION_FACTOR,
 ) -> dict[str, Any]:
     """The sparse part of a query in one form; scores equal the float dot product."""
-    scale = 1.0 / quantization if quantization else 1.0
-    tokens = {name: weight * scale for name, weight in vector.to_features(None).items()}
+    tokens = vector.query_features(quantization)
     if not tokens:
         return {"match_none": {}}
     if form == "rank_feature":

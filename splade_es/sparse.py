@@ -139,6 +139,24 @@ class SparseVector:
             return out
         return {k: float(v) for k, v in self.quantize(quantization).items()}
 
+    def document_features(
+        self, quantization: float | None = DEFAULT_QUANTIZATION_FACTOR
+    ) -> dict[str, float]:
+        """What a document's field stores: `round(w * factor)` integers, or the float weights
+        when `quantization` is None. Every path that fills a field (`encode`, Beam, `serve`)
+        calls this, and `query_features` is its other half."""
+        if quantization:
+            return dict(self.quantize(quantization))
+        return self.to_features(None)
+
+    def query_features(
+        self, quantization: float | None = DEFAULT_QUANTIZATION_FACTOR
+    ) -> dict[str, float]:
+        """A query's boosts for documents stored by `document_features(quantization)`: `w /
+        factor`, so the engine's sum of boost × stored value is the float dot product."""
+        scale = 1.0 / quantization if quantization else 1.0
+        return {name: weight * scale for name, weight in self.to_features(None).items()}
+
     @classmethod
     def from_features(
         cls, features: Mapping[str, float], factor: float = DEFAULT_QUANTIZATION_FACTOR

@@ -23,9 +23,7 @@ def document_weights(
     vector: SparseVector, quantization: float | None = DEFAULT_QUANTIZATION_FACTOR
 ) -> dict[str, float]:
     """`{feature name: weight}` as `encode` writes it for `index-vectors`."""
-    if quantization:
-        return {name: int(q) for name, q in vector.quantize(quantization).items()}
-    return vector.to_features(None)
+    return vector.document_features(quantization)
 
 
 def query_weights(
@@ -34,6 +32,4 @@ def query_weights(
     pruning: QueryPruning = QueryPruning(),
 ) -> dict[str, float]:
     """`{feature name: boost}` as the rewriter puts into `query_tokens` (same pruning, same scale)."""
-    scale = 1.0 / quantization if quantization else 1.0
-    pruned = pruning.apply(vector)
-    return {name: weight * scale for name, weight in pruned.to_features(None).items()}
+    return pruning.apply(vector).query_features(quantization)
