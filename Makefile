@@ -21,14 +21,14 @@ $(STAMP): setup.cfg pyproject.toml workshop/setup.cfg constraints.txt
 setup: $(STAMP)
 
 demo: setup
-	$(PY) -m splade_es.demo
+	$(PY) -m splade_es_workshop.demo
 
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
 typecheck: setup
-	$(VENV)/bin/mypy splade_es pipelines training benchmarks workshop/engines workshop/runners workshop/demo tests
+	$(VENV)/bin/mypy splade_es pipelines training benchmarks workshop/splade_es_workshop tests
 
 unit: setup
 	$(PY) -m pytest -m "not engine and not runner" -q $(PYTEST_ARGS)

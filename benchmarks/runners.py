@@ -111,9 +111,9 @@ def write_report(results: list[Measurement], args: argparse.Namespace, command: 
         ),
         "",
         "- FnApiRunner: `--direct_num_workers=2 --direct_running_mode=multi_processing`.",
-        "- Flink: `splade_es.runners.flink` session cluster (JobManager + 2 TaskManagers, 1 slot "
+        "- Flink: `splade_es_workshop.runners.flink` session cluster (JobManager + 2 TaskManagers, 1 slot "
         "each, separate JVMs), Beam 2.62 job server, PROCESS SDK workers booted by "
-        "`splade_es.runners.sdk_worker`, parallelism 2; cluster start not timed.",
+        "`splade_es_workshop.runners.sdk_worker`, parallelism 2; cluster start not timed.",
         "- On 2 cores the pipelines' 2 worker processes and the JVMs compete for the same cores "
         "as the encoder, so this measures overhead, not scaling.",
         "",
@@ -155,7 +155,7 @@ def main() -> None:
         ),
     ]
     if not args.skip_flink:
-        from splade_es.runners import flink
+        from splade_es_workshop.runners import flink
 
         def on_flink() -> Measurement:
             cluster = flink.start()

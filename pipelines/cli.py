@@ -62,7 +62,7 @@ def runner_args(runner: str, workers: int, flink_master: str | None) -> list[str
     if runner in ("flink", "spark"):
         from importlib import import_module
 
-        module = import_module(f"splade_es.runners.{runner}")
+        module = import_module(f"splade_es_workshop.runners.{runner}")
         cluster = module.start(module.settings_for(workers))
         return (
             [*cluster.pipeline_args(), f"--parallelism={workers}"]

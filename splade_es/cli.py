@@ -32,18 +32,20 @@ COMMANDS: dict[str, str] = {
     "train": "splade_es.training.cli:train",
     "bench": "splade_es.benchmarks.cli:bench",
     # the workshop: local engine nodes and runner clusters for trying and testing the toolkit
-    "engine": "splade_es.engines.cli:engine",
-    "runner": "splade_es.runners.cli:runner",
+    "engine": "splade_es_workshop.engines.cli:engine",
+    "runner": "splade_es_workshop.runners.cli:runner",
 }
-EXTRAS = {
-    "serve": "serve",
-    "index": "beam",
-    "upgrade": "beam",
-    "train": "train",
-    "bench": "bench",
-    "runner": "beam",
+WORKSHOP = "pip install ./workshop (splade-es-workshop, from the splade-es repository)"
+INSTALL_HINTS = {
+    "serve": "pip install 'splade-es[serve]'",
+    "index": "pip install 'splade-es[beam]'",
+    "upgrade": "pip install 'splade-es[beam]'",
+    "train": "pip install 'splade-es[train]'",
+    "bench": "pip install 'splade-es[bench]'",
+    "engine": WORKSHOP,
+    "runner": WORKSHOP,
 }
-"""The extra that brings a command's dependencies, named when importing it fails."""
+"""What brings a command's dependencies, named when importing it fails."""
 
 
 class Commands(click.Group):
@@ -67,8 +69,7 @@ class Commands(click.Group):
 
 def unavailable(name: str, error: ImportError) -> click.Command:
     """A stand-in for a command whose optional dependencies are not installed."""
-    extra = EXTRAS.get(name)
-    hint = f"pip install 'splade-es[{extra}]'" if extra else "reinstall splade-es"
+    hint = INSTALL_HINTS.get(name, "reinstall splade-es")
     message = f"`{name}` is unavailable: {error} ({hint})"
 
     def refuse(**_: Any) -> None:

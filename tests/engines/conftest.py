@@ -7,8 +7,7 @@ import os
 from dataclasses import replace
 
 import pytest
-
-from splade_es.engines import DEFAULT_SPECS, EngineSpec
+from splade_es_workshop.engines import DEFAULT_SPECS, EngineSpec
 
 
 def shifted_spec(name: str) -> EngineSpec:

@@ -1,4 +1,4 @@
-"""Integration tests for splade_es.engines against real engines fetched with Maven.
+"""Integration tests for splade_es_workshop.engines against real engines fetched with Maven.
 
 Why: SPLADE scores are computed by the engine (``rank_feature`` linear on OpenSearch,
 ``sparse_vector`` on Elasticsearch 9); these tests prove a fresh machine can fetch, start,
@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from splade_es_workshop.engines import EngineSpec, LauncherError
+from splade_es_workshop.engines.install import install
+from splade_es_workshop.engines.spec import run_dir
 
 from splade_es import engines as launcher
-from splade_es.engines import EngineSpec, LauncherError
-from splade_es.engines.install import install
-from splade_es.engines.spec import run_dir
 
 pytestmark = pytest.mark.engine
 

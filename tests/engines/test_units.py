@@ -13,14 +13,19 @@ from pathlib import Path
 
 import click
 import pytest
-
-from splade_es.engines import fetch as fetch_mod
-from splade_es.engines.catalog import PLUGIN_FEATURE, Module, modules, plugin_versions, plugin_zips
-from splade_es.engines.cli import parse_plugins
-from splade_es.engines.fetch import PINNED_SHA1, Artifact, cached_path, fetch
-from splade_es.engines.install import add_module, descriptor, plugin_classname
-from splade_es.engines.node import node_settings, process_state, start, start_wait
-from splade_es.engines.spec import (
+from splade_es_workshop.engines import fetch as fetch_mod
+from splade_es_workshop.engines.catalog import (
+    PLUGIN_FEATURE,
+    Module,
+    modules,
+    plugin_versions,
+    plugin_zips,
+)
+from splade_es_workshop.engines.cli import parse_plugins
+from splade_es_workshop.engines.fetch import PINNED_SHA1, Artifact, cached_path, fetch
+from splade_es_workshop.engines.install import add_module, descriptor, plugin_classname
+from splade_es_workshop.engines.node import node_settings, process_state, start, start_wait
+from splade_es_workshop.engines.spec import (
     DEFAULT_SPECS,
     EngineSpec,
     LauncherError,

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 from opensearchpy import OpenSearch
+from splade_es_workshop.engines import DEFAULT_SPECS, start
 
 from splade_es.cli import main
 from splade_es.client import ConnectionSettings, open_cluster
-from splade_es.engines import DEFAULT_SPECS, start
 from splade_es.indexing import Progress
 from splade_es.indices import ensure_index
 from splade_es.pipelines.cli import index as index_command

@@ -1,4 +1,4 @@
-"""Real engine nodes (started by splade_es.engines) and SciFact encoded once per test session."""
+"""Real engine nodes (started by splade_es_workshop.engines) and SciFact encoded once per test session."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 from opensearchpy import OpenSearch
+from splade_es_workshop.engines import DEFAULT_SPECS, EngineSpec, start
 
 from splade_es.batch_encode import DocumentPruning, encoded_record
 from splade_es.client import ConnectionSettings, EngineInfo, open_cluster
 from splade_es.corpus import read_documents
-from splade_es.engines import DEFAULT_SPECS, EngineSpec, start
 from splade_es.records import EncodedRecord
 from splade_es.sparse import SparseVector
 

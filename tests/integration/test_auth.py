@@ -11,11 +11,11 @@ from collections.abc import Iterator
 
 import pytest
 from click.testing import CliRunner
+from splade_es_workshop.engines import SECURED_SPEC, SECURED_USER
 
 from splade_es import engines
 from splade_es.cli import main
 from splade_es.client import ConnectionSettings, EngineError, open_cluster
-from splade_es.engines import SECURED_SPEC, SECURED_USER
 
 pytestmark = pytest.mark.engine
 

@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from splade_es_workshop.engines import kill_hard, start
 
 from splade_es.bulk import BulkOptions, EngineUnavailable
 from splade_es.cli import main
 from splade_es.client import EngineError
 from splade_es.corpus import EncodedWriter, read_qrels, read_queries
-from splade_es.engines import kill_hard, start
 from splade_es.evaluation import ExactSparseIndex, evaluate
 from splade_es.indexing import FileIndexer, Progress
 from splade_es.indices import IndexProfile, ensure_index

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from splade_es_workshop.engines import DEFAULT_SPECS, start
 
 from splade_es.cli import main
 from splade_es.client import ConnectionSettings, open_cluster
 from splade_es.corpus import EncodedWriter, read_queries
-from splade_es.engines import DEFAULT_SPECS, start
 from splade_es.evaluation import ExactSparseIndex
 from splade_es.fusion import Fusion
 from splade_es.indexing import FileIndexer

@@ -41,8 +41,9 @@ def corpus_with_bad_lines(scifact: Path, tmp_path: Path) -> Path:
 @pytest.fixture()
 def index_name() -> Iterator[str]:
     """A unique index name; the index is deleted afterwards."""
+    from splade_es_workshop.engines import DEFAULT_SPECS, start
+
     from splade_es.client import ConnectionSettings, connect
-    from splade_es.engines import DEFAULT_SPECS, start
 
     name = f"pipelines-test-{uuid.uuid4().hex[:10]}"
     yield name

@@ -9,12 +9,12 @@ import apache_beam as beam
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+from splade_es_workshop.engines import DEFAULT_SPECS, start
 
 from splade_es.batch_encode import DocumentPruning, encoded_record
 from splade_es.bulk import BulkOptions
 from splade_es.client import ConnectionSettings, connect
 from splade_es.corpus import Document
-from splade_es.engines import DEFAULT_SPECS, start
 from splade_es.pipelines.index_corpus import run
 from splade_es.pipelines.write import WriteToIndex
 from splade_es.records import EncodedRecord

@@ -10,9 +10,8 @@ from itertools import islice
 from pathlib import Path
 
 import pytest
-
-from splade_es.engines import DEFAULT_SPECS
-from splade_es.engines import start as start_engine
+from splade_es_workshop.engines import DEFAULT_SPECS
+from splade_es_workshop.engines import start as start_engine
 
 N_DOCS = 300
 
@@ -24,7 +23,7 @@ def opensearch_url() -> str:
 
 @pytest.fixture(scope="module")
 def flink_cluster() -> Iterator[object]:
-    from splade_es.runners import flink
+    from splade_es_workshop.runners import flink
 
     cluster = flink.start()
     try:

@@ -17,11 +17,11 @@ pytestmark = [pytest.mark.runner, pytest.mark.slow]
 
 
 def test_cluster_has_two_task_managers_and_a_boot_script(flink_cluster) -> None:
-    from splade_es.runners import flink
+    from splade_es_workshop.runners import flink
 
     state = flink.status()
-    assert state["overview"]["taskmanagers"] == 2
-    assert all(state["processes"].values())
+    assert state["overview"]["taskmanagers"] == 2  # type: ignore[index]
+    assert all(state["processes"].values())  # type: ignore[attr-defined]
     assert Path(flink_cluster.run / "beam-sdk-worker").stat().st_mode & 0o111
 
 

@@ -13,9 +13,8 @@ from pathlib import Path
 import grpc
 import pytest
 from click.testing import CliRunner
-
-from splade_es.runners.processes import Managed
-from splade_es.runners.sdk_worker import (
+from splade_es_workshop.runners.processes import Managed
+from splade_es_workshop.runners.sdk_worker import (
     BootArgs,
     boot_script,
     environment_config,
@@ -115,7 +114,7 @@ def test_managed_process_is_stopped_and_pid_reuse_is_not_trusted(tmp_path: Path)
 
 
 def test_each_flink_jvm_gets_its_own_ports(tmp_path: Path) -> None:
-    from splade_es.runners.flink import FlinkSettings, _conf
+    from splade_es_workshop.runners.flink import FlinkSettings, _conf
 
     settings = FlinkSettings(task_managers=2)
     confs = [

@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.runner, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def spark_cluster() -> Iterator[object]:
-    from splade_es.runners import spark
+    from splade_es_workshop.runners import spark
 
     cluster = spark.start()
     try:

@@ -80,7 +80,7 @@ def start_ml_node() -> str:
     url = os.environ.get("SPLADE_ES_ML_NODE_URL")
     if url:
         return url
-    from splade_es.engines import EngineSpec, start
+    from splade_es_workshop.engines import EngineSpec, start
 
     return str(
         start(EngineSpec("opensearch", "2.19.6", 9280, heap="1g", plugins=frozenset({"ml"})))

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from splade_es_workshop.engines import SECURED_SPEC, SECURED_USER, start
 
 from splade_es.client import ConnectionSettings, open_cluster
-from splade_es.engines import SECURED_SPEC, SECURED_USER, start
 from splade_es.training.cli import train as train_command
 from splade_es.training.data import engine_searcher, load_beir, searcher_negatives
 

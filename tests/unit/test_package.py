@@ -61,11 +61,11 @@ def test_base_wheel_carries_no_workshop(tmp_path: Path) -> None:
     assert "splade_es/training/trainer.py" in names
     assert "splade_es/benchmarks/latency_scale.py" in names
     assert "splade_es/mapping_files/opensearch-3.json" in names
-    workshop = [n for n in names if n.startswith(("splade_es/engines/", "splade_es/runners/"))]
-    assert workshop == [] and "splade_es/demo/__init__.py" not in names
+    assert not any(n.startswith(("splade_es_workshop/", "splade_es/engines/")) for n in names)
     extra = _wheel_names(ROOT / "workshop", tmp_path / "workshop")
     assert (
-        "splade_es/engines/node.py" in extra and "splade_es/runners/poms/flink-cluster.xml" in extra
+        "splade_es_workshop/engines/node.py" in extra
+        and "splade_es_workshop/runners/poms/flink-cluster.xml" in extra
     )
     assert not any(n.startswith("splade_es/pipelines/") for n in extra)
 

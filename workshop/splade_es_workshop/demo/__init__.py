@@ -1,7 +1,7 @@
 """The main job on embedded defaults: start a local OpenSearch, encode and index the bundled sample
 corpus with `splade-tiny`, then compare BM25, SPLADE and hybrid results for the sample queries.
 
-    python -m splade_es.demo            (what `make demo` runs)
+    python -m splade_es_workshop.demo            (what `make demo` runs)
 """
 
 from __future__ import annotations
@@ -24,13 +24,13 @@ from splade_es.corpus import (
     read_queries,
 )
 from splade_es.encoder import SpladeEncoder
-from splade_es.engines import DEFAULT_SPECS, start
 from splade_es.evaluation import evaluate
 from splade_es.indexing import FileIndexer
 from splade_es.indices import SpladeField, ensure_index
 from splade_es.models import model_identity
 from splade_es.query import QueryRewriter
 from splade_es.search import MODES, Searcher
+from splade_es_workshop.engines import DEFAULT_SPECS, start
 
 INDEX = "splade-es-demo"
 

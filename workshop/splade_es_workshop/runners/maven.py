@@ -13,7 +13,7 @@ import subprocess
 from importlib import resources
 from pathlib import Path
 
-POMS = "splade_es.runners.poms"
+POMS = "splade_es_workshop.runners.poms"
 
 
 class MavenError(RuntimeError):

@@ -15,10 +15,10 @@ RUNNERS = ("flink", "spark")
 
 def _module(name: str) -> ModuleType:
     if name == "flink":
-        from splade_es.runners import flink
+        from splade_es_workshop.runners import flink
 
         return flink
-    from splade_es.runners import spark
+    from splade_es_workshop.runners import spark
 
     return spark
 

@@ -3,9 +3,9 @@
 Why: SPLADE retrieval must be tested against a real engine, and CI machines have only Java and
 a Maven repository. The engine's integ-test zip and the modules and plugins it lacks are fetched
 with Maven's own client (or from ``SPLADE_ES_MAVEN_REPO``), verified by SHA-1
-(:mod:`~splade_es.engines.fetch`), assembled into a cached home
-(:mod:`~splade_es.engines.install`, :mod:`~splade_es.engines.catalog`) and run detached on
-127.0.0.1 (:mod:`~splade_es.engines.node`).
+(:mod:`~splade_es_workshop.engines.fetch`), assembled into a cached home
+(:mod:`~splade_es_workshop.engines.install`, :mod:`~splade_es_workshop.engines.catalog`) and run detached on
+127.0.0.1 (:mod:`~splade_es_workshop.engines.node`).
 
 Layout under :func:`cache_dir`::
 
@@ -24,20 +24,20 @@ from typing import Any
 # Loaded lazily: `splade-es --help` should not pay for the HTTP client. (`fetch` and `install`
 # are the submodules of those names: `from .install import install`.)
 _EXPORTS = {
-    "DEFAULT_SPECS": "splade_es.engines.spec",
-    "FEATURES": "splade_es.engines.spec",
-    "SECURED_SPEC": "splade_es.engines.spec",
-    "SECURED_USER": "splade_es.engines.spec",
-    "EngineSpec": "splade_es.engines.spec",
-    "LauncherError": "splade_es.engines.spec",
-    "cache_dir": "splade_es.engines.spec",
-    "run_dir": "splade_es.engines.spec",
-    "Artifact": "splade_es.engines.fetch",
-    "kill_hard": "splade_es.engines.node",
-    "start": "splade_es.engines.node",
-    "status": "splade_es.engines.node",
-    "stop": "splade_es.engines.node",
-    "require_plugin": "splade_es.engines.plugins",
+    "DEFAULT_SPECS": "splade_es_workshop.engines.spec",
+    "FEATURES": "splade_es_workshop.engines.spec",
+    "SECURED_SPEC": "splade_es_workshop.engines.spec",
+    "SECURED_USER": "splade_es_workshop.engines.spec",
+    "EngineSpec": "splade_es_workshop.engines.spec",
+    "LauncherError": "splade_es_workshop.engines.spec",
+    "cache_dir": "splade_es_workshop.engines.spec",
+    "run_dir": "splade_es_workshop.engines.spec",
+    "Artifact": "splade_es_workshop.engines.fetch",
+    "kill_hard": "splade_es_workshop.engines.node",
+    "start": "splade_es_workshop.engines.node",
+    "status": "splade_es_workshop.engines.node",
+    "stop": "splade_es_workshop.engines.node",
+    "require_plugin": "splade_es_workshop.engines.plugins",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -46,4 +46,4 @@ __all__ = sorted(_EXPORTS)
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
         return getattr(import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'splade_es.engines' has no attribute {name!r}")
+    raise AttributeError(f"module 'splade_es_workshop.engines' has no attribute {name!r}")

@@ -4,5 +4,5 @@ built from Maven Central artifacts with Maven itself and cached; plus the boot c
 Python SDK workers as plain processes (Beam's PROCESS environment) without Docker.
 
 `splade-es runner start flink|spark`, `runner status`, `runner stop`; or from Python
-:func:`splade_es.runners.flink.start` / :func:`splade_es.runners.spark.start`.
+:func:`splade_es_workshop.runners.flink.start` / :func:`splade_es_workshop.runners.spark.start`.
 """

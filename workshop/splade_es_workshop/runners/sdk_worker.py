@@ -40,7 +40,7 @@ class BootArgs:
 
     @classmethod
     def parse(cls, argv: Sequence[str]) -> BootArgs:
-        parser = argparse.ArgumentParser(prog="python -m splade_es.runners.sdk_worker")
+        parser = argparse.ArgumentParser(prog="python -m splade_es_workshop.runners.sdk_worker")
         parser.add_argument("--id", required=True)
         parser.add_argument("--provision_endpoint", required=True)
         parser.add_argument("--control_endpoint", default="")
@@ -117,10 +117,10 @@ def boot_script(folder: Path, python: str | None = None) -> Path:
     path = os.pathsep.join(p for p in dict.fromkeys(entries) if p)
     script.write_text(
         "#!/bin/sh\n"
-        "# Beam PROCESS-environment boot command written by splade_es.runners.sdk_worker\n"
+        "# Beam PROCESS-environment boot command written by splade_es_workshop.runners.sdk_worker\n"
         f"PYTHONPATH={shlex.quote(path)}\n"
         "export PYTHONPATH\n"
-        f'exec {shlex.quote(python or sys.executable)} -m splade_es.runners.sdk_worker "$@"\n',
+        f'exec {shlex.quote(python or sys.executable)} -m splade_es_workshop.runners.sdk_worker "$@"\n',
         encoding="utf-8",
     )
     script.chmod(0o755)

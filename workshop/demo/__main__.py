@@ -1,5 +1,0 @@
-"""`python -m splade_es.demo` (what `make demo` runs)."""
-
-from . import demo
-
-demo()
