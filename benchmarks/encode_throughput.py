@@ -20,7 +20,7 @@ import torch
 
 from splade_es.corpus import read_documents
 from splade_es.encoder import SpladeEncoder
-from splade_es.models import resolve
+from splade_es.models import DEFAULT_MODEL, resolve
 
 from . import paths
 
@@ -81,7 +81,7 @@ def agree(a: list[dict[str, float]], b: list[dict[str, float]], special: set[str
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model", default="splade-tiny")
+    parser.add_argument("--model", default=DEFAULT_MODEL)
     parser.add_argument("--corpus", type=Path, default=paths.SCIFACT / "corpus.jsonl")
     parser.add_argument("--docs", type=int, default=512)
     parser.add_argument("--max-length", type=int, default=256)

@@ -38,7 +38,7 @@ import torch
 from splade_es.corpus import read_documents, read_qrels, read_queries
 from splade_es.encoder import CPU_BF16_FLAGS, SpladeEncoder, cpu_has_fast_bf16
 from splade_es.evaluation import ExactSparseIndex, evaluate
-from splade_es.models import resolve
+from splade_es.models import DEFAULT_MODEL, resolve
 from splade_es.sparse import SparseVector
 
 from . import paths
@@ -352,7 +352,7 @@ def chart(rows: list[Row], path: Path) -> None:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="splade-tiny")
+    parser.add_argument("--model", default=DEFAULT_MODEL)
     parser.add_argument("--beir-dir", type=Path, default=SCIFACT)
     parser.add_argument("--split", default="test")
     parser.add_argument("--docs", type=int, default=512, help="throughput sample")

@@ -21,6 +21,7 @@ from splade_es.encoder import SpladeEncoder
 from splade_es.evaluation import evaluate
 from splade_es.indexing import FileIndexer
 from splade_es.indices import ensure_index, index_size_bytes
+from splade_es.models import DEFAULT_MODEL
 from splade_es.records import EncodedRecord
 from splade_es.search import Searcher
 from splade_es.sparse import SparseVector
@@ -59,7 +60,7 @@ def main() -> None:
     parser.add_argument("--encoded", type=Path, required=True)
     parser.add_argument("--url", default="http://127.0.0.1:9200")
     parser.add_argument("--beir-dir", type=Path, default=paths.SCIFACT)
-    parser.add_argument("--model", default="splade-tiny")
+    parser.add_argument("--model", default=DEFAULT_MODEL)
     parser.add_argument("--out", type=Path, default=paths.RESULTS / "index_size.md")
     args = parser.parse_args()
 

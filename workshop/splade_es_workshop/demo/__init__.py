@@ -27,7 +27,7 @@ from splade_es.encoder import SpladeEncoder
 from splade_es.evaluation import evaluate
 from splade_es.indexing import FileIndexer
 from splade_es.indices import SpladeField, ensure_index
-from splade_es.models import model_identity
+from splade_es.models import DEFAULT_MODEL, model_identity
 from splade_es.query import QueryRewriter
 from splade_es.search import MODES, Searcher
 from splade_es_workshop.engines import DEFAULT_SPECS, start
@@ -44,7 +44,7 @@ def sample_path(name: str) -> Path:
 @click.option(
     "--engine", type=click.Choice(sorted(DEFAULT_SPECS)), default="opensearch", show_default=True
 )
-@click.option("--model", default="splade-tiny", show_default=True)
+@click.option("--model", default=DEFAULT_MODEL, show_default=True)
 def demo(engine: str, model: str) -> None:
     """Run the whole pipeline on the bundled sample data and print a comparison."""
     click.echo(f"1. starting a local {engine} node (fetched with Maven on first use)...")
