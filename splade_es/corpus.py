@@ -390,11 +390,12 @@ def read_encoded(path: Path) -> Iterator[tuple[int, EncodedRecord | DeadLetter]]
             yield number, letter
 
 
-def input_ids(path: Path) -> Iterator[str | None]:
-    """The id of every record `read_encoded` will yield, in order (None for unreadable ones).
+def input_ids(path: Path) -> Iterator[tuple[int, str | None]]:
+    """(position, id) of every record `read_encoded` will yield, in order (None for unreadable
+    ones), numbered exactly as `read_encoded` numbers them (a JSONL line number counts blank lines).
 
     Read ahead of indexing to find duplicate ids, so the last copy in input order always wins
     whatever the concurrency.
     """
-    for _, item in read_encoded(path):
-        yield item.id if isinstance(item, EncodedRecord) else None
+    for position, item in read_encoded(path):
+        yield position, item.id if isinstance(item, EncodedRecord) else None

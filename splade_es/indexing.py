@@ -62,10 +62,13 @@ def input_stamp(path: Path) -> tuple[int, int]:
 
 
 def superseded_positions(path: Path) -> set[int]:
-    """Positions of records whose id appears again later in the file (the last copy wins)."""
+    """Positions of records whose id appears again later in the file (the last copy wins).
+
+    A position is what `read_encoded` yields with each record (its line or row number), the one
+    numbering that the duplicate check, the send loop and the progress file all use."""
     last: dict[str, int] = {}
     superseded: set[int] = set()
-    for position, doc_id in enumerate(input_ids(path), start=1):
+    for position, doc_id in input_ids(path):
         if doc_id is None:
             continue
         earlier = last.get(doc_id)
