@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from splade_es.bulk import BulkOptions, BulkWriter
 from splade_es.client import EngineError, describe_error
 from splade_es.corpus import input_ids, read_encoded
+from splade_es.files import write_atomically
 from splade_es.indices import IndexProfile
 from splade_es.records import DeadLetter, EncodedRecord, RunSummary
 
@@ -51,9 +52,7 @@ class Progress:
             return None
 
     def save(self, path: Path) -> None:
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(asdict(self)))
-        tmp.replace(path)
+        write_atomically(path, json.dumps(asdict(self)))
 
 
 def input_stamp(path: Path) -> tuple[int, int]:

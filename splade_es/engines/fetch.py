@@ -24,6 +24,7 @@ from functools import cache
 from pathlib import Path
 
 from splade_es.engines.spec import LauncherError, cache_dir
+from splade_es.files import write_atomically
 
 REPO_ENV = "SPLADE_ES_MAVEN_REPO"
 
@@ -103,7 +104,7 @@ def fetch(artifact: Artifact) -> Path:
             raise LauncherError(
                 f"checksum mismatch for {artifact.coordinates}: sha1 {actual}, expected {expected}"
             )
-        checksum_file.write_text(expected + "\n")
+        write_atomically(checksum_file, expected + "\n")
         got.replace(dest)
     return dest
 
