@@ -311,9 +311,13 @@ def index_vectors(
     splade = SpladeField(quantization=made.quantization, model=made.model, pruning=made.pruning)
     try:
         profile = ensure_index(client, info, index, field, field_type, splade)
-        summary = FileIndexer(client, profile, field, options).run(input_path, dead_letter, resume)
     except (EngineError, ValueError, OSError) as exc:
-        fail(f"{exc} (progress saved: re-run the same command to resume)")
+        fail(str(exc))
+    indexer = FileIndexer(client, profile, field, options)
+    try:
+        summary = indexer.run(input_path, dead_letter, resume)
+    except (EngineError, ValueError, OSError) as exc:
+        fail(f"{exc}{indexer.resume_hint()}")
     for note in summary.notes:
         click.echo(note, err=True)
     click.echo(summary.line() + dead_letter_note(summary, dead_letter), err=True)
@@ -458,8 +462,11 @@ def search(text: str, mode: str, size: int, two_phase: bool, **values: Any) -> N
         searcher = searcher_for(
             client, info, encoder, values["model"], two_phase=two_phase, **shared
         )
-        for rank, hit in enumerate(searcher.search(text, mode, size), start=1):
+        hits = searcher.search(text, mode, size)
+        for rank, hit in enumerate(hits, start=1):
             click.echo(f"{rank:>3}  {hit.score:9.4f}  {hit.id:<14} {hit.title[:80]}")
+        if not hits:
+            click.echo(f"no hits in {values['index']!r} ({mode})", err=True)
     except (EngineError, ValueError, OSError, RuntimeError) as exc:
         fail(str(exc))
 

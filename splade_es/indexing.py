@@ -107,10 +107,19 @@ class FileIndexer:
         self.field = field
         self.options = options
         self.show_progress = show_progress
+        self.saved: Progress | None = None
+        """The progress file the last run left behind when it stopped (None: nothing to resume)."""
+
+    def resume_hint(self) -> str:
+        """What to tell a user whose run stopped: resuming is worth it only if progress was saved."""
+        if self.saved is None or self.saved.done_through == 0:
+            return ""
+        return " (progress saved: re-run the same command to resume)"
 
     def run(self, input_path: Path, dead_letter: Path, resume: bool = True) -> RunSummary:
         """Index the file; dead letters (and rejects) go to `dead_letter` as JSONL."""
         started = time.monotonic()
+        self.saved = None
         summary = RunSummary()
         progress_path = Progress.path_for(input_path, self.profile.index)
         size, mtime = input_stamp(input_path)
@@ -181,7 +190,9 @@ class FileIndexer:
             with lock:
                 safe = next(iter(in_flight)) - 1 if in_flight else last_read
                 dead.flush()
-            Progress(self.profile.uuid, size, mtime, max(safe, done_before)).save(progress_path)
+            progress = Progress(self.profile.uuid, size, mtime, max(safe, done_before))
+            progress.save(progress_path)
+            self.saved = progress
 
         try:
             for count, (position, _, letter) in enumerate(writer.write(to_send()), start=1):
@@ -200,8 +211,10 @@ class FileIndexer:
             dead.close()
             bar.close()
         summary.retries = writer.retries
+        summary.notes.extend(writer.notes)
         self.client.indices.refresh(index=self.profile.index)
         progress_path.unlink(missing_ok=True)
+        self.saved = None
         summary.seconds = time.monotonic() - started
         return summary
 
