@@ -18,11 +18,13 @@ duplicate.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any, Literal
+from weakref import WeakKeyDictionary
 
 from opensearchpy import OpenSearch
 from opensearchpy.exceptions import ConnectionError as ClientConnectionError
@@ -104,9 +106,18 @@ def parse_bytes(value: Any) -> int | None:
     return int(match.group(1)) * _BYTE_UNITS[match.group(2) or ""] if match else None
 
 
+_KNOWN_LIMITS: WeakKeyDictionary[Any, NodeLimits] = WeakKeyDictionary()
+"""Limits read per client: both are static node settings, and a Beam worker makes one BulkWriter
+per batch."""
+
+
 def node_limits(client: OpenSearch) -> NodeLimits:
     """The smallest limits any node states (`_nodes/stats/indexing_pressure`, `_nodes/settings`);
     a cluster that does not answer (no monitor privilege, an older engine) states none."""
+    try:
+        return _KNOWN_LIMITS[client]
+    except (KeyError, TypeError):
+        pass
 
     def smallest(values: Iterable[Any]) -> int | None:
         sizes = [size for size in map(parse_bytes, values) if size]
@@ -120,7 +131,11 @@ def node_limits(client: OpenSearch) -> NodeLimits:
         (node.get("settings") or {}).get("http", {}).get("max_content_length")
         for node in _nodes(client, "/_nodes/settings")
     )
-    return NodeLimits(pressure, http)
+    limits = NodeLimits(pressure, http)
+    if pressure or http:  # a node that did not answer may answer next time
+        with contextlib.suppress(TypeError):  # a client that cannot be weakly referenced
+            _KNOWN_LIMITS[client] = limits
+    return limits
 
 
 def _nodes(client: OpenSearch, path: str) -> list[dict[str, Any]]:
