@@ -239,7 +239,7 @@ def score_on_engine(model: str, beir_dir: Path, name: str, url: str) -> dict[str
     candidates = fusion_candidates()
     scores = [dev_ndcg(c) for c in candidates]
     fusion, weights = candidates[scores.index(max(scores))]
-    at: Where = "engine" if fused_in_engine(fusion.method, info.engine, info.major) else "client"
+    at: Where = "engine" if fused_in_engine(fusion.method, info.engine, info.version) else "client"
     hybrid = replace(
         searcher,
         fusion=Fusion(fusion.method, at),

@@ -8,16 +8,15 @@ a time, so one bad byte rejects one line, not the file.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Container, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from splade_es.files import AtomicFile
 from splade_es.records import DeadLetter, EncodedRecord, check_document_id
 from splade_es.term_stats import DocumentFrequencies, FrequencyCounter
 
@@ -237,31 +236,6 @@ def read_qrels(
 # Output files -----------------------------------------------------------------------------------
 
 
-class AtomicFile:
-    """A file written under a temporary name and renamed into place only on success.
-
-    A run that fails, even before writing a byte, leaves any existing file of that name intact.
-    """
-
-    def __init__(self, path: Path, mode: str = "w") -> None:
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        self.tmp = Path(tmp)
-        self.handle: IO[Any] = (
-            self.tmp.open(mode, encoding="utf-8") if "b" not in mode else self.tmp.open(mode)
-        )
-
-    def commit(self) -> None:
-        self.handle.close()
-        os.replace(self.tmp, self.path)
-
-    def discard(self) -> None:
-        self.handle.close()
-        self.tmp.unlink(missing_ok=True)
-
-
 def write_dead_letters(path: Path, letters: Iterable[DeadLetter]) -> int:
     """Write dead letters as JSONL (atomically); returns how many."""
     out = AtomicFile(path)
@@ -365,11 +339,12 @@ def read_encoded(path: Path) -> Iterator[tuple[int, EncodedRecord | DeadLetter]]
             yield number, letter
 
 
-def input_ids(path: Path) -> Iterator[str | None]:
-    """The id of every record `read_encoded` will yield, in order (None for unreadable ones).
+def input_ids(path: Path) -> Iterator[tuple[int, str | None]]:
+    """(position, id) of every record `read_encoded` will yield, in order (None for unreadable
+    ones), numbered exactly as `read_encoded` numbers them (a JSONL line number counts blank lines).
 
     Read ahead of indexing to find duplicate ids, so the last copy in input order always wins
     whatever the concurrency.
     """
-    for _, item in read_encoded(path):
-        yield item.id if isinstance(item, EncodedRecord) else None
+    for position, item in read_encoded(path):
+        yield position, item.id if isinstance(item, EncodedRecord) else None

@@ -4,12 +4,14 @@
 - `min_max`, `l2`, `z_score` + weighted arithmetic mean, and `rrf`: each list normalised (or
   ranked) first, as OpenSearch's `normalization-processor` / `score-ranker-processor` search
   pipelines do. `at="engine"` runs them in OpenSearch (neural-search plugin, `hybrid` query);
-  `at="client"` runs the same arithmetic here over one `_msearch`, for engines without it.
+  `at="client"` runs the same arithmetic here over one `_msearch`, for engines without it; with
+  no `at`, `fused_in_engine` picks the engine where it can and the client elsewhere.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -24,7 +26,8 @@ class Fusion:
     """How hybrid search combines BM25 and SPLADE (the weights are `query.Hybrid`'s)."""
 
     method: Method = "sum"
-    at: Where = "engine"
+    at: Where | None = None
+    """Where to fuse; None: in the engine when `fused_in_engine` says it can, else here."""
     rank_constant: int = 60
     depth: int = 100
     """Hits taken from each list before fusing (client side)."""
@@ -34,7 +37,7 @@ class Fusion:
             raise ValueError(
                 f"fusion method must be one of {', '.join(METHODS)}, not {self.method!r}"
             )
-        if self.at not in ("engine", "client"):
+        if self.at not in ("engine", "client", None):
             raise ValueError(f"fusion runs at 'engine' or 'client', not {self.at!r}")
 
     def pipeline_name(self, weights: tuple[float, float]) -> str:
@@ -48,15 +51,40 @@ class Fusion:
     def parse(cls, spec: str) -> Fusion:
         """`sum`, `min_max`, `rrf@client`, ... (a method, optionally `@engine` or `@client`)."""
         method, _, at = spec.partition("@")
-        return cls(method, at or "engine")  # type: ignore[arg-type]
+        return cls(method, at or None)  # type: ignore[arg-type]
+
+    def where(self, engine: str, version: str) -> Where:
+        """Where this fusion runs on this engine: as asked, or (no `at`) where the engine can.
+        Asking the engine for what it cannot do is a ValueError that names the `@client` form."""
+        can = fused_in_engine(self.method, engine, version)
+        if self.at is None:
+            return "engine" if can else "client"
+        if self.at == "engine" and not can:
+            raise ValueError(
+                f"{engine} {version} cannot fuse {self.method} in the engine: use "
+                f"--fusion {self.method}@client (the same arithmetic, in the client) or "
+                f"--fusion {self.method} (wherever it runs)"
+            )
+        return self.at
 
 
-def fused_in_engine(method: Method, engine: str, major: int) -> bool:
+OPENSEARCH_FUSION_SINCE: dict[Method, tuple[int, int]] = {
+    "min_max": (2, 10),  # the `hybrid` query and the normalization-processor
+    "l2": (2, 10),
+    "rrf": (2, 19),  # the score-ranker-processor (checked on 2.19.6: equal to `fuse`)
+    "z_score": (3, 0),  # 2.19.6 refuses it: "provided normalization technique is not supported"
+}
+"""The first OpenSearch version (neural-search plugin) whose search pipelines run each method."""
+
+
+def fused_in_engine(method: Method, engine: str, version: str) -> bool:
     """Whether this engine can fuse with `method` itself: `sum` everywhere (one bool query), the
-    others in OpenSearch's search pipelines (z_score and RRF from 3.0 on)."""
+    others in OpenSearch's search pipelines from the version `OPENSEARCH_FUSION_SINCE` names.
+    The one place that decides it: search, eval and the reports all ask here."""
     if method == "sum":
         return True
-    return engine == "opensearch" and (method not in ("z_score", "rrf") or major >= 3)
+    numbers = [int(n) for n in re.findall(r"\d+", version)[:2]] + [0, 0]
+    return engine == "opensearch" and tuple(numbers[:2]) >= OPENSEARCH_FUSION_SINCE[method]
 
 
 MIN_MAX_FLOOR = 0.001

@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from splade_es.bulk import BulkOptions, BulkWriter
 from splade_es.client import EngineError, EngineInfo, describe_error
 from splade_es.corpus import input_ids, read_encoded
+from splade_es.files import write_atomically
 from splade_es.indices import IndexProfile, SpladeField, check_index_name, ensure_index
 from splade_es.records import DeadLetter, EncodedRecord, FieldProfile, RunSummary
 
@@ -51,9 +52,7 @@ class Progress:
             return None
 
     def save(self, path: Path) -> None:
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(asdict(self)))
-        tmp.replace(path)
+        write_atomically(path, json.dumps(asdict(self)))
 
 
 def input_stamp(path: Path) -> tuple[int, int]:
@@ -62,10 +61,13 @@ def input_stamp(path: Path) -> tuple[int, int]:
 
 
 def superseded_positions(path: Path) -> set[int]:
-    """Positions of records whose id appears again later in the file (the last copy wins)."""
+    """Positions of records whose id appears again later in the file (the last copy wins).
+
+    A position is what `read_encoded` yields with each record (its line or row number), the one
+    numbering that the duplicate check, the send loop and the progress file all use."""
     last: dict[str, int] = {}
     superseded: set[int] = set()
-    for position, doc_id in enumerate(input_ids(path), start=1):
+    for position, doc_id in input_ids(path):
         if doc_id is None:
             continue
         earlier = last.get(doc_id)
@@ -105,10 +107,19 @@ class FileIndexer:
         self.field = field
         self.options = options
         self.show_progress = show_progress
+        self.saved: Progress | None = None
+        """The progress file the last run left behind when it stopped (None: nothing to resume)."""
+
+    def resume_hint(self) -> str:
+        """What to tell a user whose run stopped: resuming is worth it only if progress was saved."""
+        if self.saved is None or self.saved.done_through == 0:
+            return ""
+        return " (progress saved: re-run the same command to resume)"
 
     def run(self, input_path: Path, dead_letter: Path, resume: bool = True) -> RunSummary:
         """Index the file; dead letters (and rejects) go to `dead_letter` as JSONL."""
         started = time.monotonic()
+        self.saved = None
         summary = RunSummary()
         progress_path = Progress.path_for(input_path, self.profile.index)
         size, mtime = input_stamp(input_path)
@@ -179,7 +190,9 @@ class FileIndexer:
             with lock:
                 safe = next(iter(in_flight)) - 1 if in_flight else last_read
                 dead.flush()
-            Progress(self.profile.uuid, size, mtime, max(safe, done_before)).save(progress_path)
+            progress = Progress(self.profile.uuid, size, mtime, max(safe, done_before))
+            progress.save(progress_path)
+            self.saved = progress
 
         try:
             for count, (position, _, letter) in enumerate(writer.write(to_send()), start=1):
@@ -198,8 +211,10 @@ class FileIndexer:
             dead.close()
             bar.close()
         summary.retries = writer.retries
+        summary.notes.extend(writer.notes)
         self.client.indices.refresh(index=self.profile.index)
         progress_path.unlink(missing_ok=True)
+        self.saved = None
         summary.seconds = time.monotonic() - started
         return summary
 
@@ -262,6 +277,12 @@ def index_file(
     assert source is not None
     dead_letter = dead_letter or default_dead_letter(input_path, index)
     profile = ensure_index(client, info, index, field, field_type, SpladeField.of(source))
-    return FileIndexer(client, profile, field, options, show_progress).run(
-        input_path, dead_letter, resume
-    )
+    indexer = FileIndexer(client, profile, field, options, show_progress)
+    try:
+        return indexer.run(input_path, dead_letter, resume)
+    except (EngineError, ValueError, OSError) as exc:
+        raise IndexingStopped(f"{exc}{indexer.resume_hint()}") from exc
+
+
+class IndexingStopped(EngineError):
+    """A run that stopped part-way; the message says whether re-running it resumes."""

@@ -155,7 +155,9 @@ class FieldProfile:
         return output.with_name(output.name + ".profile.json")
 
     def write(self, output: Path) -> None:
-        self.path_for(output).write_text(json.dumps(self.made().to_json(), indent=2))
+        from splade_es.files import write_atomically
+
+        write_atomically(self.path_for(output), json.dumps(self.made().to_json(), indent=2))
 
     @classmethod
     def read(cls, output: Path) -> FieldProfile | None:

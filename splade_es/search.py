@@ -150,7 +150,16 @@ class Searcher:
         return (self.hybrid.bm25_weight, self.hybrid.splade_weight)
 
     def fused_by_client(self, mode: Mode) -> bool:
-        return mode == "hybrid" and self.fusion.method != "sum" and self.fusion.at == "client"
+        return mode == "hybrid" and self.fusion.method != "sum" and self.fusion_at == "client"
+
+    @property
+    def fusion_at(self) -> str:
+        """Where hybrid fusion runs on this engine (`Fusion.where`); asking the engine for a
+        method it lacks is a one-line EngineError naming the `@client` form."""
+        try:
+            return self.fusion.where(self.info.engine, self.info.version)
+        except ValueError as exc:
+            raise EngineError(str(exc)) from None
 
     def body(self, text: str, mode: Mode, size: int = 10) -> dict[str, Any]:
         """The search body for one query in one mode (an empty query matches nothing)."""
@@ -177,7 +186,7 @@ class Searcher:
 
     def pipeline(self, mode: Mode) -> str | None:
         """The search pipeline a mode runs through (created once), if any."""
-        if mode == "hybrid" and self.fusion.method != "sum" and self.fusion.at == "engine":
+        if mode == "hybrid" and self.fusion.method != "sum" and self.fusion_at == "engine":
             name = self.fusion.pipeline_name(self.weights)
             body = fusion_pipeline_body(self.fusion, self.weights)
         elif mode in ("splade", "hybrid") and self.two_phase is not None:

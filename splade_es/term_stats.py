@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from splade_es.files import write_atomically
 from splade_es.records import EncodedRecord
 
 
@@ -63,7 +64,7 @@ class DocumentFrequencies:
         return json.dumps({"documents": self.documents, "counts": self.counts})
 
     def save(self, path: Path) -> None:
-        path.write_text(self.dumps())
+        write_atomically(path, self.dumps())
 
     @classmethod
     def load(cls, path: Path) -> DocumentFrequencies:

@@ -6,17 +6,15 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+from splade_es.files import replaced_on_success
 from splade_es.sparse import SparseVector
 
 
 def save_vectors(path: Path, ids: Sequence[str], vectors: Sequence[SparseVector]) -> None:
     """Cache encoded vectors as JSONL `{"id", "w": [[token, weight], ...]}`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with tmp.open("w", encoding="utf-8") as handle:
+    with replaced_on_success(path) as tmp, tmp.open("w", encoding="utf-8") as handle:
         for doc_id, vector in zip(ids, vectors, strict=True):
             handle.write(json.dumps({"id": doc_id, "w": vector.weights}) + "\n")
-    tmp.replace(path)
 
 
 def load_vectors(path: Path) -> tuple[list[str], list[SparseVector]]:

@@ -79,7 +79,7 @@ def index_vectors(
             client, info, input_path, index, field, field_type, options, dead_letter, resume, made
         )
     except (EngineError, ValueError, OSError) as exc:
-        fail(f"{exc} (progress saved: re-run the same command to resume)")
+        fail(str(exc))
     for note in summary.notes:
         click.echo(note, err=True)
     click.echo(summary.line() + dead_letter_note(summary, dead_letter), err=True)

@@ -162,8 +162,11 @@ def search(text: str, mode: str, size: int, two_phase: bool, **values: Any) -> N
         searcher = searcher_for(
             client, info, encoder, values["model"], two_phase=two_phase, **shared
         )
-        for rank, hit in enumerate(searcher.search(text, mode, size), start=1):
+        hits = searcher.search(text, mode, size)
+        for rank, hit in enumerate(hits, start=1):
             click.echo(f"{rank:>3}  {hit.score:9.4f}  {hit.id:<14} {hit.title[:80]}")
+        if not hits:
+            click.echo(f"no hits in {values['index']!r} ({mode})", err=True)
     except (EngineError, ValueError, OSError, RuntimeError) as exc:
         fail(str(exc))
 

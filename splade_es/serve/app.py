@@ -4,8 +4,9 @@ Request: `{"texts": ["...", ...]}`. Answer: `[{feature: weight}, ...]`, one obje
 the shape an ml-commons remote connector hands to the `sparse_encoding` processor and to
 `neural_sparse` `query_text` (weights as in `splade_es.serve.weights`).
 
-Every bad request gets a 4xx with `{"error": reason}`: 400 malformed JSON, 422 wrong shape or
-types, 413 body or text count over the limit, 503 queue full or model not loaded yet (with
+Every bad request gets a 4xx with `{"error": reason}`: 400 malformed JSON (a nesting bomb or an
+integer too long to convert included), 422 wrong shape or types or a text that is not Unicode,
+413 body or text count over the limit, 503 queue full or model not loaded yet (with
 `Retry-After`). A text that makes the encoder fail gives 500 for its request only.
 """
 
@@ -95,8 +96,10 @@ def parse_texts(body: bytes, max_texts: int) -> list[str]:
     """`{"texts": [str, ...]}` -> the texts, or BadRequest naming what is wrong."""
     try:
         payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadRequest(400, f"malformed JSON: {exc}") from None
+    except RecursionError:  # a nesting bomb: `[[[[...]]]]` deeper than the parser recurses
+        raise BadRequest(400, "malformed JSON: nested too deeply") from None
+    except ValueError as exc:  # bad syntax or bytes, or an integer longer than Python converts
+        raise BadRequest(400, f"malformed JSON: {str(exc).split(';')[0]}") from None
     if not isinstance(payload, dict) or "texts" not in payload:
         raise BadRequest(422, 'expected a JSON object {"texts": [string, ...]}')
     unknown = sorted(set(payload) - {"texts"})
@@ -110,6 +113,12 @@ def parse_texts(body: bytes, max_texts: int) -> list[str]:
     for i, text in enumerate(texts):
         if not isinstance(text, str):
             raise BadRequest(422, f"texts[{i}] is {type(text).__name__}, not a string")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:  # JSON's \ud800 escape decodes to a lone surrogate
+            raise BadRequest(
+                422, f"texts[{i}] is not valid Unicode (a lone surrogate at character {exc.start})"
+            ) from None
     return texts
 
 

@@ -18,7 +18,7 @@ from splade_es.cli import main
 from splade_es.client import ConnectionSettings, open_cluster
 from splade_es.corpus import EncodedWriter, read_queries
 from splade_es.evaluation import ExactSparseIndex
-from splade_es.fusion import Fusion
+from splade_es.fusion import Fusion, Method, fused_in_engine
 from splade_es.indexing import FileIndexer
 from splade_es.indices import ensure_index
 from splade_es.search import Mode, Searcher
@@ -86,13 +86,13 @@ def test_neural_sparse_scores_equal_rank_feature_and_exact_scoring(
         assert a[0].score == pytest.approx(truth[a[0].id], rel=0.02)
 
 
-@pytest.mark.parametrize("method", ["min_max", "l2", "rrf"])
+@pytest.mark.parametrize("method", ["min_max", "l2", "rrf", "z_score"])
 def test_engine_and_client_fusion_agree(
-    neural: tuple[Any, Any, str], splade_tiny: Any, queries: list[str], method: str
+    neural: tuple[Any, Any, str], splade_tiny: Any, queries: list[str], method: Method
 ) -> None:
     client, info, _ = neural
-    if method == "rrf" and info.major < 3:
-        pytest.skip("the RRF score-ranker-processor is OpenSearch 3.x")
+    if not fused_in_engine(method, info.engine, info.version):
+        pytest.skip(f"{info.engine} {info.version} does not fuse {method} (tests/failure)")
     base = Searcher.for_index(client, info, INDEX, splade_tiny)
     engine = replace(base, fusion=Fusion.parse(f"{method}@engine"))
     local = replace(base, fusion=Fusion.parse(f"{method}@client"))
@@ -158,11 +158,11 @@ def test_a_missing_plugin_is_one_clear_line(splade_tiny: Any, scifact: Path) -> 
     name = "neural-missing-test"
     client.indices.delete(index=name, ignore_unavailable=True)
     ensure_index(client, info, name)
-    result = CliRunner().invoke(
-        main,
-        ["search", "x", "--index", name, "--url", url, "--mode", "hybrid", "--fusion", "min_max"],
-    )
+    args = ["search", "x", "--index", name, "--url", url, "--mode", "hybrid", "--fusion"]
+    result = CliRunner().invoke(main, [*args, "min_max@engine"])
     assert result.exit_code == 1
-    assert "need the opensearch-neural-search plugin" in result.output
+    assert "use --fusion min_max@client" in result.output
     assert len(result.output.strip().splitlines()) == 1
+    # without @engine it fuses where it can: here, in the client
+    assert CliRunner().invoke(main, [*args, "min_max"]).exit_code == 0
     client.indices.delete(index=name)

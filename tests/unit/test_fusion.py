@@ -54,19 +54,30 @@ def test_settings_name_the_engine_pipeline_and_bad_ones_are_refused() -> None:
 
 
 @pytest.mark.parametrize(
-    ("method", "engine", "major", "expected"),
+    ("method", "engine", "version", "expected"),
     [
-        ("sum", "elasticsearch", 8, True),
-        ("min_max", "elasticsearch", 8, False),
-        ("min_max", "opensearch", 2, True),
-        ("l2", "opensearch", 2, True),
-        ("z_score", "opensearch", 2, False),
-        ("rrf", "opensearch", 2, False),
-        ("z_score", "opensearch", 3, True),
-        ("rrf", "opensearch", 3, True),
+        ("sum", "elasticsearch", "8.19.21", True),
+        ("min_max", "elasticsearch", "8.19.21", False),
+        ("min_max", "opensearch", "2.19.6", True),
+        ("l2", "opensearch", "2.19.6", True),
+        ("min_max", "opensearch", "2.9.0", False),
+        ("z_score", "opensearch", "2.19.6", False),
+        ("rrf", "opensearch", "2.19.6", True),
+        ("rrf", "opensearch", "2.18.0", False),
+        ("z_score", "opensearch", "3.0.0", True),
+        ("rrf", "opensearch", "3.6.0", True),
     ],
 )
 def test_which_fusions_the_engine_runs_itself(
-    method: Method, engine: str, major: int, expected: bool
+    method: Method, engine: str, version: str, expected: bool
 ) -> None:
-    assert fused_in_engine(method, engine, major) is expected
+    assert fused_in_engine(method, engine, version) is expected
+
+
+def test_without_at_fusion_runs_where_the_engine_can_and_at_engine_names_the_client_form() -> None:
+    assert Fusion.parse("z_score").where("opensearch", "2.19.6") == "client"
+    assert Fusion.parse("z_score").where("opensearch", "3.0.0") == "engine"
+    assert Fusion.parse("rrf").where("opensearch", "2.19.6") == "engine"
+    assert Fusion.parse("min_max@client").where("opensearch", "2.19.6") == "client"
+    with pytest.raises(ValueError, match="use --fusion z_score@client"):
+        Fusion.parse("z_score@engine").where("opensearch", "2.19.6")

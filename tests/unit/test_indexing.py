@@ -30,20 +30,34 @@ class FakeEngine:
         failures: list[Exception] | None = None,
         item_status: dict[str, list[int]] | None = None,
         max_body: int | None = None,
+        pressure_limit: int | None = None,
+        states_limits: bool = True,
     ) -> None:
         self.failures = failures or []
+        self.pressure_limit = pressure_limit
+        self.states_limits = states_limits
         self.item_status = item_status or {}
         self.max_body = max_body
         self.docs: dict[str, Any] = {}
         self.requests = 0
+        self.bodies: list[int] = []
         self.transport = self
         self.serializer = JSONSerializer()
         self.indices = self
 
     def bulk(self, body: str, **_: Any) -> dict[str, Any]:
         self.requests += 1
+        self.bodies.append(len(body.encode()))
         if self.failures:
             raise self.failures.pop(0)
+        if self.pressure_limit is not None and len(body.encode()) > self.pressure_limit:
+            reason = (
+                "rejected execution of coordinating operation [coordinating_and_primary_bytes=0, "
+                f"replica_bytes=0, all_bytes=0, coordinating_operation_bytes={len(body.encode())}, "
+                f"max_coordinating_and_primary_bytes={self.pressure_limit}]"
+            )
+            error = {"type": "rejected_execution_exception", "reason": reason}
+            raise TransportError(429, "rejected_execution_exception", {"error": error})
         if self.max_body is not None and len(body.encode()) > self.max_body:
             raise TransportError(413, "Request Entity Too Large", {})
         lines = body.splitlines()
@@ -68,6 +82,13 @@ class FakeEngine:
 
     def refresh(self, index: str) -> None:
         return None
+
+    def perform_request(self, method: str, path: str, **_: Any) -> dict[str, Any]:
+        """`_nodes/stats/indexing_pressure` and `_nodes/settings` as one node answers them."""
+        node: dict[str, Any] = {"settings": {"http": {"port": "9200"}}}
+        if self.pressure_limit is not None and self.states_limits:
+            node["indexing_pressure"] = {"memory": {"limit_in_bytes": self.pressure_limit}}
+        return {"nodes": {"n1": node}}
 
     def search(self, index: str, body: dict[str, Any]) -> dict[str, Any]:
         wanted = body["query"]["bool"]["filter"][0]["ids"]["values"]
@@ -122,6 +143,46 @@ def test_a_request_too_large_is_split_and_a_lone_giant_dead_lettered() -> None:
     dead = {r.id: letter for _, r, letter in outcomes if letter is not None}
     assert list(dead) == ["giant"] and dead["giant"].status == 413
     assert len(engine.docs) == 39
+
+
+def test_a_lone_document_over_the_pressure_limit_is_dead_lettered_without_waiting() -> None:
+    records = [EncodedRecord(str(i), {"t": 1}, text="x" * 50) for i in range(20)]
+    records[5] = EncodedRecord("giant", {"t": 1}, text="y" * 5000)
+    engine = FakeEngine(pressure_limit=4000, states_limits=False)  # the 429's reason must do
+    slept: list[float] = []
+    options = BulkOptions(chunk_size=20, concurrency=1)
+    writer = BulkWriter(engine, "i", options=options, sleep=slept.append)  # type: ignore[arg-type]
+    outcomes = list(writer.write(enumerate(records, start=1)))
+    dead = {r.id: letter for _, r, letter in outcomes if letter is not None}
+    assert list(dead) == ["giant"] and dead["giant"].status == 429
+    assert "coordinating_operation_bytes=" in dead["giant"].reason
+    assert slept == [] and len(engine.docs) == 19
+
+
+def test_a_document_refused_429_alone_through_every_retry_is_dead_lettered() -> None:
+    engine = FakeEngine(item_status={"1": [429] * 50})
+    outcomes = write_all(engine, RECORDS, concurrency=1, max_retries=3)
+    letters = {r.id: letter for _, r, letter in outcomes}
+    assert letters["2"] is None and set(engine.docs) == {"2"}
+    assert letters["1"] is not None and letters["1"].status == 429
+    assert "refused alone through 3 retries" in letters["1"].reason
+    # several documents refused together are an overloaded engine, not a document's fault
+    busy = FakeEngine(failures=[TransportError(429, "es_rejected_execution_exception", {})] * 50)
+    with pytest.raises(EngineUnavailable, match="gave up after 3 retries"):
+        write_all(busy, RECORDS, concurrency=1, max_retries=3)
+
+
+def test_requests_are_sized_to_the_limit_the_node_states() -> None:
+    records = [EncodedRecord(str(i), {"t": 1}, text="x" * 400) for i in range(40)]
+    engine = FakeEngine(pressure_limit=3000)
+    writer = BulkWriter(engine, "i", options=BulkOptions(concurrency=2), sleep=no_sleep)  # type: ignore[arg-type]
+    outcomes = list(writer.write(enumerate(records, start=1)))
+    assert all(letter is None for _, _, letter in outcomes) and len(engine.docs) == 40
+    assert max(engine.bodies) <= 1000  # 3000 shared by 2 requests in flight and one more
+    assert writer.notes == [
+        "bulk requests capped at 1000 bytes to fit the node (indexing pressure limit 3000 bytes; "
+        "2 requests in flight)"
+    ]
 
 
 def test_bulk_actions_index_whole_documents_or_update_only_the_field() -> None:

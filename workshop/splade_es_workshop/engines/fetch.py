@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from splade_es.files import write_atomically
+
 from .spec import LauncherError, cache_dir
 
 REPO_ENV = "SPLADE_ES_MAVEN_REPO"
@@ -103,7 +105,7 @@ def fetch(artifact: Artifact) -> Path:
             raise LauncherError(
                 f"checksum mismatch for {artifact.coordinates}: sha1 {actual}, expected {expected}"
             )
-        checksum_file.write_text(expected + "\n")
+        write_atomically(checksum_file, expected + "\n")
         got.replace(dest)
     return dest
 

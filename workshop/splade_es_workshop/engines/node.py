@@ -51,6 +51,8 @@ from .spec import (
 )
 
 SERVICE_USER_ENV = "SPLADE_ES_SERVICE_USER"
+PASSWD_LOCK = "/etc/.pwd.lock"
+"""The lock file of the system's account files (flock'ed here; lckpwdf takes an fcntl lock)."""
 START_WAIT_ENV = "SPLADE_ES_START_WAIT"
 DEFAULT_START_WAIT_S = 180.0
 
@@ -391,15 +393,21 @@ def _ensure_user() -> pwd.struct_passwd | None:
     if os.geteuid() != 0:
         return None
     name = service_user_name()
-    try:
-        return pwd.getpwnam(name)
-    except KeyError:
-        pass
-    cmd = ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name]
-    res = subprocess.run(cmd, capture_output=True, text=True)
-    if res.returncode != 0:
-        raise LauncherError(f"cannot create user {name}: {res.stderr.strip() or res.returncode}")
-    return pwd.getpwnam(name)
+    # useradd's own locking does not stop two at once here (both succeed, one entry survives, and
+    # the launchers run as different uids): launchers take turns on the account files' lock file
+    with open(PASSWD_LOCK, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            return pwd.getpwnam(name)
+        except KeyError:
+            pass
+        cmd = ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name]
+        res = subprocess.run(cmd, capture_output=True, text=True)
+        try:  # made by us, or by something other than a launcher since we looked
+            return pwd.getpwnam(name)
+        except KeyError:
+            problem = res.stderr.strip() or f"exit {res.returncode}"
+            raise LauncherError(f"cannot create user {name}: {problem}") from None
 
 
 def _check_access(path: Path, user: pwd.struct_passwd) -> None:

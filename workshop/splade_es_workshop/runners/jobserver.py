@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from splade_es.files import replaced_on_success
+
 from .cache import cache_dir
 from .maven import package_jar
 from .processes import Managed, java, port_open, wait_for
@@ -51,10 +53,8 @@ def job_server_jar(runner: str, rebuild: bool = False) -> Path:
     if target.is_file() and not rebuild:
         return target
     built = package_jar(kind.pom, cache_dir() / "build" / f"{runner}-job-server")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_suffix(".part")
-    shutil.copyfile(built, partial)
-    partial.replace(target)
+    with replaced_on_success(target) as partial:
+        shutil.copyfile(built, partial)
     return target
 
 
