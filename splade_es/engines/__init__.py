@@ -25,6 +25,7 @@ from typing import Any
 # are the submodules of those names: `from splade_es.engines.install import install`.)
 _EXPORTS = {
     "DEFAULT_SPECS": "splade_es.engines.spec",
+    "OLDGEN_SPECS": "splade_es.engines.spec",
     "FEATURES": "splade_es.engines.spec",
     "SECURED_SPEC": "splade_es.engines.spec",
     "SECURED_USER": "splade_es.engines.spec",

@@ -14,10 +14,11 @@ from splade_es.batch_encode import DocumentPruning, encoded_record
 from splade_es.bulk import BulkOptions
 from splade_es.client import ConnectionSettings, connect
 from splade_es.corpus import Document
-from splade_es.engines import DEFAULT_SPECS, start
+from splade_es.engines import start
 from splade_es.pipelines.index_corpus import run
 from splade_es.pipelines.write import WriteToIndex
 from splade_es.records import EncodedRecord
+from tests.conftest import engine_spec
 
 from .conftest import N_DOCS, read_jsonl
 
@@ -28,7 +29,7 @@ RUNNER = "--runner=FnApiRunner"
 
 @pytest.fixture(scope="module")
 def url() -> str:
-    return start(DEFAULT_SPECS["opensearch"])
+    return start(engine_spec("opensearch"))
 
 
 def test_jsonl_into_an_index_counts_add_up(
