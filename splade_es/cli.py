@@ -25,6 +25,7 @@ from splade_es.options import (
     POSITIVE,
     PRUNING,
     WEIGHT,
+    JsonObject,
     bulk_options,
     click_options,
     connection_settings,
@@ -223,7 +224,7 @@ def rewrite(
     "--version",
     "engine_version",
     default=None,
-    help="Engine version (default: 2.19 for OpenSearch, 9.0 for Elasticsearch).",
+    help="Engine version (default: what `engine start` runs: 3.6.0 / 9.2.4).",
 )
 @click.option("--field", default="splade", show_default=True)
 @click.option("--field-type", type=click.Choice(["rank_features", "sparse_vector"]), default=None)
@@ -238,7 +239,9 @@ def mapping(
     engine: Engine, engine_version: str | None, field: str, field_type: str | None, analyzer: str
 ) -> None:
     """Print the create-index body (settings + mappings) for an engine."""
-    version = engine_version or ("2.19.0" if engine == "opensearch" else "9.0.0")
+    from splade_es.engines.spec import DEFAULT_SPECS
+
+    version = engine_version or DEFAULT_SPECS[engine].version
     try:
         click.echo(json.dumps(index_body(engine, version, field, field_type, analyzer), indent=2))  # type: ignore[arg-type]
     except ValueError as exc:
@@ -331,6 +334,8 @@ SEARCH_OPTIONS = (
     "fusion",
     "max_df",
     "df_file",
+    "filter_query",
+    "track_total_hits",
 )
 
 
@@ -349,6 +354,8 @@ def searcher_for(
     two_phase: bool = False,
     max_df: float | None = None,
     df_file: Path | None = None,
+    filter_query: dict[str, Any] | None = None,
+    track_total_hits: bool = False,
 ) -> Any:
     """A Searcher built from what the index recorded about itself (`SEARCH_OPTIONS` as given to
     `search` / `eval`)."""
@@ -370,6 +377,8 @@ def searcher_for(
         hybrid=Hybrid(bm25_weight, splade_weight),
         fusion=Fusion.parse(fusion),
         two_phase=TwoPhase() if two_phase else None,
+        filter=filter_query,
+        track_total_hits=track_total_hits,
     )
 
 
@@ -424,6 +433,18 @@ def search_options(func: F) -> F:
             show_default=True,
             help="Hybrid fusion: sum (one bool query), min_max, l2, z_score or rrf, "
             "optionally @engine (OpenSearch search pipeline) or @client.",
+        ),
+        click.option(
+            "--filter",
+            "filter_query",
+            type=JsonObject(),
+            default=None,
+            help='Engine query every hit must match, as JSON (e.g. \'{"term": {"lang": "en"}}\').',
+        ),
+        click.option(
+            "--track-total-hits",
+            is_flag=True,
+            help="Count every match (off: Lucene skips documents that cannot be top hits).",
         ),
     ]
 

@@ -25,6 +25,7 @@ from splade_es.query import (
     QueryEncoder,
     QueryPruning,
     QueryRewriter,
+    filtered,
     sparse_clause,
     text_query,
 )
@@ -72,6 +73,12 @@ class Searcher:
     """SPLADE through OpenSearch's two-phase processor (neural_sparse queries)."""
     form: Form | None = None
     """The sparse query form; default: the one for the field type (`neural_sparse` on request)."""
+    filter: dict[str, Any] | None = None
+    """An engine query (e.g. `{"term": {"lang": "en"}}`) every hit must match, in every mode."""
+    minimum_should_match: int = 1
+    """On the scoring clauses under a filter; 0 lets every filtered document match (slower)."""
+    track_total_hits: bool = False
+    """Count all matches; off by default so Lucene can skip documents that cannot be top hits."""
     _pipelines: set[str] = dataclass_field(default_factory=set, repr=False)
 
     @classmethod
@@ -90,9 +97,15 @@ class Searcher:
         fusion: Fusion | None = None,
         two_phase: TwoPhase | None = None,
         form: Form | None = None,
+        filter: dict[str, Any] | None = None,
+        minimum_should_match: int = 1,
+        track_total_hits: bool = False,
     ) -> Searcher:
         """A searcher for `index` as it was indexed; a query model other than the index's
-        (`model`, as given on the command line) is refused unless `force_model`."""
+        (`model`, as given on the command line) is refused unless `force_model`.
+
+        Hybrid `sum` weights are on the BM25 scale the index records (`IndexProfile.bm25_scale`),
+        corrected for this engine's, so the same weights rank the same on OpenSearch 2.x and 3.x."""
         profile = IndexProfile.read(client, index)
         # BM25 alone (no encoder) works on any index; SPLADE needs the field
         splade = (
@@ -116,13 +129,21 @@ class Searcher:
             field,
             splade.field_type,
             pruning or QueryPruning(),
-            Hybrid(weights.bm25_weight, weights.splade_weight, profile.text_fields),
+            Hybrid(
+                weights.bm25_weight,
+                weights.splade_weight,
+                profile.text_fields,
+                profile.bm25_correction(info),
+            ),
             rescore_window,
             splade.quantization,
             profile.analyzer,
             fusion or Fusion(),
             two_phase,
             form,
+            filter,
+            minimum_should_match,
+            track_total_hits,
         )
 
     def rewriter(self, mode: Mode) -> QueryRewriter:
@@ -137,6 +158,9 @@ class Searcher:
             rescore_window=self.rescore_window,
             hybrid=self.hybrid if mode == "hybrid" else None,
             quantization=self.quantization,
+            filter=self.filter,
+            minimum_should_match=self.minimum_should_match,
+            track_total_hits=self.track_total_hits,
         )
 
     @property
@@ -157,8 +181,9 @@ class Searcher:
         if mode == "bm25":
             return {
                 "size": size,
-                "query": text_query(text, self.hybrid.text_fields),
+                "query": self._filtered(text_query(text, self.hybrid.text_fields)),
                 "_source": {"excludes": [self.field]},
+                "track_total_hits": self.track_total_hits,
             }
         if mode == "hybrid" and self.fusion.method != "sum":
             if self.fused_by_client(mode):
@@ -166,14 +191,17 @@ class Searcher:
             rewriter = self.rewriter("splade")
             pruned = self.pruning.apply(rewriter.weighted_terms(text))
             sparse = sparse_clause(pruned, self.sparse_form, self.field, self.quantization)
+            queries = [text_query(text, self.hybrid.text_fields), sparse]
             return {
                 "size": size,
-                "query": {
-                    "hybrid": {"queries": [text_query(text, self.hybrid.text_fields), sparse]}
-                },
+                "query": {"hybrid": {"queries": [self._filtered(q) for q in queries]}},
                 "_source": {"excludes": [self.field]},
+                "track_total_hits": self.track_total_hits,
             }
         return self.rewriter(mode).body(text, size=size)
+
+    def _filtered(self, query: dict[str, Any]) -> dict[str, Any]:
+        return filtered(query, self.filter, self.minimum_should_match)
 
     def pipeline(self, mode: Mode) -> str | None:
         """The search pipeline a mode runs through (created once), if any."""
