@@ -284,8 +284,14 @@ def measure_interleaved(
 
 
 def same_hits(a: dict[str, float], b: dict[str, float]) -> bool:
-    """The same ids in the same order with the same scores (to float32 precision)."""
-    return list(a) == list(b) and all(abs(a[k] - b[k]) <= 1e-6 * max(1.0, abs(a[k])) for k in a)
+    """`a` has `b`'s hits first (same order, same scores to float32 precision), then only
+    score-0 ones: what `minimum_should_match: 0` adds when fewer documents match than asked."""
+    head, tail = list(a)[: len(b)], list(a)[len(b) :]
+    return (
+        head == list(b)
+        and all(abs(a[k] - b[k]) <= 1e-6 * max(1.0, abs(b[k])) for k in b)
+        and all(a[k] == 0 for k in tail)
+    )
 
 
 def shapes_report(runs: list[dict[str, Any]], command: str) -> str:
