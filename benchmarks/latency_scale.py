@@ -130,6 +130,9 @@ class Shape:
     minimum_should_match: int = 1
     same_as: str | None = None
     """The shape whose top hits this one must equal (checked, counted in the report)."""
+    nested: bool = False
+    """The filter around the whole query (a disjunction inside a conjunction), for comparison
+    with the flat form `query.filtered` gives SPLADE and the sum hybrid."""
 
 
 SHAPES = (
@@ -149,12 +152,26 @@ SHAPES = (
         minimum_should_match=0,
         same_as="filtered SPLADE, msm 1",
     ),
+    Shape(
+        "filtered SPLADE, msm 1, nested",
+        "splade",
+        filtered=True,
+        nested=True,
+        same_as="filtered SPLADE, msm 1",
+    ),
     Shape("filtered hybrid, msm 1", "hybrid", filtered=True),
     Shape(
         "filtered hybrid, msm 0",
         "hybrid",
         filtered=True,
         minimum_should_match=0,
+        same_as="filtered hybrid, msm 1",
+    ),
+    Shape(
+        "filtered hybrid, msm 1, nested",
+        "hybrid",
+        filtered=True,
+        nested=True,
         same_as="filtered hybrid, msm 1",
     ),
 )
@@ -483,9 +500,20 @@ class Bench:
                 filter=filter_ if shape.filtered else None,
                 minimum_should_match=shape.minimum_should_match,
             )
+            if shape.nested:
+                searcher = replace(searcher, filter=None)
             bodies[shape.name] = [
                 {**searcher.body(t, shape.mode, size=hits), "_source": False} for t in texts
             ]
+            if shape.nested:
+                for body in bodies[shape.name]:
+                    body["query"] = {
+                        "bool": {
+                            "should": [body["query"]],
+                            "filter": [filter_],
+                            "minimum_should_match": shape.minimum_should_match,
+                        }
+                    }
         latencies, results = measure_interleaved(self.client, index, bodies)
         rows = []
         for shape in SHAPES:

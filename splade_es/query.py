@@ -134,9 +134,15 @@ def filtered(
     With `minimum_should_match: 1` only documents the query matches are hits (the scores and top
     hits are the same as with 0 whenever the query matches at least `size` filtered documents),
     and Lucene can skip filtered documents that cannot reach the top; with 0, every filtered
-    document matches, the rest with score 0."""
+    document matches, the rest with score 0. A `bool` of `should` clauses (SPLADE's
+    `rank_feature` terms, the `sum` hybrid) takes the filter itself: one flat disjunction under a
+    filter, which Lucene 10 prunes, rather than a disjunction nested in a conjunction."""
     if filter_ is None:
         return query
+    inner = query.get("bool")
+    if isinstance(inner, dict) and set(inner) <= {"should", "boost"} and inner.get("should"):
+        merged = {**inner, "filter": [filter_], "minimum_should_match": minimum_should_match}
+        return {"bool": merged}
     return {
         "bool": {
             "should": [query],
