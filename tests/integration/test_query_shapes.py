@@ -69,7 +69,7 @@ def test_minimum_should_match_under_a_filter_changes_no_hit(
         padded += len(raw_loose["hits"]["hits"]) > len(raw_strict["hits"]["hits"])
     if mode == "bm25":  # (SPLADE's expansions may match every filtered document)
         assert padded > 0  # the two shapes differ at the engine...
-    got = [s.search_many(texts, mode, size=10) for s in (strict, loose, default)]
+    got = [s.search_many(texts, mode, size=size) for s in (strict, loose, default)]
     for hits in got[0]:
         assert {h.id for h in hits} <= allowed and all(h.score > 0 for h in hits)
     same(got[0], got[1])  # ...but the searcher drops msm 0's score-0 hits: the same results
