@@ -11,6 +11,11 @@ the same corpus (what an approximation loses). Each size's results go to `<out>/
 
     python -m splade_es.benchmarks.latency_scale --encoded scifact.parquet --sizes 5183,100000
     python -m splade_es.benchmarks.latency_scale --report
+
+`--shapes` instead compares query shapes on the main index, interleaved (each query runs every
+shape in a rotating order, so a drift of the machine hits all shapes alike): counting totals
+(`track_total_hits: true`) or not, and under a term filter matching ~10% of the documents,
+`minimum_should_match` 1 or 0 on the scoring clauses; it also checks the top hits are identical.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -116,6 +121,87 @@ VARIANTS = (
 )
 
 
+@dataclass(frozen=True)
+class Shape:
+    """One query shape for `--shapes`: mode, whether totals are counted, filter and msm."""
+
+    name: str
+    mode: Mode
+    track_total_hits: bool = False
+    filtered: bool = False
+    minimum_should_match: int = 1
+    same_as: str | None = None
+    """The shape whose top hits this one must equal (checked, counted in the report)."""
+    nested: bool = False
+    """The filter around the whole query (a disjunction inside a conjunction), for comparison
+    with the flat form `query.filtered` gives SPLADE and the sum hybrid."""
+
+
+SHAPES = (
+    Shape("BM25", "bm25"),
+    Shape("BM25, counting totals", "bm25", track_total_hits=True, same_as="BM25"),
+    Shape("SPLADE full", "splade"),
+    Shape("SPLADE full, counting totals", "splade", track_total_hits=True, same_as="SPLADE full"),
+    Shape("hybrid", "hybrid"),
+    Shape("hybrid, counting totals", "hybrid", track_total_hits=True, same_as="hybrid"),
+    Shape("filtered BM25, msm 1", "bm25", filtered=True),
+    Shape("filtered BM25, msm 0", "bm25", filtered=True, minimum_should_match=0),
+    Shape("filtered SPLADE, msm 1", "splade", filtered=True),
+    Shape(
+        "filtered SPLADE, msm 0",
+        "splade",
+        filtered=True,
+        minimum_should_match=0,
+        same_as="filtered SPLADE, msm 1",
+    ),
+    Shape(
+        "filtered SPLADE, msm 1, nested",
+        "splade",
+        filtered=True,
+        nested=True,
+        same_as="filtered SPLADE, msm 1",
+    ),
+    Shape("filtered hybrid, msm 1", "hybrid", filtered=True),
+    Shape(
+        "filtered hybrid, msm 0",
+        "hybrid",
+        filtered=True,
+        minimum_should_match=0,
+        same_as="filtered hybrid, msm 1",
+    ),
+    Shape(
+        "filtered hybrid, msm 1, nested",
+        "hybrid",
+        filtered=True,
+        nested=True,
+        same_as="filtered hybrid, msm 1",
+    ),
+)
+# Filter candidates: frequent SciFact terms, stemmed (english analyzer) and not (standard).
+FILTER_WORDS = (
+    "cell", "cells", "patient", "patients", "studi", "study", "protein", "proteins", "express",
+    "expression", "increas", "increased", "associ", "associated", "diseas", "disease", "risk",
+    "gene", "genes", "human", "effect", "effects", "level", "levels", "activ", "role",
+)  # fmt: skip
+
+
+def term_filter_near(
+    client: OpenSearch, index: str, share: float = 0.1, words: tuple[str, ...] = FILTER_WORDS
+) -> tuple[dict[str, Any], float]:
+    """A `term` filter on the BM25 field matching the share of documents closest to `share`
+    (production queries carry filters; this one needs no extra field in the documents)."""
+    total = int(client.count(index=index)["count"])
+    best: tuple[float, dict[str, Any]] | None = None
+    for word in words:
+        query = {"term": {"content": word}}
+        got = int(client.count(index=index, body={"query": query})["count"]) / max(1, total)
+        if got and (best is None or abs(got - share) < abs(best[0] - share)):
+            best = (got, query)
+    if best is None:
+        raise RuntimeError(f"no candidate filter term occurs in {index}")
+    return best[1], best[0]
+
+
 @dataclass
 class Timing:
     p50: float
@@ -193,6 +279,72 @@ def measure(
         qps_4,
     )
     return timing, hits
+
+
+def measure_interleaved(
+    client: OpenSearch, index: str, bodies: dict[str, list[dict[str, Any]]]
+) -> tuple[dict[str, list[float]], dict[str, list[dict[str, float]]]]:
+    """Client latency (ms) of every body, interleaved: query i runs each shape once, starting
+    from a rotating shape, after one untimed pass over everything."""
+    names = list(bodies)
+    for name in names:
+        for body in bodies[name]:
+            client.search(index=index, body=body)
+    latencies: dict[str, list[float]] = {n: [] for n in names}
+    hits: dict[str, list[dict[str, float]]] = {n: [] for n in names}
+    for i in range(len(bodies[names[0]])):
+        k = i % len(names)
+        for name in names[k:] + names[:k]:
+            start = time.perf_counter()
+            response = client.search(index=index, body=bodies[name][i])
+            latencies[name].append((time.perf_counter() - start) * 1000)
+            hits[name].append(ids_of(response))
+    return latencies, hits
+
+
+def same_hits(a: dict[str, float], b: dict[str, float]) -> bool:
+    """`a` has `b`'s hits first (same order, same scores to float32 precision), then only
+    score-0 ones: what `minimum_should_match: 0` adds when fewer documents match than asked."""
+    head, tail = list(a)[: len(b)], list(a)[len(b) :]
+    return (
+        head == list(b)
+        and all(abs(a[k] - b[k]) <= 1e-6 * max(1.0, abs(b[k])) for k in b)
+        and all(a[k] == 0 for k in tail)
+    )
+
+
+def shapes_report(runs: list[dict[str, Any]], command: str) -> str:
+    """Markdown: per size, each shape's p50/p90/p99 and p50 ratios."""
+    lines = [
+        "# Query shapes that keep Lucene's dynamic pruning",
+        "",
+        f"Interleaved (every query runs every shape, rotating order), one untimed pass first; "
+        f"machine: {platform.machine()}, 2 cores shared by the node and the client.",
+    ]
+    for run in runs:
+        rows = {r["shape"]: r for r in run["rows"]}
+        bm25 = rows["BM25"]["p50"]
+        fbm25 = rows["filtered BM25, msm 1"]["p50"]
+        lines += [
+            "",
+            f"## {run['size']:,} documents, {run['engine']}, top {run['hits']}, "
+            f"{run['queries']} queries; filter {json.dumps(run['filter'])} "
+            f"matches {run['filter_share']:.1%}",
+            "",
+            "| shape | p50 ms | p90 | p99 | p50 × BM25 | p50 × filtered BM25 | identical top hits |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for r in run["rows"]:
+            same = (
+                ""
+                if "identical_top_hits" not in r
+                else f"{r['identical_top_hits']}/{run['queries']}"
+            )
+            lines.append(
+                f"| {r['shape']} | {r['p50']:.2f} | {r['p90']:.2f} | {r['p99']:.2f} | "
+                f"{r['p50'] / bm25:.2f} | {r['p50'] / fbm25:.2f} | {same} |"
+            )
+    return "\n".join([*lines, "", "Command:", "", f"    {command}", ""])
 
 
 @dataclass
@@ -333,9 +485,67 @@ class Bench:
             },
         }
 
+    # ------------------------------------------------------------------ query shapes
+
+    def shapes(self, size: int, hits: int = 10) -> dict[str, Any]:
+        """Every shape on the main index, interleaved; p50/p90/p99 and identical-hit counts."""
+        index = main_index(size)
+        loads, sizes = self.build(size, main_only=True)
+        filter_, share = term_filter_near(self.client, index)
+        base = Searcher.for_index(self.client, self.info, index, self.encoder)
+        texts = list(self.queries.values())
+        bodies: dict[str, list[dict[str, Any]]] = {}
+        for shape in SHAPES:
+            searcher = replace(
+                base,
+                track_total_hits=shape.track_total_hits,
+                filter=filter_ if shape.filtered else None,
+                minimum_should_match=shape.minimum_should_match,
+            )
+            if shape.nested:
+                searcher = replace(searcher, filter=None)
+            bodies[shape.name] = [
+                {**searcher.body(t, shape.mode, size=hits), "_source": False} for t in texts
+            ]
+            if shape.nested:
+                for body in bodies[shape.name]:
+                    body["query"] = {
+                        "bool": {
+                            "should": [body["query"]],
+                            "filter": [filter_],
+                            "minimum_should_match": shape.minimum_should_match,
+                        }
+                    }
+        latencies, results = measure_interleaved(self.client, index, bodies)
+        rows = []
+        for shape in SHAPES:
+            times = latencies[shape.name]
+            row: dict[str, Any] = {
+                "shape": shape.name,
+                "p50": statistics.median(times),
+                "p90": float(np.percentile(times, 90)),
+                "p99": float(np.percentile(times, 99)),
+            }
+            if shape.same_as is not None:
+                pairs = zip(results[shape.name], results[shape.same_as], strict=True)
+                row["identical_top_hits"] = sum(same_hits(a, b) for a, b in pairs)
+            rows.append(row)
+            self.log(f"{size} {row}")
+        return {
+            "size": size,
+            "engine": f"{self.info.engine} {self.info.version}",
+            "hits": hits,
+            "queries": len(texts),
+            "filter": filter_,
+            "filter_share": share,
+            "load_seconds": loads,
+            "index_bytes": sizes,
+            "rows": rows,
+        }
+
     # ------------------------------------------------------------------ building
 
-    def build(self, size: int) -> tuple[dict[str, float], dict[str, int]]:
+    def build(self, size: int, main_only: bool = False) -> tuple[dict[str, float], dict[str, int]]:
         """Create and fill the indexes of this size (kept when already complete)."""
         loads: dict[str, float] = {}
         sizes: dict[str, int] = {}
@@ -343,10 +553,11 @@ class Bench:
         targets: list[tuple[OpenSearch, str, Transform | None, dict[str, Any] | None]] = [
             (self.client, main_index(size), None, None)
         ]
-        targets += [
-            (self.client, f"{main_index(size)}-{p.name}", p.apply, None) for p in DOC_PRUNINGS
-        ]
-        if self.seismic is not None and self.runs_seismic(size):
+        if not main_only:
+            targets += [
+                (self.client, f"{main_index(size)}-{p.name}", p.apply, None) for p in DOC_PRUNINGS
+            ]
+        if not main_only and self.seismic is not None and self.runs_seismic(size):
             seismic = (self.token_ids, self.seismic_mapping(size))
             targets.append((self.seismic[0], f"{main_index(size)}-seismic", *seismic))
         for client, index, transform, body in targets:
@@ -597,6 +808,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--report", action="store_true", help="only write README.md from JSON")
+    parser.add_argument(
+        "--shapes",
+        action="store_true",
+        help="compare query shapes (totals counted or not; filter with msm 1 or 0), interleaved",
+    )
+    parser.add_argument("--shape-hits", type=int, default=10, help="top hits per query (--shapes)")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     given = sys.argv[1:] if argv is None else argv
@@ -626,6 +843,13 @@ def main(argv: list[str] | None = None) -> None:
             args.rebuild,
             seismic_max_size=args.seismic_max_size,
         )
+        if args.shapes:
+            shape_runs = [bench.shapes(int(s), args.shape_hits) for s in args.sizes.split(",")]
+            report = shapes_report(shape_runs, command)
+            (args.out / "shapes.json").write_text(json.dumps(shape_runs, indent=1))
+            (args.out / "shapes.md").write_text(report)
+            print(report)
+            return
         for size in (int(s) for s in args.sizes.split(",")):
             run = bench.run(size)
             run.command = command

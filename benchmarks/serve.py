@@ -3,7 +3,7 @@ ingest pipeline vs indexing pre-encoded vectors (`index-vectors`) on the same Op
 
 Part 1 runs `splade-es serve`'s app in-process (uvicorn in a thread) with splade-tiny and sends
 SciFact texts from concurrent HTTP clients; the in-process encoder on the same texts is the
-baseline. Part 2 (with --node-url: OpenSearch 2.19 with ml-commons + neural-search) indexes the
+baseline. Part 2 (with --node-url: OpenSearch with ml-commons + neural-search) indexes the
 same documents twice: plain documents into an index whose default pipeline calls the service, and
 vectors encoded beforehand through the bulk indexer. Writes benchmarks/results/serve.md.
 
@@ -134,6 +134,7 @@ def main() -> None:
     service = EncoderService(lambda: encoder, limits, description=args.model)
     runs: list[HttpRun] = []
     pipeline: dict[str, float] = {}
+    node = "OpenSearch"
     with BackgroundServer(create_app(service)) as server:
         while httpx.get(f"{server.url}/ready").status_code != 200:
             time.sleep(0.1)
@@ -142,7 +143,7 @@ def main() -> None:
             runs.append(run)
             print(run, f"{run.docs_per_s:.1f} docs/s", flush=True)
         if args.node_url:
-            pipeline = index_both_ways(args, server.url, docs, vectors)
+            pipeline, node = index_both_ways(args, server.url, docs, vectors)
 
     lines = [
         f"# Encoder service throughput: SciFact `text`, {len(texts)} docs, model `{args.model}`",
@@ -164,7 +165,7 @@ def main() -> None:
             f"| {r.clients} | {r.texts_per_request} | {r.seconds:.1f} | {r.docs_per_s:.1f} | "
             f"{r.model_calls} | {r.docs / r.model_calls:.1f} |"
         )
-    lines += ["", "## 2. Indexing on one OpenSearch 2.19.6 node (ml-commons + neural-search)", ""]
+    lines += ["", f"## 2. Indexing on one {node} node (ml-commons + neural-search)", ""]
     if pipeline:
         n = len(docs)
         lines += [
@@ -202,7 +203,8 @@ def main() -> None:
 
 def index_both_ways(
     args: argparse.Namespace, service_url: str, docs: list[Document], vectors: list[Any]
-) -> dict[str, float]:
+) -> tuple[dict[str, float], str]:
+    """Seconds per path (and documents equal both ways), and the node as `OpenSearch <version>`."""
     client, info = open_cluster(ConnectionSettings(url=args.node_url, timeout=600))
     via_pipeline, via_vectors = "serve-bench-pipeline", "serve-bench-vectors"
     for index in (via_pipeline, via_vectors):
@@ -240,7 +242,8 @@ def index_both_ways(
         )
     for index in (via_pipeline, via_vectors):
         client.indices.delete(index=index, ignore_unavailable=True)
-    return {"pipeline_s": pipeline_s, "vectors_s": vectors_s, "failed": failed, "equal": equal}
+    times = {"pipeline_s": pipeline_s, "vectors_s": vectors_s, "failed": failed, "equal": equal}
+    return times, f"OpenSearch {info.version}"
 
 
 if __name__ == "__main__":

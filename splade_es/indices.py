@@ -15,7 +15,16 @@ from opensearchpy import OpenSearch
 from opensearchpy.exceptions import ConnectionError, NotFoundError, RequestError, TransportError
 
 from splade_es.client import EngineError, EngineInfo, describe_error
-from splade_es.mappings import TEXT_FIELD, Analyzer, index_body, sparse_field_type
+from splade_es.mappings import (
+    DEFAULT_K1,
+    LUCENE_BM25_SCALE,
+    TEXT_FIELD,
+    Analyzer,
+    bm25_scale,
+    index_body,
+    sparse_field_type,
+    text_field_k1,
+)
 from splade_es.records import FieldProfile
 from splade_es.sparse import DEFAULT_QUANTIZATION_FACTOR
 
@@ -70,6 +79,19 @@ class IndexProfile:
     analyzer: str = "standard"
     recorded: bool = True
     """False when the index has no `_meta.splade_es` (made by other tools): values are inferred."""
+    bm25_scale: float | None = None
+    """The BM25 scale hybrid `sum` weights on this index assume (`mappings.LUCENE_BM25_SCALE` for
+    indices created now); None (not recorded: older indices) means the engine's own scale."""
+    bm25_k1: float = DEFAULT_K1
+    """k1 of the first text field's similarity (read from the index settings, not recorded)."""
+
+    def bm25_correction(self, info: EngineInfo) -> float:
+        """The factor that puts this engine's BM25 scores on the scale the weights assume, so a
+        `--bm25-weight` weighs BM25 the same on OpenSearch 2.x (legacy BM25: scores × (1 + k1),
+        1.9 with the shipped mappings' k1 = 0.9) and 3.x."""
+        if self.bm25_scale is None:
+            return 1.0
+        return self.bm25_scale / bm25_scale(info.engine, info.version, self.bm25_k1)
 
     def splade_field(self, name: str) -> SpladeField:
         if name not in self.fields:
@@ -79,15 +101,25 @@ class IndexProfile:
 
     def meta(self) -> dict[str, Any]:
         """The `_meta.splade_es` object."""
-        return {
+        meta: dict[str, Any] = {
             "fields": {name: asdict(f) for name, f in self.fields.items()},
             "text_fields": list(self.text_fields),
             "analyzer": self.analyzer,
         }
+        if self.bm25_scale is not None:
+            meta["bm25_scale"] = self.bm25_scale
+        return meta
 
     @classmethod
-    def from_mapping(cls, index: str, uuid: str, mapping: dict[str, Any]) -> IndexProfile:
-        """Read `_meta.splade_es`, or infer from the field types when it is absent."""
+    def from_mapping(
+        cls,
+        index: str,
+        uuid: str,
+        mapping: dict[str, Any],
+        settings: dict[str, Any] | None = None,
+    ) -> IndexProfile:
+        """Read `_meta.splade_es`, or infer from the field types when it is absent; `settings`
+        (as `GET index/_settings` returns them) give the text field's BM25 k1."""
         props = mapping.get("properties", {})
         meta = (mapping.get("_meta") or {}).get(META_KEY)
         if isinstance(meta, dict):
@@ -95,12 +127,15 @@ class IndexProfile:
                 name: SpladeField(**{k: v for k, v in spec.items() if k in _FIELD_KEYS})
                 for name, spec in (meta.get("fields") or {}).items()
             }
+            text_fields = tuple(meta.get("text_fields") or (TEXT_FIELD,))
             return cls(
                 index,
                 uuid,
                 fields,
-                tuple(meta.get("text_fields") or (TEXT_FIELD,)),
+                text_fields,
                 str(meta.get("analyzer", "standard")),
+                bm25_scale=_scale(meta.get("bm25_scale"), index),
+                bm25_k1=text_field_k1(settings or {}, mapping, text_fields[0]),
             )
         fields = {
             name: SpladeField(field_type=str(spec["type"]))
@@ -123,10 +158,22 @@ class IndexProfile:
             settings = client.indices.get_settings(index=index)[index]["settings"]
         except (TransportError, ConnectionError) as exc:
             raise EngineError(describe_error(exc, f"index {index!r}")) from exc
-        return cls.from_mapping(index, str(settings["index"].get("uuid", "")), mapping)
+        return cls.from_mapping(index, str(settings["index"].get("uuid", "")), mapping, settings)
 
 
 _FIELD_KEYS = set(SpladeField.__dataclass_fields__)
+
+
+def _scale(value: Any, index: str) -> float | None:
+    """A recorded BM25 scale, or a one-line error for one that is not a positive number."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise EngineError(
+            f"index {index!r} records bm25_scale {value!r} in _meta.splade_es: "
+            "expected a positive number"
+        )
+    return float(value)
 
 
 def resolve_index(client: OpenSearch, name: str) -> str | None:
@@ -229,7 +276,12 @@ def _create(
     body = index_body(info.engine, info.version, field_name, field_type, analyzer)
     chosen = str(body["mappings"]["properties"][field_name]["type"])
     profile = IndexProfile(
-        index, "", {field_name: _with_type(splade, chosen)}, (TEXT_FIELD,), analyzer
+        index,
+        "",
+        {field_name: _with_type(splade, chosen)},
+        (TEXT_FIELD,),
+        analyzer,
+        bm25_scale=LUCENE_BM25_SCALE,
     )
     body["mappings"]["_meta"] = {META_KEY: profile.meta()}
     try:
@@ -278,6 +330,8 @@ def _put_meta(
         fields,
         text_fields or profile.text_fields,
         profile.analyzer,
+        bm25_scale=profile.bm25_scale,
+        bm25_k1=profile.bm25_k1,
     )
     try:
         mapping = client.indices.get_mapping(index=profile.index)[profile.index]["mappings"]

@@ -12,6 +12,9 @@ Engine = Literal["opensearch", "elasticsearch"]
 ENGINES: tuple[Engine, ...] = ("opensearch", "elasticsearch")
 Analyzer = Literal["english", "standard"]
 ANALYZERS: tuple[Analyzer, ...] = ("english", "standard")
+DEFAULT_VERSIONS: dict[str, str] = {"opensearch": "3.6.0", "elasticsearch": "9.2.4"}
+"""The engine generation the toolkit targets by default (Lucene 10): `mapping`'s default, and the
+versions the workshop's local nodes run."""
 TEXT_FIELD = "content"
 """The BM25 field every mapping has (title + text, copied)."""
 
@@ -80,3 +83,35 @@ def sparse_field_type(mapping: dict[str, Any], field: str) -> str | None:
     props = mapping.get("properties", {})
     spec = props.get(field)
     return str(spec.get("type")) if isinstance(spec, dict) and "type" in spec else None
+
+
+# BM25 scales. Lucene 8 removed the constant (k1 + 1) factor from BM25's numerator; OpenSearch 2.x
+# and Elasticsearch kept it (their `LegacyBM25Similarity`), OpenSearch 3.0 dropped it. Rankings
+# agree, but a `sum` hybrid adds BM25 to SPLADE, so its weights mean different things on the two.
+LUCENE_BM25_SCALE = 1.0
+"""Lucene's `BM25Similarity`: the scale hybrid weights assume on indices this project creates."""
+DEFAULT_K1 = 1.2
+"""Lucene's k1, for a field on the engine's default similarity (the shipped mappings use 0.9)."""
+
+
+def bm25_scale(engine: Engine, version: str, k1: float = DEFAULT_K1) -> float:
+    """How much larger the engine's BM25 scores are than Lucene's `BM25Similarity` for a field
+    with this `k1`: (1 + k1) on the legacy similarity, 1 on OpenSearch 3+."""
+    if engine == "opensearch" and major_version(version) >= 3:
+        return LUCENE_BM25_SCALE
+    return 1.0 + k1
+
+
+def text_field_k1(settings: dict[str, Any], mapping: dict[str, Any], field: str) -> float:
+    """The BM25 k1 a text field scores with: its named similarity's (from the index settings as
+    `GET index/_settings` returns them), else Lucene's default."""
+    spec = mapping.get("properties", {}).get(field)
+    name = spec.get("similarity") if isinstance(spec, dict) else None
+    index = settings.get("index", {})
+    similarity = index.get("similarity", {}).get(name) if name else None
+    if not isinstance(similarity, dict) or str(similarity.get("type", "BM25")) != "BM25":
+        return DEFAULT_K1
+    try:
+        return float(similarity.get("k1", DEFAULT_K1))
+    except (TypeError, ValueError):
+        return DEFAULT_K1

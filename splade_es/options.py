@@ -86,6 +86,25 @@ class Factor(FiniteFloat):
         return None if number == 0 else number
 
 
+class JsonObject(click.ParamType):
+    """A JSON object given inline (e.g. an engine query for `--filter`)."""
+
+    name = "json"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        import json
+
+        if isinstance(value, dict):
+            return value
+        try:
+            parsed = json.loads(value)
+        except (TypeError, ValueError) as exc:
+            self.fail(f"{str(value)[:80]!r} is not JSON ({exc})", param, ctx)
+        if not isinstance(parsed, dict) or not parsed:
+            self.fail(f"{str(value)[:80]!r} is not a non-empty JSON object", param, ctx)
+        return parsed
+
+
 POSITIVE = click.IntRange(min=1)
 NON_NEGATIVE = click.IntRange(min=0)
 WEIGHT = FiniteFloat(low=0.0)

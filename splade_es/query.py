@@ -9,6 +9,11 @@ Three query forms score the same dot product on Lucene `FeatureField` postings:
 
 Query weights are divided by the document quantization factor, so engine scores come out as the
 float dot product (up to Lucene's 9-bit weight precision); that keeps hybrid BM25 weights meaningful.
+
+Bodies keep Lucene's dynamic pruning (WAND / MaxScore skip documents that cannot reach the top
+hits): `track_total_hits: false` unless totals are asked for (counting every match defeats the
+skipping), and with a filter the scoring clauses carry `minimum_should_match: 1` (otherwise every
+filtered document matches with score 0 and must be visited).
 """
 
 from __future__ import annotations
@@ -80,6 +85,13 @@ class Hybrid:
     bm25_weight: float = 1.0
     splade_weight: float = 1.0
     text_fields: tuple[str, ...] = (TEXT_FIELD,)
+    bm25_correction: float = 1.0
+    """Multiplies the BM25 boost so this engine's BM25 scores are on the scale the weights
+    assume (`IndexProfile.bm25_correction`: 1/2.2 on a legacy-BM25 engine, else 1)."""
+
+    @property
+    def bm25_boost(self) -> float:
+        return self.bm25_weight * self.bm25_correction
 
 
 def text_query(text: str, fields: tuple[str, ...], boost: float = 1.0) -> dict[str, Any]:
@@ -117,12 +129,38 @@ def sparse_clause(
     raise ValueError(f"unknown query form {form!r}; choose from {FORMS}")
 
 
+def filtered(
+    query: dict[str, Any], filter_: dict[str, Any] | None, minimum_should_match: int = 1
+) -> dict[str, Any]:
+    """`query` restricted to documents matching `filter_` (no score), or `query` itself.
+
+    With `minimum_should_match: 1` only documents the query matches are hits (the scores and top
+    hits are the same as with 0 whenever the query matches at least `size` filtered documents),
+    and Lucene can skip filtered documents that cannot reach the top; with 0, every filtered
+    document matches, the rest with score 0. A `bool` of `should` clauses (SPLADE's
+    `rank_feature` terms, the `sum` hybrid) takes the filter itself: one flat disjunction under a
+    filter, which Lucene 10 prunes, rather than a disjunction nested in a conjunction."""
+    if filter_ is None:
+        return query
+    inner = query.get("bool")
+    if isinstance(inner, dict) and set(inner) <= {"should", "boost"} and inner.get("should"):
+        merged = {**inner, "filter": [filter_], "minimum_should_match": minimum_should_match}
+        return {"bool": merged}
+    return {
+        "bool": {
+            "should": [query],
+            "filter": [filter_],
+            "minimum_should_match": minimum_should_match,
+        }
+    }
+
+
 def hybrid_clause(sparse: dict[str, Any], text: str, hybrid: Hybrid) -> dict[str, Any]:
     """BM25 `match` and the sparse clause under one `bool.should`, each with its weight."""
     return {
         "bool": {
             "should": [
-                text_query(text, hybrid.text_fields, hybrid.bm25_weight),
+                text_query(text, hybrid.text_fields, hybrid.bm25_boost),
                 {"bool": {"should": [sparse], "boost": hybrid.splade_weight}},
             ]
         }
@@ -142,6 +180,12 @@ class QueryRewriter:
     """Two-phase search: the pruned query retrieves, the unpruned one re-ranks this many hits."""
     hybrid: Hybrid | None = None
     quantization: float | None = DEFAULT_QUANTIZATION_FACTOR
+    filter: dict[str, Any] | None = None
+    """An engine query every hit must match (filter context: it does not score)."""
+    minimum_should_match: int = 1
+    """On the scoring clauses when there is a filter (0: every filtered document matches)."""
+    track_total_hits: bool = False
+    """Count every match (slower: no dynamic pruning); the project shows no totals by default."""
 
     def __post_init__(self) -> None:
         check_form(self.engine, self.form)
@@ -167,8 +211,9 @@ class QueryRewriter:
         pruned = self.pruning.apply(full)
         body: dict[str, Any] = {
             "size": size,
-            "query": self._query(pruned, text),
+            "query": filtered(self._query(pruned, text), self.filter, self.minimum_should_match),
             "_source": {"excludes": [self.field]},
+            "track_total_hits": self.track_total_hits,
         }
         if self.rescore_window is not None:
             body["rescore"] = {

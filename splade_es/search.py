@@ -25,6 +25,7 @@ from splade_es.query import (
     QueryEncoder,
     QueryPruning,
     QueryRewriter,
+    filtered,
     sparse_clause,
     text_query,
 )
@@ -72,6 +73,13 @@ class Searcher:
     """SPLADE through OpenSearch's two-phase processor (neural_sparse queries)."""
     form: Form | None = None
     """The sparse query form; default: the one for the field type (`neural_sparse` on request)."""
+    filter: dict[str, Any] | None = None
+    """An engine query (e.g. `{"term": {"lang": "en"}}`) every hit must match, in every mode."""
+    minimum_should_match: int | None = None
+    """On the scoring clauses under a filter; None: the faster one measured per mode (see
+    `msm_for`). With 0 every filtered document matches; the score-0 ones are dropped here."""
+    track_total_hits: bool = False
+    """Count all matches; off by default so Lucene can skip documents that cannot be top hits."""
     _pipelines: set[str] = dataclass_field(default_factory=set, repr=False)
 
     @classmethod
@@ -90,9 +98,15 @@ class Searcher:
         fusion: Fusion | None = None,
         two_phase: TwoPhase | None = None,
         form: Form | None = None,
+        filter: dict[str, Any] | None = None,
+        minimum_should_match: int | None = None,
+        track_total_hits: bool = False,
     ) -> Searcher:
         """A searcher for `index` as it was indexed; a query model other than the index's
-        (`model`, as given on the command line) is refused unless `force_model`."""
+        (`model`, as given on the command line) is refused unless `force_model`.
+
+        Hybrid `sum` weights are on the BM25 scale the index records (`IndexProfile.bm25_scale`),
+        corrected for this engine's, so the same weights rank the same on OpenSearch 2.x and 3.x."""
         profile = IndexProfile.read(client, index)
         # BM25 alone (no encoder) works on any index; SPLADE needs the field
         splade = (
@@ -116,13 +130,21 @@ class Searcher:
             field,
             splade.field_type,
             pruning or QueryPruning(),
-            Hybrid(weights.bm25_weight, weights.splade_weight, profile.text_fields),
+            Hybrid(
+                weights.bm25_weight,
+                weights.splade_weight,
+                profile.text_fields,
+                profile.bm25_correction(info),
+            ),
             rescore_window,
             splade.quantization,
             profile.analyzer,
             fusion or Fusion(),
             two_phase,
             form,
+            filter,
+            minimum_should_match,
+            track_total_hits,
         )
 
     def rewriter(self, mode: Mode) -> QueryRewriter:
@@ -137,7 +159,27 @@ class Searcher:
             rescore_window=self.rescore_window,
             hybrid=self.hybrid if mode == "hybrid" else None,
             quantization=self.quantization,
+            filter=self.filter,
+            minimum_should_match=self.msm_for(mode),
+            track_total_hits=self.track_total_hits,
         )
+
+    def msm_for(self, mode: Mode) -> int:
+        """`minimum_should_match` under a filter: as set, else what measured faster on OpenSearch
+        3.6 at 50k documents with identical hits (benchmarks/results/query_shapes): 1 for BM25
+        (-18% p50) and for engine-fused hybrids (a score-0 document would enter their
+        normalisation), 0 for SPLADE and the sum hybrid (1 cost +16-17%)."""
+        if self.minimum_should_match is not None:
+            return self.minimum_should_match
+        engine_fused = (
+            mode == "hybrid" and self.fusion.method != "sum" and not self.fused_by_client(mode)
+        )
+        return 1 if mode == "bm25" or engine_fused else 0
+
+    def drops_unmatched(self, mode: Mode) -> bool:
+        """Whether hits of score 0 (filtered documents the query does not match, which
+        `minimum_should_match: 0` lets in) are dropped from the results."""
+        return self.filter is not None and self.msm_for(mode) == 0
 
     @property
     def sparse_form(self) -> Form:
@@ -166,8 +208,9 @@ class Searcher:
         if mode == "bm25":
             return {
                 "size": size,
-                "query": text_query(text, self.hybrid.text_fields),
+                "query": self._filtered(text_query(text, self.hybrid.text_fields), mode),
                 "_source": {"excludes": [self.field]},
+                "track_total_hits": self.track_total_hits,
             }
         if mode == "hybrid" and self.fusion.method != "sum":
             if self.fused_by_client(mode):
@@ -175,14 +218,17 @@ class Searcher:
             rewriter = self.rewriter("splade")
             pruned = self.pruning.apply(rewriter.weighted_terms(text))
             sparse = sparse_clause(pruned, self.sparse_form, self.field, self.quantization)
+            queries = [text_query(text, self.hybrid.text_fields), sparse]
             return {
                 "size": size,
-                "query": {
-                    "hybrid": {"queries": [text_query(text, self.hybrid.text_fields), sparse]}
-                },
+                "query": {"hybrid": {"queries": [self._filtered(q, mode) for q in queries]}},
                 "_source": {"excludes": [self.field]},
+                "track_total_hits": self.track_total_hits,
             }
         return self.rewriter(mode).body(text, size=size)
+
+    def _filtered(self, query: dict[str, Any], mode: Mode) -> dict[str, Any]:
+        return filtered(query, self.filter, self.msm_for(mode))
 
     def pipeline(self, mode: Mode) -> str | None:
         """The search pipeline a mode runs through (created once), if any."""
@@ -199,17 +245,18 @@ class Searcher:
             self._pipelines.add(name)
         return name
 
-    def _hits(self, response: dict[str, Any]) -> list[Hit]:
+    def _hits(self, response: dict[str, Any], drop_unmatched: bool = False) -> list[Hit]:
         if "error" in response:
             raise EngineError(
                 f"search on {self.index!r} failed: {json.dumps(response['error'])[:500]}"
             )
-        return [
+        hits = [
             Hit(
                 str(h["_id"]), float(h["_score"] or 0.0), str(h.get("_source", {}).get("title", ""))
             )
             for h in response["hits"]["hits"]
         ]
+        return [h for h in hits if h.score > 0] if drop_unmatched else hits
 
     def search(self, text: str, mode: Mode = "splade", size: int = 10) -> list[Hit]:
         """Top `size` hits for one query."""
@@ -221,23 +268,28 @@ class Searcher:
         """Hits for many queries, sent `per_request` at a time through `_msearch`."""
         if self.fused_by_client(mode):
             depth = max(size, self.fusion.depth)
-            bm25 = self._msearch([self.body(t, "bm25", depth) for t in texts], per_request)
-            splade = self._msearch([self.body(t, "splade", depth) for t in texts], per_request)
+            bm25 = self._msearch([self.body(t, "bm25", depth) for t in texts], per_request, "bm25")
+            splade = self._msearch(
+                [self.body(t, "splade", depth) for t in texts], per_request, "splade"
+            )
             return [self._fused(b, s, size) for b, s in zip(bm25, splade, strict=True)]
         bodies = [self.body(t, mode, size) for t in texts]
         pipeline = self.pipeline(mode)
         if pipeline is None:
-            return self._msearch(bodies, per_request)
+            return self._msearch(bodies, per_request, mode)
         # `_msearch` takes no search pipeline (neither as parameter nor in its headers on 2.19)
-        return [self._search(body, {"search_pipeline": pipeline}) for body in bodies]
+        return [self._search(body, {"search_pipeline": pipeline}, mode) for body in bodies]
 
-    def _search(self, body: dict[str, Any], params: dict[str, Any]) -> list[Hit]:
+    def _search(self, body: dict[str, Any], params: dict[str, Any], mode: Mode) -> list[Hit]:
         try:
-            return self._hits(self.client.search(index=self.index, body=body, params=params))
+            response = self.client.search(index=self.index, body=body, params=params)
         except (TransportError, ConnectionError) as exc:
             raise EngineError(describe_error(exc, f"search {self.index!r}")) from exc
+        return self._hits(response, self.drops_unmatched(mode))
 
-    def _msearch(self, bodies: list[dict[str, Any]], per_request: int) -> list[list[Hit]]:
+    def _msearch(
+        self, bodies: list[dict[str, Any]], per_request: int, mode: Mode
+    ) -> list[list[Hit]]:
         results: list[list[Hit]] = []
         header = {"index": self.index}
         # a batch of queries can take long on a loaded machine: a generous timeout, and the
@@ -252,7 +304,8 @@ class Searcher:
                 response = self.client.msearch(body="\n".join(lines) + "\n", params=params)
             except (TransportError, ConnectionError) as exc:
                 raise EngineError(describe_error(exc, f"msearch {self.index!r}")) from exc
-            results.extend(self._hits(r) for r in response["responses"])
+            drop = self.drops_unmatched(mode)
+            results.extend(self._hits(r, drop) for r in response["responses"])
         return results
 
     def _fused(self, bm25: list[Hit], splade: list[Hit], size: int) -> list[Hit]:

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -73,3 +74,30 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         json.dumps({"vitamin": 3.5, "d": 1.25, "cancer": 2.0, "##s": 0.0})
     )
     return {"doc": doc, "query": query, "inference-free": free}
+
+
+# ----------------------------------------------------------------------- engine generations
+
+
+def engine_spec(name: str, generation: str = "new") -> Any:
+    """The spec tests start for engine `name`: the default (Lucene 10) generation, or with
+    `generation="old"` the previous one (OpenSearch 2.19, Elasticsearch 8.19), each on its own
+    port, shifted by SPLADE_ES_TEST_PORT_SHIFT (0 by default) to run beside nodes already up."""
+    from splade_es_workshop.engines import DEFAULT_SPECS, OLDGEN_SPECS
+
+    return shifted((OLDGEN_SPECS if generation == "old" else DEFAULT_SPECS)[name])
+
+
+def shifted(spec: Any) -> Any:
+    """`spec` on its port + SPLADE_ES_TEST_PORT_SHIFT."""
+    from dataclasses import replace
+
+    return replace(spec, port=spec.port + int(os.environ.get("SPLADE_ES_TEST_PORT_SHIFT", "0")))
+
+
+def generation_params(*names: str) -> list[Any]:
+    """Fixture params `(generation, engine)`: each engine on the default generation, then on the
+    old one marked `oldgen` (select with `-m oldgen`, leave out with `-m "not oldgen"`)."""
+    new = [pytest.param(("new", n), id=n) for n in names]
+    old = [pytest.param(("old", n), id=f"{n}-oldgen", marks=pytest.mark.oldgen) for n in names]
+    return new + old

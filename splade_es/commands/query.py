@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from splade_es.mappings import ENGINES, Engine, index_body
+from splade_es.mappings import DEFAULT_VERSIONS, ENGINES, Engine, index_body
 from splade_es.options import (
     POSITIVE,
     QUANTIZATION,
@@ -90,7 +90,7 @@ def rewrite(
     "--version",
     "engine_version",
     default=None,
-    help="Engine version (default: 2.19 for OpenSearch, 9.0 for Elasticsearch).",
+    help="Engine version (default: the generation the toolkit targets: 3.6.0 / 9.2.4).",
 )
 @field_option()
 @click.option("--field-type", type=click.Choice(["rank_features", "sparse_vector"]), default=None)
@@ -105,7 +105,7 @@ def mapping(
     engine: Engine, engine_version: str | None, field: str, field_type: str | None, analyzer: str
 ) -> None:
     """Print the create-index body (settings + mappings) for an engine."""
-    version = engine_version or ("2.19.0" if engine == "opensearch" else "9.0.0")
+    version = engine_version or DEFAULT_VERSIONS[engine]
     try:
         click.echo(json.dumps(index_body(engine, version, field, field_type, analyzer), indent=2))  # type: ignore[arg-type]
     except ValueError as exc:

@@ -16,6 +16,7 @@ from splade_es.options import (
     QUERY_SIDE,
     WEIGHT,
     F,
+    JsonObject,
     apply_all,
     click_options,
     fail,
@@ -35,6 +36,8 @@ SEARCH_OPTIONS = (
     "fusion",
     "max_df",
     "df_file",
+    "filter_query",
+    "track_total_hits",
 )
 
 
@@ -53,6 +56,8 @@ def searcher_for(
     two_phase: bool = False,
     max_df: float | None = None,
     df_file: Path | None = None,
+    filter_query: dict[str, Any] | None = None,
+    track_total_hits: bool = False,
 ) -> Any:
     """A Searcher built from what the index recorded about itself (`SEARCH_OPTIONS` as given to
     `search` / `eval`)."""
@@ -74,6 +79,8 @@ def searcher_for(
         hybrid=Hybrid(bm25_weight, splade_weight),
         fusion=Fusion.parse(fusion),
         two_phase=TwoPhase() if two_phase else None,
+        filter=filter_query,
+        track_total_hits=track_total_hits,
     )
 
 
@@ -128,6 +135,18 @@ def search_options(func: F) -> F:
             show_default=True,
             help="Hybrid fusion: sum (one bool query), min_max, l2, z_score or rrf, "
             "optionally @engine (OpenSearch search pipeline) or @client.",
+        ),
+        click.option(
+            "--filter",
+            "filter_query",
+            type=JsonObject(),
+            default=None,
+            help='Engine query every hit must match, as JSON (e.g. \'{"term": {"lang": "en"}}\').',
+        ),
+        click.option(
+            "--track-total-hits",
+            is_flag=True,
+            help="Count every match (off: Lucene skips documents that cannot be top hits).",
         ),
     ]
 

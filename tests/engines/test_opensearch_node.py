@@ -1,7 +1,8 @@
 """The default OpenSearch node with its neural stack, and how `start` handles crashed nodes.
 
-Real node, real HTTP: the default spec (2.19.6 + k-NN + neural-search, with the lang-painless and
-analysis-common modules the launcher adds). One node for the whole module.
+Real node, real HTTP: the default spec (3.6.0 + k-NN + neural-search; its zip has every module)
+and, marked `oldgen`, 2.19.6 with the lang-painless and analysis-common modules the launcher adds.
+One node per generation for the whole module.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from splade_es_workshop.engines.spec import run_dir
 from splade_es import engines
 from splade_es.cli import main
 from splade_es.client import ConnectionSettings, EngineError, connect
+from tests.conftest import generation_params
 
 pytestmark = pytest.mark.engine
 
@@ -40,11 +42,12 @@ def node(opensearch_module: EngineSpec) -> Iterator[tuple[EngineSpec, OpenSearch
     client.close()
 
 
-@pytest.fixture(scope="module")
-def opensearch_module() -> EngineSpec:
+@pytest.fixture(scope="module", params=generation_params("opensearch"))
+def opensearch_module(request: pytest.FixtureRequest) -> EngineSpec:
     from tests.engines.conftest import shifted_spec
 
-    return shifted_spec("opensearch")
+    generation, name = request.param
+    return shifted_spec(name, generation)
 
 
 def test_status_lists_the_neural_plugins(node: tuple[EngineSpec, OpenSearch]) -> None:

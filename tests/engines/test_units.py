@@ -17,6 +17,7 @@ from splade_es_workshop.engines import fetch as fetch_mod
 from splade_es_workshop.engines.catalog import (
     PLUGIN_FEATURE,
     Module,
+    distribution,
     modules,
     plugin_versions,
     plugin_zips,
@@ -24,9 +25,12 @@ from splade_es_workshop.engines.catalog import (
 from splade_es_workshop.engines.cli import parse_plugins
 from splade_es_workshop.engines.fetch import PINNED_SHA1, Artifact, cached_path, fetch
 from splade_es_workshop.engines.install import add_module, descriptor, plugin_classname
+from splade_es_workshop.engines.java import java_range
 from splade_es_workshop.engines.node import node_settings, process_state, start, start_wait
 from splade_es_workshop.engines.spec import (
     DEFAULT_SPECS,
+    OLDGEN_SPECS,
+    SECURED_SPEC,
     EngineSpec,
     LauncherError,
     check_spec,
@@ -42,10 +46,25 @@ OS = EngineSpec("opensearch", "2.19.6", 9400)
 # --------------------------------------------------------------------------- specs
 
 
-def test_default_opensearch_has_the_neural_feature() -> None:
+def test_defaults_are_the_lucene_10_generation_with_the_old_one_beside() -> None:
     spec = DEFAULT_SPECS["opensearch"]
-    assert (spec.version, spec.port, spec.plugins) == ("2.19.6", 9200, frozenset({"neural"}))
-    assert DEFAULT_SPECS["elasticsearch"].port == 9250
+    assert (spec.version, spec.port, spec.plugins) == ("3.6.0", 9200, frozenset({"neural"}))
+    assert (DEFAULT_SPECS["elasticsearch"].version, DEFAULT_SPECS["elasticsearch"].port) == (
+        "9.2.4",
+        9250,
+    )
+    assert SECURED_SPEC.version == "9.2.4"
+    old = OLDGEN_SPECS["opensearch"]
+    assert (old.version, old.plugins) == ("2.19.6", frozenset({"neural"}))
+    assert OLDGEN_SPECS["elasticsearch"].version == "8.19.21"
+    # every spec the tests may start at once has its own port (and transport port + 100)
+    ports = [s.port for s in (*DEFAULT_SPECS.values(), *OLDGEN_SPECS.values(), SECURED_SPEC)]
+    assert len(set(ports)) == len(ports)
+    # Java: the new generation needs 21+, the old one runs on 17
+    assert java_range(spec)[0] == 21 and java_range(DEFAULT_SPECS["elasticsearch"])[0] == 21
+    assert java_range(old)[0] <= 17 <= java_range(old)[1]
+    # the 9.x zip has no published .sha1: it must be pinned
+    assert distribution(DEFAULT_SPECS["elasticsearch"]).pinned_sha1 is not None
 
 
 def test_ml_implies_neural_and_a_bigger_heap() -> None:
@@ -170,7 +189,7 @@ def test_module_folder_with_descriptor_and_policy(tmp_path: Path) -> None:
     with pytest.raises(LauncherError, match="no plugin class"):
         plugin_classname(dep, ("org.example.ThePlugin",))
     assert "elasticsearch.version=8.19.21" in descriptor(
-        DEFAULT_SPECS["elasticsearch"], module, "x.Y"
+        OLDGEN_SPECS["elasticsearch"], module, "x.Y"
     )
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 from opensearchpy import OpenSearch
-from splade_es_workshop.engines import DEFAULT_SPECS, start
+from splade_es_workshop.engines import start
 
 from splade_es.cli import main
 from splade_es.client import ConnectionSettings, open_cluster
@@ -20,13 +20,14 @@ from splade_es.indexing import Progress
 from splade_es.indices import ensure_index
 from splade_es.pipelines.cli import index as index_command
 from splade_es.pipelines.cli import upgrade as upgrade_command
+from tests.conftest import engine_spec
 
 pytestmark = [pytest.mark.failure, pytest.mark.engine]
 
 
 @pytest.fixture(scope="module")
 def node() -> tuple[str, OpenSearch, Any]:
-    url = start(DEFAULT_SPECS["opensearch"])
+    url = start(engine_spec("opensearch"))
     client, info = open_cluster(ConnectionSettings(url=url))
     return url, client, info
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from opensearchpy import OpenSearch
@@ -15,6 +16,7 @@ from splade_es.client import ConnectionSettings, EngineInfo, open_cluster
 from splade_es.corpus import read_documents
 from splade_es.records import EncodedRecord
 from splade_es.sparse import SparseVector
+from tests.conftest import engine_spec, generation_params
 
 
 @dataclass
@@ -25,10 +27,12 @@ class Cluster:
     info: EngineInfo
 
 
-@pytest.fixture(scope="session", params=sorted(DEFAULT_SPECS))
+@pytest.fixture(scope="session", params=generation_params(*sorted(DEFAULT_SPECS)))
 def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
-    """Each engine the launcher can start here, started (or reused) for the session."""
-    spec = DEFAULT_SPECS[request.param]
+    """Each engine the launcher can start here, started (or reused) for the session: the default
+    generation, then (marked `oldgen`) the previous one."""
+    generation, name = request.param
+    spec = engine_spec(name, generation)
     url = start(spec)
     client, info = open_cluster(ConnectionSettings(url=url))
     yield Cluster(spec, url, client, info)
@@ -52,3 +56,14 @@ def scifact_encoded(splade_tiny, scifact: Path, request: pytest.FixtureRequest) 
     vectors = splade_tiny.encode_documents([d.full_text for d in docs], batch_size=32)
     records = [encoded_record(d, v, DocumentPruning()) for d, v in zip(docs, vectors, strict=True)]
     return EncodedCorpus([d.id for d in docs], vectors, records)
+
+
+@pytest.fixture(scope="session")
+def encoded_slice(
+    splade_tiny: Any, scifact: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """The first SciFact documents encoded once (query-shape and BM25-scale tests)."""
+    from . import shapes_data
+
+    out = tmp_path_factory.mktemp("shapes") / "slice.jsonl"
+    return shapes_data.encode_slice(splade_tiny, scifact, out)

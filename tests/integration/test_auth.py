@@ -8,6 +8,7 @@ password, never a traceback. The node is stopped after this module to free memor
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 from click.testing import CliRunner
@@ -16,43 +17,45 @@ from splade_es_workshop.engines import SECURED_SPEC, SECURED_USER
 from splade_es import engines
 from splade_es.cli import main
 from splade_es.client import ConnectionSettings, EngineError, open_cluster
+from tests.conftest import shifted
 
 pytestmark = pytest.mark.engine
+SECURED = shifted(SECURED_SPEC)
 
 WRONG = "wrong-pw-7f3a"
 
 
 @pytest.fixture(scope="module")
 def secured_url() -> Iterator[str]:
-    url = engines.start(SECURED_SPEC, wait_s=300)
+    url = engines.start(SECURED, wait_s=300)
     try:
         yield url
     finally:
-        engines.stop(SECURED_SPEC)
+        engines.stop(SECURED)
 
 
 def test_spec_hides_password() -> None:
-    assert SECURED_SPEC.password is not None
-    assert SECURED_SPEC.password not in repr(SECURED_SPEC)
+    assert SECURED.password is not None
+    assert SECURED.password not in repr(SECURED)
 
 
 def test_launcher_status_authenticates(secured_url: str) -> None:
-    st = engines.status(SECURED_SPEC)
+    st = engines.status(SECURED)
     assert st["running"] is True
-    assert (st["engine"], st["version"]) == ("elasticsearch", SECURED_SPEC.version)
+    assert (st["engine"], st["version"]) == ("elasticsearch", SECURED.version)
     assert st["user"] == SECURED_USER
     # the same port without credentials answers 401, and the launcher says so
-    anon = engines.status(engines.EngineSpec("elasticsearch", "8.19.21", SECURED_SPEC.port))
+    anon = engines.status(replace(SECURED, password=None))
     assert anon["running"] is True
     assert anon.get("error") == "authentication failed"
 
 
 def test_right_credentials_connect(secured_url: str) -> None:
     client, info = open_cluster(
-        ConnectionSettings(url=secured_url, username=SECURED_USER, password=SECURED_SPEC.password)
+        ConnectionSettings(url=secured_url, username=SECURED_USER, password=SECURED.password)
     )
     assert info.engine == "elasticsearch"
-    assert info.version == SECURED_SPEC.version
+    assert info.version == SECURED.version
     health = client.cluster.health()
     assert health["status"] in ("yellow", "green")
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from splade_es.benchmarks.latency_scale import VARIANTS, main_index
+from splade_es.benchmarks.latency_scale import SHAPES, VARIANTS, main_index
 from splade_es.benchmarks.latency_scale import main as latency_scale
 from splade_es.corpus import EncodedWriter
 from splade_es.records import FieldProfile
@@ -46,3 +46,28 @@ def test_latency_scale_on_a_tiny_corpus(
     finally:
         for size in sizes:
             cluster.client.indices.delete(index=f"{main_index(size)}*")
+
+
+@pytest.mark.engine
+def test_query_shapes_on_a_tiny_corpus(
+    cluster: Cluster, scifact_encoded: EncodedCorpus, scifact: Path, tmp_path: Path
+) -> None:
+    real = tmp_path / "real.parquet"
+    with EncodedWriter(real) as writer:
+        for record in scifact_encoded.records[:200]:
+            writer.write(record)
+    FieldProfile(model="splade-tiny", quantization=100.0).write(real)
+    out, size, queries = tmp_path / "shapes", 300, 6
+    args = ["--shapes", "--encoded", str(real), "--sizes", str(size), "--queries", str(queries)]
+    try:
+        latency_scale([*args, "--url", cluster.url, "--beir-dir", str(scifact), "--out", str(out)])
+        (run,) = json.loads((out / "shapes.json").read_text())
+        assert [r["shape"] for r in run["rows"]] == [s.name for s in SHAPES]
+        assert 0 < run["filter_share"] < 0.5 and "term" in run["filter"]
+        for row in run["rows"]:
+            assert 0 < row["p50"] <= row["p90"] <= row["p99"]
+            if "identical_top_hits" in row:  # the shapes change no hit
+                assert row["identical_top_hits"] == queries, row
+        assert "p50 × BM25" in (out / "shapes.md").read_text()
+    finally:  # by name: Elasticsearch 8+ refuses wildcard deletes
+        cluster.client.indices.delete(index=main_index(size), ignore_unavailable=True)

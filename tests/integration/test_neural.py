@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from splade_es_workshop.engines import DEFAULT_SPECS, start
+from splade_es_workshop.engines import start
 
 from splade_es.cli import main
 from splade_es.client import ConnectionSettings, open_cluster
@@ -23,6 +23,7 @@ from splade_es.indexing import FileIndexer
 from splade_es.indices import ensure_index
 from splade_es.search import Mode, Searcher
 from splade_es.search_pipelines import TwoPhase
+from tests.conftest import engine_spec, generation_params
 
 from .conftest import EncodedCorpus
 
@@ -31,11 +32,14 @@ INDEX = "neural-test"
 N_DOCS = 600
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=generation_params("opensearch"))
 def neural(
-    scifact_encoded: EncodedCorpus, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    scifact_encoded: EncodedCorpus,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[Any, Any, str]]:
-    url = start(DEFAULT_SPECS["opensearch"])
+    generation, name = request.param
+    url = start(engine_spec(name, generation))
     client, info = open_cluster(ConnectionSettings(url=url))
     client.indices.delete(index=INDEX, ignore_unavailable=True)
     profile = ensure_index(client, info, INDEX)
@@ -153,7 +157,7 @@ def test_eval_runs_every_hybrid_method(neural: tuple[Any, Any, str], scifact: Pa
 
 
 def test_a_missing_plugin_is_one_clear_line(splade_tiny: Any, scifact: Path) -> None:
-    url = start(DEFAULT_SPECS["elasticsearch"])
+    url = start(engine_spec("elasticsearch"))
     client, info = open_cluster(ConnectionSettings(url=url))
     name = "neural-missing-test"
     client.indices.delete(index=name, ignore_unavailable=True)

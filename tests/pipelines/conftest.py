@@ -41,13 +41,14 @@ def corpus_with_bad_lines(scifact: Path, tmp_path: Path) -> Path:
 @pytest.fixture()
 def index_name() -> Iterator[str]:
     """A unique index name; the index is deleted afterwards."""
-    from splade_es_workshop.engines import DEFAULT_SPECS, start
+    from splade_es_workshop.engines import start
 
     from splade_es.client import ConnectionSettings, connect
+    from tests.conftest import engine_spec
 
     name = f"pipelines-test-{uuid.uuid4().hex[:10]}"
     yield name
-    client = connect(ConnectionSettings(url=start(DEFAULT_SPECS["opensearch"])))
+    client = connect(ConnectionSettings(url=start(engine_spec("opensearch"))))
     client.indices.delete(index=name, ignore_unavailable=True)
     client.close()
 

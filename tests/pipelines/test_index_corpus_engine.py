@@ -9,7 +9,7 @@ import apache_beam as beam
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner
-from splade_es_workshop.engines import DEFAULT_SPECS, start
+from splade_es_workshop.engines import start
 
 from splade_es.batch_encode import DocumentPruning, encoded_record
 from splade_es.bulk import BulkOptions
@@ -18,6 +18,7 @@ from splade_es.corpus import Document
 from splade_es.pipelines.index_corpus import run
 from splade_es.pipelines.write import WriteToIndex
 from splade_es.records import EncodedRecord
+from tests.conftest import engine_spec
 
 from .conftest import N_DOCS, read_jsonl
 
@@ -28,7 +29,7 @@ RUNNER = "--runner=FnApiRunner"
 
 @pytest.fixture(scope="module")
 def url() -> str:
-    return start(DEFAULT_SPECS["opensearch"])
+    return start(engine_spec("opensearch"))
 
 
 def test_jsonl_into_an_index_counts_add_up(

@@ -10,15 +10,16 @@ from itertools import islice
 from pathlib import Path
 
 import pytest
-from splade_es_workshop.engines import DEFAULT_SPECS
 from splade_es_workshop.engines import start as start_engine
+
+from tests.conftest import engine_spec
 
 N_DOCS = 300
 
 
 def opensearch_url() -> str:
     """The lead's OpenSearch test node (port 9200), started if needed."""
-    return start_engine(DEFAULT_SPECS["opensearch"])
+    return start_engine(engine_spec("opensearch"))
 
 
 @pytest.fixture(scope="module")

@@ -74,17 +74,20 @@ def service_url(splade_tiny) -> Iterator[str]:
 
 
 def start_ml_node() -> str:
-    """The one place that starts OpenSearch 2.19.6 with neural-search, k-NN, job-scheduler and
-    ml-commons; returns its URL. SPLADE_ES_ML_NODE_URL points the tests at a node started elsewhere.
-    """
+    """The one place that starts OpenSearch (the default version, 3.6.0) with neural-search, k-NN,
+    job-scheduler and ml-commons; returns its URL. SPLADE_ES_ML_NODE_URL points the tests at a
+    node started elsewhere (e.g. 2.19.6 with `--plugins ml`, the previous generation)."""
     url = os.environ.get("SPLADE_ES_ML_NODE_URL")
     if url:
         return url
-    from splade_es_workshop.engines import EngineSpec, start
+    from dataclasses import replace
 
-    return str(
-        start(EngineSpec("opensearch", "2.19.6", 9280, heap="1g", plugins=frozenset({"ml"})))
-    )
+    from splade_es_workshop.engines import start
+
+    from tests.conftest import engine_spec
+
+    spec = replace(engine_spec("opensearch"), heap="1g", plugins=frozenset({"ml"}))
+    return str(start(replace(spec, port=spec.port + 80)))
 
 
 @pytest.fixture(scope="session")

@@ -23,6 +23,7 @@ from splade_es.client import ConnectionSettings, EngineError, EngineInfo, open_c
 from splade_es.corpus import Document, read_documents, read_queries
 from splade_es.indices import ensure_index
 from splade_es.mlcommons import (
+    FAILURE_MESSAGE_FIELD,
     ConnectedEncoder,
     RemoteModelSetup,
     connect_encoder_service,
@@ -151,20 +152,43 @@ def test_an_encoding_failure_fails_only_that_document(connected: Connected) -> N
     assert not connected.client.exists(index=PIPELINE_INDEX, id="fault-bad")
 
 
-def test_failure_index_needs_ingest_common(connected: Connected) -> None:
-    """The 2.19 integ-test build has no `set` processor: the on_failure route is refused up front."""
+def test_failure_index_routes_bad_documents_or_is_refused_without_ingest_common(
+    connected: Connected,
+) -> None:
+    """3.x integ-test zips have ingest-common: a document the encoder fails on lands in the
+    failure index with the reason. 2.19's has no `set` processor: the route is refused up front."""
+    client = connected.client
     kinds = {
         p["type"]
-        for node in connected.client.nodes.info(metric="ingest")["nodes"].values()
+        for node in client.nodes.info(metric="ingest")["nodes"].values()
         for p in node["ingest"]["processors"]
     }
-    setup = RemoteModelSetup(
-        connected.service_url, PIPELINE_INDEX, failure_index="serve-test-failed"
+    index, failed = PIPELINE_INDEX + "-routed", "serve-test-failed"
+    for name in (index, failed):
+        client.indices.delete(index=name, ignore_unavailable=True)
+    setup = RemoteModelSetup(connected.service_url, index, failure_index=failed, batch_size=1)
+    if "set" not in kinds:
+        assert connected.info.major < 3
+        with pytest.raises(EngineError, match="ingest-common module"):
+            connect_encoder_service(client, connected.info, setup)
+        return
+    connect_encoder_service(client, connected.info, setup)
+    items = bulk_plain(
+        client,
+        index,
+        [
+            {"id": "routed-ok", "text": "insulin resistance"},
+            {"id": "routed-bad", "text": f"this one breaks {FaultyEncoder.fail_marker}"},
+        ],
     )
-    if "set" in kinds:
-        pytest.skip("this node has ingest-common; the refusal cannot be observed here")
-    with pytest.raises(EngineError, match="ingest-common module"):
-        connect_encoder_service(connected.client, connected.info, setup)
+    assert [item["status"] for item in items] == [201, 201]
+    assert [item["_index"] for item in items] == [index, failed]
+    client.indices.refresh(index=failed)
+    reason = client.get(index=failed, id="routed-bad")["_source"][FAILURE_MESSAGE_FIELD]
+    assert "injected encoder failure" in reason
+    assert stored_features(client, index, ["routed-ok"])["routed-ok"]
+    for name in (index, failed):
+        client.indices.delete(index=name, ignore_unavailable=True)
 
 
 def connectors_named(client: OpenSearch, name: str) -> int:

@@ -14,6 +14,7 @@ from splade_es_workshop.engines import SECURED_SPEC, SECURED_USER, start
 from splade_es.client import ConnectionSettings, open_cluster
 from splade_es.training.cli import train as train_command
 from splade_es.training.data import engine_searcher, load_beir, searcher_negatives
+from tests.conftest import shifted
 
 pytestmark = pytest.mark.engine
 INDEX = "splade-es-training-negatives"
@@ -21,7 +22,7 @@ INDEX = "splade-es-training-negatives"
 
 @pytest.fixture(scope="module")
 def secured(scifact_slice: Path) -> Iterator[tuple[str, object, object]]:
-    url = start(SECURED_SPEC)
+    url = start(shifted(SECURED_SPEC))
     settings = ConnectionSettings(url=url, username=SECURED_USER, password=SECURED_SPEC.password)
     client, info = open_cluster(settings)
     client.indices.delete(index=INDEX, ignore_unavailable=True)

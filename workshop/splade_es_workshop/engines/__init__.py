@@ -25,6 +25,7 @@ from typing import Any
 # are the submodules of those names: `from .install import install`.)
 _EXPORTS = {
     "DEFAULT_SPECS": "splade_es_workshop.engines.spec",
+    "OLDGEN_SPECS": "splade_es_workshop.engines.spec",
     "FEATURES": "splade_es_workshop.engines.spec",
     "SECURED_SPEC": "splade_es_workshop.engines.spec",
     "SECURED_USER": "splade_es_workshop.engines.spec",
