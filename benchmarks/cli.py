@@ -19,6 +19,7 @@ BENCHMARKS = {
     "runners": "runners",
     "serve": "serve",
     "training-sweep": "training_sweep",
+    "gpu": "gpu",
 }
 
 

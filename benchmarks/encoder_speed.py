@@ -206,12 +206,14 @@ def quality(
     return rows
 
 
-def random_bert_base(folder: Path, tokenizer_source: str) -> str:
-    """A BERT-base-sized masked LM with random weights (the size users run) and a BERT tokenizer."""
+def random_bert_base(folder: Path, tokenizer_source: str, config: Any = None) -> str:
+    """A BERT-base-sized masked LM with random weights (the size users run) and a BERT tokenizer.
+
+    `config` (a `BertConfig`) swaps the size, e.g. for a smoke test of a benchmark on CPU."""
     from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
 
     torch.manual_seed(0)
-    BertForMaskedLM(BertConfig()).save_pretrained(folder)
+    BertForMaskedLM(config or BertConfig()).save_pretrained(folder)
     AutoTokenizer.from_pretrained(tokenizer_source).save_pretrained(folder)
     return str(folder)
 
