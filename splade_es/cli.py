@@ -287,6 +287,16 @@ main.add_command(engine)
     show_default=True,
     help="After an interrupted run on the same index and input, skip what is verified indexed.",
 )
+@click.option(
+    "--shards", type=POSITIVE, default=1, show_default=True, help="Primary shards of a new index."
+)
+@click.option(
+    "--replicas",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Replicas of each shard of a new index (needs that many more nodes).",
+)
 def index_vectors(
     input_path: Path,
     index: str,
@@ -294,13 +304,15 @@ def index_vectors(
     field_type: str | None,
     dead_letter: Path | None,
     resume: bool,
+    shards: int,
+    replicas: int,
     **values: Any,
 ) -> None:
     """Bulk-index encoded records (plus their text for BM25) into INDEX."""
     from splade_es.client import EngineError
     from splade_es.corpus import EncodingProfile
     from splade_es.indexing import FileIndexer
-    from splade_es.indices import SpladeField, ensure_index
+    from splade_es.indices import ShardLayout, SpladeField, ensure_index
 
     options = bulk_options(pick(values, BULK))
     client, info, _ = open_cluster_from(values)
@@ -310,7 +322,8 @@ def index_vectors(
     made = EncodingProfile.read(input_path) or EncodingProfile(quantization=100.0)
     splade = SpladeField(quantization=made.quantization, model=made.model, pruning=made.pruning)
     try:
-        profile = ensure_index(client, info, index, field, field_type, splade)
+        layout = ShardLayout(shards, replicas)
+        profile = ensure_index(client, info, index, field, field_type, splade, layout=layout)
         summary = FileIndexer(client, profile, field, options).run(input_path, dead_letter, resume)
     except (EngineError, ValueError, OSError) as exc:
         fail(f"{exc} (progress saved: re-run the same command to resume)")
@@ -331,6 +344,9 @@ SEARCH_OPTIONS = (
     "fusion",
     "max_df",
     "df_file",
+    "dfs",
+    "rescore_window",
+    "global_rescore",
 )
 
 
@@ -349,11 +365,14 @@ def searcher_for(
     two_phase: bool = False,
     max_df: float | None = None,
     df_file: Path | None = None,
+    dfs: bool = False,
+    rescore_window: int | None = None,
+    global_rescore: bool = False,
 ) -> Any:
     """A Searcher built from what the index recorded about itself (`SEARCH_OPTIONS` as given to
     `search` / `eval`)."""
     from splade_es.fusion import Fusion
-    from splade_es.search import Searcher
+    from splade_es.search import DFS, Searcher
     from splade_es.search_pipelines import TwoPhase
     from splade_es.term_stats import DocumentFrequencies
 
@@ -370,6 +389,9 @@ def searcher_for(
         hybrid=Hybrid(bm25_weight, splade_weight),
         fusion=Fusion.parse(fusion),
         two_phase=TwoPhase() if two_phase else None,
+        rescore_window=rescore_window,
+        search_type=DFS if dfs else None,
+        rescore_scope="global" if global_rescore else "shard",
     )
 
 
@@ -425,12 +447,31 @@ def search_options(func: F) -> F:
             help="Hybrid fusion: sum (one bool query), min_max, l2, z_score or rrf, "
             "optionally @engine (OpenSearch search pipeline) or @client.",
         ),
+        click.option(
+            "--dfs",
+            is_flag=True,
+            help="dfs_query_then_fetch: BM25 with corpus-wide term statistics (several shards).",
+        ),
+        click.option(
+            "--rescore-window",
+            type=POSITIVE,
+            default=None,
+            help="Two-phase: the --top-k pruned query retrieves, the full query re-scores this "
+            "many hits (per shard, a Lucene rescore, unless --global-rescore).",
+        ),
+        click.option(
+            "--global-rescore",
+            is_flag=True,
+            help="Two-phase over all shards: re-score the top window of the whole index.",
+        ),
     ]
 
     @functools.wraps(func)
     def checked(*args: Any, **values: Any) -> Any:
         if values.get("max_df") is not None and values.get("df_file") is None:
             raise click.UsageError("--max-df needs --df-file (the <output>.df.json `encode` wrote)")
+        if values.get("global_rescore") and values.get("rescore_window") is None:
+            raise click.UsageError("--global-rescore needs --rescore-window")
         return func(*args, **values)
 
     return apply_all(decorators, cast(F, checked))
