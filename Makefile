@@ -43,6 +43,7 @@ test: lint typecheck
 stop: setup
 	-$(VENV)/bin/splade-es engine stop --engine opensearch
 	-$(VENV)/bin/splade-es engine stop --engine elasticsearch
+	-$(VENV)/bin/splade-es engine stop --engine opensearch --nodes 3 --port 9400
 
 clean-engines: stop
 

@@ -4,6 +4,11 @@ One HTTP client (opensearch-py's) serves both engines: the REST calls used here 
 `_bulk`, `_search`, `_msearch`, `_count`) are the same on both, and unlike the Elasticsearch 8+
 client it does not refuse to talk to OpenSearch. Credentials come from options or environment
 variables and are never printed.
+
+A cluster of several nodes is given as several URLs (comma-separated in one string, as
+``--url`` / ``SPLADE_ES_URL`` take them): the client round-robins over them and retries a failed
+request on the next one, and with ``sniff`` asks the cluster for its other nodes, the way
+opensearch-py and elasticsearch-py do with a list of hosts.
 """
 
 from __future__ import annotations
@@ -64,6 +69,28 @@ def split_credentials(url: str) -> tuple[str, str | None, str | None]:
     return urlunsplit((parts.scheme, netloc, parts.path, "", "")), user, password
 
 
+def split_urls(value: str) -> tuple[str, tuple[str | None, str | None]]:
+    """(comma-joined URLs without credentials, (user, password) found in them).
+
+    Every URL must be http(s)://host[:port]; credentials may sit in any of them but must agree.
+    """
+    urls: list[str] = []
+    found: set[tuple[str, str | None]] = set()
+    for part in value.split(","):
+        if not part.strip():
+            continue
+        url, user, password = split_credentials(part)
+        urls.append(url)
+        if user:
+            found.add((user, password))
+    if not urls:
+        raise ValueError("cluster URL is empty: use http(s)://host[:port][,http(s)://host2...]")
+    if len(found) > 1:
+        raise ValueError("the cluster URLs carry different credentials: give one user")
+    user, password = next(iter(found)) if found else (None, None)
+    return ",".join(urls), (user, password)
+
+
 @dataclass(frozen=True)
 class ConnectionSettings:
     """Where the cluster is and how to authenticate; the repr hides secrets."""
@@ -79,9 +106,12 @@ class ConnectionSettings:
     """gzip request bodies: worth it over slow links, a CPU cost on a local node."""
     max_retries: int = 3
     """The transport's own retries of a whole request (timeouts, 502/503/504)."""
+    sniff: bool = False
+    """Ask the cluster for its nodes at start (and after a node fails) and spread requests over
+    them; the URLs given are only where to start."""
 
     def __post_init__(self) -> None:
-        url, user, password = split_credentials(self.url)
+        url, (user, password) = split_urls(self.url)
         object.__setattr__(self, "url", url)
         if user and not self.username:
             object.__setattr__(self, "username", user)
@@ -90,10 +120,15 @@ class ConnectionSettings:
         remember_secret(self.password)
         remember_secret(self.api_key)
 
+    @property
+    def urls(self) -> list[str]:
+        """Each node's URL (one for a single node)."""
+        return self.url.split(",")
+
     @classmethod
     def from_env(cls, **overrides: Any) -> ConnectionSettings:
         """Options win over `SPLADE_ES_URL`, `SPLADE_ES_USER`, `SPLADE_ES_PASSWORD`,
-        `SPLADE_ES_API_KEY` and `SPLADE_ES_CA_CERTS`; credentials inside the URL
+        `SPLADE_ES_API_KEY`, `SPLADE_ES_CA_CERTS` and `SPLADE_ES_SNIFF` (1/true); credentials inside the URL
         (`https://user:pass@host`) work too and are never shown."""
         env = {
             "url": os.environ.get("SPLADE_ES_URL"),
@@ -103,6 +138,8 @@ class ConnectionSettings:
             "ca_certs": os.environ.get("SPLADE_ES_CA_CERTS"),
         }
         values: dict[str, Any] = {k: v for k, v in env.items() if v}
+        if os.environ.get("SPLADE_ES_SNIFF", "").lower() in ("1", "true", "yes"):
+            values["sniff"] = True
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
@@ -128,8 +165,18 @@ def connect(settings: ConnectionSettings) -> OpenSearch:
             key = base64.b64encode(key.encode()).decode()
         headers["Authorization"] = f"ApiKey {key}"
     auth = (settings.username, settings.password or "") if settings.username else None
+    # several hosts: the transport's pool round-robins and marks a failing node dead for a while,
+    # retrying the request on the next one (max_retries)
+    sniffing: dict[str, Any] = {}
+    if settings.sniff:
+        sniffing = {
+            "sniff_on_start": True,
+            "sniff_on_connection_fail": True,
+            "sniffer_timeout": 60,
+            "sniff_timeout": min(settings.timeout, 10.0),
+        }
     return OpenSearch(
-        hosts=[settings.url],
+        hosts=settings.urls,
         http_auth=auth,
         headers=headers or None,
         ca_certs=settings.ca_certs,
@@ -139,6 +186,7 @@ def connect(settings: ConnectionSettings) -> OpenSearch:
         retry_on_timeout=True,
         retry_on_status=(502, 503, 504),
         http_compress=settings.compress,
+        **sniffing,
     )
 
 

@@ -27,7 +27,13 @@ from splade_es.bulk import BulkOptions, BulkWriter
 from splade_es.client import EngineError, EngineInfo, describe_error
 from splade_es.corpus import input_ids, read_encoded
 from splade_es.files import write_atomically
-from splade_es.indices import IndexProfile, SpladeField, check_index_name, ensure_index
+from splade_es.indices import (
+    IndexProfile,
+    ShardLayout,
+    SpladeField,
+    check_index_name,
+    ensure_index,
+)
 from splade_es.records import DeadLetter, EncodedRecord, FieldProfile, RunSummary
 
 
@@ -255,6 +261,7 @@ def index_file(
     resume: bool = True,
     made: FieldProfile | None = None,
     show_progress: bool = True,
+    layout: ShardLayout | None = None,
 ) -> RunSummary:
     """Index a file of encoded records into `index`, recording in the index how they were made.
 
@@ -276,7 +283,8 @@ def index_file(
     source = recorded or made
     assert source is not None
     dead_letter = dead_letter or default_dead_letter(input_path, index)
-    profile = ensure_index(client, info, index, field, field_type, SpladeField.of(source))
+    splade = SpladeField.of(source)
+    profile = ensure_index(client, info, index, field, field_type, splade, layout=layout)
     indexer = FileIndexer(client, profile, field, options, show_progress)
     try:
         return indexer.run(input_path, dead_letter, resume)

@@ -210,6 +210,21 @@ def detect_analyzer(client: OpenSearch) -> Analyzer:
     return "english" if nodes else "standard"
 
 
+@dataclass(frozen=True)
+class ShardLayout:
+    """Primary shards and replicas of a new index (a cluster spreads them over its nodes)."""
+
+    shards: int = 1
+    replicas: int = 0
+
+    def __post_init__(self) -> None:
+        if self.shards < 1 or self.replicas < 0:
+            raise ValueError(f"bad shard layout {self.shards} shards / {self.replicas} replicas")
+
+    def settings(self) -> dict[str, int]:
+        return {"number_of_shards": self.shards, "number_of_replicas": self.replicas}
+
+
 def ensure_index(
     client: OpenSearch,
     info: EngineInfo,
@@ -218,8 +233,12 @@ def ensure_index(
     field_type: str | None = None,
     splade: SpladeField | None = None,
     text_fields: tuple[str, ...] | None = None,
+    layout: ShardLayout | None = None,
 ) -> IndexProfile:
     """Create `index` (recording its profile in `_meta`) or check that it can take this run.
+
+    `layout` sets a new index's primary shards and replicas (default: the mapping's 1 and 0); an
+    existing index keeps its own.
 
     An existing index with the field is reused only if its type, quantization and model agree;
     one without the field gets it added (drop-in upgrade) and its profile extended. Two runs
@@ -228,7 +247,7 @@ def ensure_index(
     wanted = splade or SpladeField()
     target = resolve_index(client, index)
     if target is None:
-        created = _create(client, info, index, field_name, field_type, wanted)
+        created = _create(client, info, index, field_name, field_type, wanted, layout)
         if created is not None:
             return created
         target = index  # another run created it meanwhile
@@ -270,10 +289,13 @@ def _create(
     field_name: str,
     field_type: str | None,
     splade: SpladeField,
+    layout: ShardLayout | None = None,
 ) -> IndexProfile | None:
     """Create the index; None if another run created it first."""
     analyzer = detect_analyzer(client) if info.engine == "opensearch" else "standard"
     body = index_body(info.engine, info.version, field_name, field_type, analyzer)
+    if layout is not None:
+        body["settings"]["index"].update(layout.settings())
     chosen = str(body["mappings"]["properties"][field_name]["type"])
     profile = IndexProfile(
         index,

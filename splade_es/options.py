@@ -55,15 +55,16 @@ class FiniteFloat(click.ParamType):
 
 
 class ClusterUrl(click.ParamType):
-    """An http(s) URL; credentials inside it are accepted but never echoed."""
+    """An http(s) URL, or several comma-separated (the nodes of one cluster); credentials inside
+    them are accepted but never echoed."""
 
     name = "url"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        from splade_es.client import split_credentials
+        from splade_es.client import split_urls
 
         try:
-            split_credentials(str(value))
+            split_urls(str(value))
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
         return str(value)
@@ -242,7 +243,17 @@ PRUNING = (
 )
 
 CONNECTION = (
-    Opt("url", "Cluster URL [env SPLADE_ES_URL; default http://127.0.0.1:9200].", ClusterUrl()),
+    Opt(
+        "url",
+        "Cluster URL, or several comma-separated (round-robin) [env SPLADE_ES_URL; "
+        "default http://127.0.0.1:9200].",
+        ClusterUrl(),
+    ),
+    Opt(
+        "sniff",
+        "Find the cluster's other nodes from the first URL [env SPLADE_ES_SNIFF].",
+        flag=True,
+    ),
     Opt("user", "Basic-auth user [env SPLADE_ES_USER]."),
     Opt("password", "Basic-auth password [env SPLADE_ES_PASSWORD]."),
     Opt("api_key", "API key, base64 or id:key [env SPLADE_ES_API_KEY]."),
@@ -287,6 +298,7 @@ def connection_settings(values: dict[str, Any]) -> Any:
         api_key=values.get("api_key"),
         ca_certs=values.get("ca_certs"),
         compress=bool(values.get("compress")),
+        sniff=bool(values.get("sniff")) or None,
     )
 
 

@@ -225,3 +225,19 @@ class QueryRewriter:
                 },
             }
         return body
+
+    def restricted_body(self, text: str, ids: list[str], size: int) -> dict[str, Any]:
+        """The unpruned query scoring only the documents `ids`: the second phase of a global
+        two-phase search, which re-scores the first phase's top window across all shards."""
+        if not ids:
+            return {"size": size, "query": {"match_none": {}}, "_source": False}
+        return {
+            "size": size,
+            "query": {
+                "bool": {
+                    "must": [self._query(self.weighted_terms(text), text)],
+                    "filter": [{"ids": {"values": ids}}],
+                }
+            },
+            "_source": {"excludes": [self.field]},
+        }

@@ -8,7 +8,7 @@ the same fusion computed here over one `_msearch` (at the client, for engines wi
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from dataclasses import field as dataclass_field
 from typing import Any, Literal
 
@@ -33,6 +33,8 @@ from splade_es.search_pipelines import TwoPhase, ensure_search_pipeline, fusion_
 from splade_es.sparse import DEFAULT_QUANTIZATION_FACTOR
 
 Mode = Literal["bm25", "splade", "hybrid"]
+RescoreScope = Literal["shard", "global"]
+DFS = "dfs_query_then_fetch"
 MODES: tuple[Mode, ...] = ("bm25", "splade", "hybrid")
 MSEARCH_TIMEOUT_S = 180
 
@@ -80,6 +82,12 @@ class Searcher:
     `msm_for`). With 0 every filtered document matches; the score-0 ones are dropped here."""
     track_total_hits: bool = False
     """Count all matches; off by default so Lucene can skip documents that cannot be top hits."""
+    search_type: str | None = None
+    """`dfs_query_then_fetch` (:data:`DFS`) scores BM25 with corpus-wide term statistics instead of
+    each shard's own; SPLADE's scores never depend on them."""
+    rescore_scope: RescoreScope = "shard"
+    """Two-phase (`rescore_window`) per shard (a Lucene `rescore`: each shard re-scores its own
+    top window) or global (the top window of all shards, re-scored by a second request)."""
     _pipelines: set[str] = dataclass_field(default_factory=set, repr=False)
 
     @classmethod
@@ -101,6 +109,8 @@ class Searcher:
         filter: dict[str, Any] | None = None,
         minimum_should_match: int | None = None,
         track_total_hits: bool = False,
+        search_type: str | None = None,
+        rescore_scope: RescoreScope = "shard",
     ) -> Searcher:
         """A searcher for `index` as it was indexed; a query model other than the index's
         (`model`, as given on the command line) is refused unless `force_model`.
@@ -145,6 +155,8 @@ class Searcher:
             filter,
             minimum_should_match,
             track_total_hits,
+            search_type,
+            rescore_scope,
         )
 
     def rewriter(self, mode: Mode) -> QueryRewriter:
@@ -273,6 +285,8 @@ class Searcher:
                 [self.body(t, "splade", depth) for t in texts], per_request, "splade"
             )
             return [self._fused(b, s, size) for b, s in zip(bm25, splade, strict=True)]
+        if self.rescore_window is not None and self.rescore_scope == "global" and mode != "bm25":
+            return self._global_two_phase(texts, mode, size, per_request)
         bodies = [self.body(t, mode, size) for t in texts]
         pipeline = self.pipeline(mode)
         if pipeline is None:
@@ -280,7 +294,25 @@ class Searcher:
         # `_msearch` takes no search pipeline (neither as parameter nor in its headers on 2.19)
         return [self._search(body, {"search_pipeline": pipeline}, mode) for body in bodies]
 
+    def _global_two_phase(
+        self, texts: list[str], mode: Mode, size: int, per_request: int
+    ) -> list[list[Hit]]:
+        """The pruned query finds the top window over all shards, the unpruned one re-scores just
+        those documents: unlike a per-shard `rescore`, the window does not shrink per shard."""
+        assert self.rescore_window is not None
+        rewriter = replace(self.rewriter(mode), rescore_window=None)
+        window = max(self.rescore_window, size)
+        bodies = [{**rewriter.body(t, size=window), "_source": False} for t in texts]
+        first = self._msearch(bodies, per_request, mode)
+        second = [
+            rewriter.restricted_body(t, [h.id for h in hits], size)
+            for t, hits in zip(texts, first, strict=True)
+        ]
+        return self._msearch(second, per_request, mode)
+
     def _search(self, body: dict[str, Any], params: dict[str, Any], mode: Mode) -> list[Hit]:
+        if self.search_type is not None:
+            params = {**params, "search_type": self.search_type}
         try:
             response = self.client.search(index=self.index, body=body, params=params)
         except (TransportError, ConnectionError) as exc:
@@ -292,6 +324,8 @@ class Searcher:
     ) -> list[list[Hit]]:
         results: list[list[Hit]] = []
         header = {"index": self.index}
+        if self.search_type is not None:
+            header["search_type"] = self.search_type
         # a batch of queries can take long on a loaded machine: a generous timeout, and the
         # transport retries a timed-out request (ConnectionSettings.max_retries)
         params: dict[str, Any] = {"request_timeout": MSEARCH_TIMEOUT_S}

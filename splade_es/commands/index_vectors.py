@@ -10,6 +10,7 @@ import click
 from splade_es.options import (
     BULK,
     CONNECTION,
+    POSITIVE,
     QUANTIZATION,
     bulk_options,
     click_options,
@@ -52,6 +53,16 @@ from splade_es.options import (
     help="For an input without its <input>.profile.json: the factor its vectors were quantized "
     "with (0: float weights). With a profile, it must agree.",
 )
+@click.option(
+    "--shards", type=POSITIVE, default=1, show_default=True, help="Primary shards of a new index."
+)
+@click.option(
+    "--replicas",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Replicas of each shard of a new index (needs that many more nodes).",
+)
 def index_vectors(
     input_path: Path,
     index: str,
@@ -60,6 +71,8 @@ def index_vectors(
     dead_letter: Path | None,
     resume: bool,
     quantization: float | None,
+    shards: int,
+    replicas: int,
     **values: Any,
 ) -> None:
     """Bulk-index encoded records (plus their text for BM25) into INDEX."""
@@ -67,6 +80,7 @@ def index_vectors(
 
     from splade_es.client import EngineError
     from splade_es.indexing import default_dead_letter, index_file
+    from splade_es.indices import ShardLayout
     from splade_es.records import FieldProfile
 
     stated = click.get_current_context().get_parameter_source("quantization")
@@ -76,7 +90,17 @@ def index_vectors(
     dead_letter = dead_letter or default_dead_letter(input_path, index)
     try:
         summary = index_file(
-            client, info, input_path, index, field, field_type, options, dead_letter, resume, made
+            client,
+            info,
+            input_path,
+            index,
+            field,
+            field_type,
+            options,
+            dead_letter,
+            resume,
+            made,
+            layout=ShardLayout(shards, replicas),
         )
     except (EngineError, ValueError, OSError) as exc:
         fail(str(exc))

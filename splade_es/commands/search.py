@@ -38,6 +38,9 @@ SEARCH_OPTIONS = (
     "df_file",
     "filter_query",
     "track_total_hits",
+    "dfs",
+    "rescore_window",
+    "global_rescore",
 )
 
 
@@ -58,11 +61,14 @@ def searcher_for(
     df_file: Path | None = None,
     filter_query: dict[str, Any] | None = None,
     track_total_hits: bool = False,
+    dfs: bool = False,
+    rescore_window: int | None = None,
+    global_rescore: bool = False,
 ) -> Any:
     """A Searcher built from what the index recorded about itself (`SEARCH_OPTIONS` as given to
     `search` / `eval`)."""
     from splade_es.fusion import Fusion
-    from splade_es.search import Searcher
+    from splade_es.search import DFS, Searcher
     from splade_es.search_pipelines import TwoPhase
     from splade_es.term_stats import DocumentFrequencies
 
@@ -81,6 +87,9 @@ def searcher_for(
         two_phase=TwoPhase() if two_phase else None,
         filter=filter_query,
         track_total_hits=track_total_hits,
+        rescore_window=rescore_window,
+        search_type=DFS if dfs else None,
+        rescore_scope="global" if global_rescore else "shard",
     )
 
 
@@ -148,12 +157,31 @@ def search_options(func: F) -> F:
             is_flag=True,
             help="Count every match (off: Lucene skips documents that cannot be top hits).",
         ),
+        click.option(
+            "--dfs",
+            is_flag=True,
+            help="dfs_query_then_fetch: BM25 with corpus-wide term statistics (several shards).",
+        ),
+        click.option(
+            "--rescore-window",
+            type=POSITIVE,
+            default=None,
+            help="Two-phase: the --top-k pruned query retrieves, the full query re-scores this "
+            "many hits (per shard, a Lucene rescore, unless --global-rescore).",
+        ),
+        click.option(
+            "--global-rescore",
+            is_flag=True,
+            help="Two-phase over all shards: re-score the top window of the whole index.",
+        ),
     ]
 
     @functools.wraps(func)
     def checked(*args: Any, **values: Any) -> Any:
         if values.get("max_df") is not None and values.get("df_file") is None:
             raise click.UsageError("--max-df needs --df-file (the <output>.df.json `encode` wrote)")
+        if values.get("global_rescore") and values.get("rescore_window") is None:
+            raise click.UsageError("--global-rescore needs --rescore-window")
         return func(*args, **values)
 
     return apply_all(decorators, cast(F, checked))

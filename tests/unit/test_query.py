@@ -75,6 +75,15 @@ def test_two_phase_retrieves_pruned_and_rescores_full() -> None:
     assert rescore["query"]["query_weight"] == 0.0
 
 
+def test_global_second_phase_scores_only_the_window_with_the_full_query() -> None:
+    pruned = rewriter(pruning=QueryPruning(top_k=2))
+    body = pruned.restricted_body("q", ["d1", "d7"], size=10)
+    must, only = body["query"]["bool"]["must"], body["query"]["bool"]["filter"]
+    assert len(must[0]["bool"]["should"]) == len(WEIGHTS)  # unpruned, unlike the first phase
+    assert only == [{"ids": {"values": ["d1", "d7"]}}] and body["size"] == 10
+    assert pruned.restricted_body("q", [], size=10)["query"] == {"match_none": {}}
+
+
 def test_hybrid_adds_weighted_bm25() -> None:
     body = rewriter(hybrid=Hybrid(bm25_weight=0.3, splade_weight=2.0)).body("vitamin d")
     bm25, splade = body["query"]["bool"]["should"]

@@ -14,6 +14,7 @@ Layout under :func:`cache_dir`::
     run/<engine>-<version>-<port>/      config/, data/, logs/, tmp/, node.pid (JVM),
                                         launcher.pid (wrapper), console.log (+ console.prev.log)
     run/<engine>-<version>-secured-<port>/   the same for a node with basic auth
+    run/<engine>-<version>-<port>-of-<first port>x<N>/   the same for a member of an N-node cluster
 """
 
 from __future__ import annotations
@@ -34,6 +35,11 @@ _EXPORTS = {
     "cache_dir": "splade_es_workshop.engines.spec",
     "run_dir": "splade_es_workshop.engines.spec",
     "Artifact": "splade_es_workshop.engines.fetch",
+    "cluster_members": "splade_es_workshop.engines.cluster",
+    "cluster_status": "splade_es_workshop.engines.cluster",
+    "cluster_urls": "splade_es_workshop.engines.cluster",
+    "start_cluster": "splade_es_workshop.engines.cluster",
+    "stop_cluster": "splade_es_workshop.engines.cluster",
     "kill_hard": "splade_es_workshop.engines.node",
     "start": "splade_es_workshop.engines.node",
     "status": "splade_es_workshop.engines.node",

@@ -64,7 +64,16 @@ def spec_options(func: F) -> F:
                 default=None,
                 help="HTTP port (default 9200 OpenSearch, 9250 ES).",
             ),
-            click.option("--heap", default=None, help="JVM heap, e.g. 1g (default 512m; ml: 1g)."),
+            click.option(
+                "--heap", default=None, help="JVM heap per node, e.g. 1g (default 512m; ml: 1g)."
+            ),
+            click.option(
+                "--nodes",
+                type=click.IntRange(1, 9),
+                default=1,
+                show_default=True,
+                help="Nodes of one cluster on ports PORT..PORT+N-1 (transport +100).",
+            ),
             click.option(
                 "--plugins",
                 default=None,
@@ -91,35 +100,37 @@ def engine() -> None:
     default=None,
     help="Seconds to wait for health (default: SPLADE_ES_START_WAIT or 180).",
 )
-def engine_start(wait_s: float | None, **opts: Any) -> None:
-    """Download (cached), start and wait for a single local node; prints its URL."""
-    from . import LauncherError, start
+def engine_start(wait_s: float | None, nodes: int, **opts: Any) -> None:
+    """Download (cached), start and wait for a local node or cluster; prints its URL(s),
+    comma-separated (what --url and SPLADE_ES_URL take)."""
+    from . import LauncherError, start_cluster
 
     try:
-        click.echo(start(_spec(opts), wait_s=wait_s))
+        click.echo(start_cluster(_spec(opts), nodes, wait_s=wait_s))
     except LauncherError as exc:
         raise click.ClickException(str(exc)) from None
 
 
 @engine.command("stop")
 @spec_options
-def engine_stop(**opts: Any) -> None:
-    """Stop a node started by `engine start` (also one that was stopped with SIGSTOP)."""
-    from . import LauncherError, stop
+def engine_stop(nodes: int, **opts: Any) -> None:
+    """Stop a node or cluster started by `engine start` (also nodes stopped with SIGSTOP)."""
+    from . import LauncherError, stop_cluster
 
     try:
-        click.echo("stopped" if stop(_spec(opts)) else "not running")
+        click.echo("stopped" if stop_cluster(_spec(opts), nodes) else "not running")
     except LauncherError as exc:
         raise click.ClickException(str(exc)) from None
 
 
 @engine.command("status")
 @spec_options
-def engine_status(**opts: Any) -> None:
-    """Whether the node runs: URL, version, pid, process state and plugins (JSON)."""
-    from . import LauncherError, status
+def engine_status(nodes: int, **opts: Any) -> None:
+    """Whether the node runs: URL, version, pid, process state and plugins (JSON); for a
+    cluster, each node's and how many nodes have joined."""
+    from . import LauncherError, cluster_status
 
     try:
-        click.echo(json.dumps(status(_spec(opts))))
+        click.echo(json.dumps(cluster_status(_spec(opts), nodes)))
     except LauncherError as exc:
         raise click.ClickException(str(exc)) from None

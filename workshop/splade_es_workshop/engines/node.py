@@ -312,6 +312,9 @@ def node_settings(spec: EngineSpec, run: Path) -> dict[str, Any]:
         "path.logs": str(run / "logs"),
         "cluster.routing.allocation.disk.threshold_enabled": False,
     }
+    if spec.cluster:
+        del settings["discovery.type"]  # each engine's default: discovery among the seeds
+        settings.update(_discovery(spec))
     if spec.engine == "opensearch":
         settings["action.auto_create_index"] = True
         if "ml" in features(spec):
@@ -330,6 +333,24 @@ def node_settings(spec: EngineSpec, run: Path) -> dict[str, Any]:
     elif major(spec.version) == 7:
         settings["xpack.security.enabled"] = False
     return settings
+
+
+def _discovery(spec: EngineSpec) -> dict[str, Any]:
+    """A cluster member's discovery settings (instead of ``discovery.type: single-node``):
+    every member is a seed and a cluster-manager candidate, so any two of three elect one."""
+    if not spec.cluster:
+        return {}
+    names = [f"splade-es-{port}" for port in spec.cluster]
+    initial = (
+        "cluster.initial_cluster_manager_nodes"
+        if spec.engine == "opensearch"
+        else "cluster.initial_master_nodes"
+    )
+    return {
+        "cluster.name": f"splade-es-cluster-{spec.cluster[0]}",
+        "discovery.seed_hosts": [f"127.0.0.1:{port + 100}" for port in spec.cluster],
+        initial: names,
+    }
 
 
 def _write_config(spec: EngineSpec, home: Path, run: Path) -> Path:
@@ -439,8 +460,15 @@ def start(spec: EngineSpec, wait_s: float | None = None) -> str:
 
     ``wait_s`` defaults to ``SPLADE_ES_START_WAIT`` or 180 s. Returns the node's URL.
     """
-    check_spec(spec)
     wait = start_wait(wait_s)
+    spawned = spawn_unless_running(spec)
+    await_healthy(spec, wait, spawned)
+    return url_of(spec)
+
+
+def spawn_unless_running(spec: EngineSpec) -> bool:
+    """Spawn the node unless one runs (or is starting) on its port; True if one was spawned."""
+    check_spec(spec)
     _reap()
     run = run_dir(spec)
     run.mkdir(parents=True, exist_ok=True)
@@ -448,9 +476,13 @@ def start(spec: EngineSpec, wait_s: float | None = None) -> str:
         # serialize check-and-spawn across processes (e.g. pytest-xdist workers)
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            spawned = _start_locked(spec)
+            return _start_locked(spec)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def await_healthy(spec: EngineSpec, wait: float, spawned: bool) -> None:
+    """Wait up to ``wait`` seconds for the node's health, then check its plugins."""
     if not _wait_healthy(spec, wait):
         what = "started" if spawned else "already starting"
         raise LauncherError(
@@ -459,7 +491,6 @@ def start(spec: EngineSpec, wait_s: float | None = None) -> str:
             f"{START_WAIT_ENV}), `engine stop` stops it. Log: {log_tail(spec)}"
         )
     _check_plugins(spec)
-    return url_of(spec)
 
 
 def _start_locked(spec: EngineSpec) -> bool:

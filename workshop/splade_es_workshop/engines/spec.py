@@ -32,6 +32,9 @@ class EngineSpec:
     ``plugins`` (OpenSearch only) names features from :data:`FEATURES`: ``"neural"`` adds the
     k-NN and neural-search plugins, ``"ml"`` adds job-scheduler and ml-commons on top (and at
     least 1g of heap).
+
+    ``cluster`` (empty: a single node) lists the HTTP ports of every node of a multi-node
+    cluster this node belongs to; :func:`splade_es.engines.node.cluster_members` makes them.
     """
 
     engine: str  # "opensearch" | "elasticsearch"
@@ -40,6 +43,7 @@ class EngineSpec:
     heap: str = "512m"
     password: str | None = field(default=None, repr=False)
     plugins: frozenset[str] = frozenset()
+    cluster: tuple[int, ...] = ()
 
 
 # Only engines verified to start and serve SPLADE queries here. The defaults are the Lucene-10
@@ -115,6 +119,9 @@ def check_spec(spec: EngineSpec) -> None:
             f"plugin features ({', '.join(sorted(spec.plugins))}) are OpenSearch only, "
             f"not {spec.engine}"
         )
+    if spec.cluster and spec.password is not None:
+        # Elasticsearch 8+ security across nodes needs transport TLS, which the launcher omits
+        raise LauncherError("password (basic auth) is supported on a single node only")
     if spec.password is not None:
         if spec.engine != "elasticsearch" or major(spec.version) < 8:
             raise LauncherError(
@@ -150,4 +157,6 @@ def run_dir(spec: EngineSpec) -> Path:
     """The node's config, data, logs and pid files; one per version and port (not per plugin
     set, so the data survives a change of plugins and ``stop`` finds the node either way)."""
     secured = "-secured" if spec.password is not None else ""
-    return cache_dir() / "run" / f"{spec.engine}-{spec.version}{secured}-{spec.port}"
+    # a cluster member's data belongs to its cluster: never the single node's dir on that port
+    member = f"-of-{spec.cluster[0]}x{len(spec.cluster)}" if spec.cluster else ""
+    return cache_dir() / "run" / f"{spec.engine}-{spec.version}{secured}-{spec.port}{member}"
