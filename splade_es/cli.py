@@ -576,6 +576,10 @@ def in_process_source(
 
     if unknown := [m for m in wanted if m not in ("bm25", "splade", "hybrid")]:
         raise ValueError(f"--modes {','.join(unknown)}: --in-process runs bm25, splade, hybrid")
+    engine_only = {"index": None, "top_k": None, "max_df": None, "df_file": None, "fusion": "sum"}
+    if given := [k for k, default in engine_only.items() if values.get(k) != default]:
+        names = ", ".join("--" + k.replace("_", "-") for k in given)
+        raise ValueError(f"{names}: not used by --in-process (engine searches only)")
     settings = ExactSettings(
         bm25_weight=values["bm25_weight"], splade_weight=values["splade_weight"]
     )
