@@ -649,7 +649,9 @@ def engine_source(
         searcher = searcher_for(client, info, queries, values["model"], name, **shared)
         if searcher.analyzer not in analyzers:
             analyzers.append(searcher.analyzer)
-        return engine_runs({spec: mode_variant(searcher, spec) for spec in wanted}, texts)
+        variants = {spec: mode_variant(searcher, spec) for spec in wanted}
+        # one more hit where the query's own document will be dropped, so 100 remain
+        return engine_runs(variants, texts, depth=101 if collection.drop_self_hits else 100)
 
     settings: dict[str, Any] = {"path": f"engine ({info.engine} {info.version})"}
     if encoder is not None:
