@@ -95,9 +95,9 @@ def score_model(model: str, beir_dir: Path, cache_name: str | None = None) -> di
 
     Encoded documents are cached as `cache/<cache_name>.jsonl` (`run` clears its own first).
     """
+    from splade_es.bm25 import BM25
     from splade_es.encoder import SpladeEncoder
     from splade_es.evaluation import evaluate
-    from splade_es.training.bm25 import BM25
     from splade_es.training.data import load_beir, split_dev
     from splade_es.training.evaluate import load_vectors, save_vectors
 
@@ -145,8 +145,8 @@ def score_model(model: str, beir_dir: Path, cache_name: str | None = None) -> di
 
 
 def score_bm25(beir_dir: Path) -> dict[str, Any]:
+    from splade_es.bm25 import BM25, tokenize
     from splade_es.evaluation import evaluate
-    from splade_es.training.bm25 import BM25, tokenize
     from splade_es.training.data import load_beir
 
     test = load_beir(beir_dir, "test")

@@ -43,20 +43,24 @@ class ExactSparseIndex:
             (vals, (rows, cols)), shape=(len(self.ids), max(1, len(self.vocab))), dtype=np.float32
         )
 
-    def search(self, queries: Mapping[str, SparseVector], k: int = 100) -> Run:
-        """Top-k documents per query by exact dot product."""
-        qids = list(queries)
+    def scores(self, queries: Sequence[SparseVector]) -> np.ndarray:
+        """Dense `[len(queries), n_docs]` exact dot products (float32)."""
         rows, cols, vals = [], [], []
-        for row, qid in enumerate(qids):
-            for token, weight in queries[qid].weights:
+        for row, vector in enumerate(queries):
+            for token, weight in vector.weights:
                 if token in self.vocab:
                     rows.append(row)
                     cols.append(self.vocab[token])
                     vals.append(weight)
         q = sp.csr_matrix(
-            (vals, (rows, cols)), shape=(len(qids), self.matrix.shape[1]), dtype=np.float32
+            (vals, (rows, cols)), shape=(len(queries), self.matrix.shape[1]), dtype=np.float32
         )
-        scores = (q @ self.matrix.T).toarray()
+        return np.asarray((q @ self.matrix.T).toarray(), dtype=np.float32)
+
+    def search(self, queries: Mapping[str, SparseVector], k: int = 100) -> Run:
+        """Top-k documents per query by exact dot product."""
+        qids = list(queries)
+        scores = self.scores([queries[q] for q in qids])
         run: Run = {}
         for row, qid in enumerate(qids):
             top = np.argsort(-scores[row])[:k]

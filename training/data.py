@@ -1,7 +1,7 @@
 """Training data: a BEIR folder or a JSONL/Parquet pairs file in, the columns of a
 sentence-transformers training dataset (`query, positive, negative_1..n[, label]`) out.
 
-Hard negatives come from BM25 (in-process, `training.bm25`), from a live search engine index (any
+Hard negatives come from BM25 (in-process, `splade_es.bm25`), from a live search engine index (any
 callable `(query_texts: {qid: text}, k) -> {qid: [doc ids]}`; `engine_searcher` builds one on
 `splade_es.search` with the connection's auth), or from the current SPLADE model by exact sparse
 scoring. Teacher scores for distillation come from a TSV `query_id<TAB>doc_id<TAB>score` or from
@@ -135,7 +135,7 @@ def _exclude_positives(
 
 def bm25_negatives(data: BeirData, qids: Sequence[str], depth: int = 50) -> Negatives:
     """Top BM25 documents per query that are not judged relevant (in-process BM25)."""
-    from .bm25 import BM25
+    from splade_es.bm25 import BM25
 
     bm25 = BM25(list(data.docs), list(data.docs.values()))
     run = bm25.search({q: data.queries[q] for q in qids}, k=depth + 20)

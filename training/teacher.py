@@ -63,7 +63,7 @@ def ensemble_scores(
 
     `splade_run` holds the current SPLADE model's exact scores (`{qid: {doc: score}}`, missing = 0).
     """
-    from .bm25 import BM25
+    from splade_es.bm25 import BM25
 
     bm25 = BM25(list(data.docs), list(data.docs.values()))
     qids = list(pools)

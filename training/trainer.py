@@ -341,7 +341,7 @@ def build_dev(config: TrainConfig, data: BeirData, dev_qids: Sequence[str]) -> D
     queries = {q: data.queries[q] for q in qrels}
     if config.dev_corpus == "full":
         return DevSet(queries, qrels, dict(data.docs))
-    from .bm25 import BM25
+    from splade_es.bm25 import BM25
 
     run = BM25(list(data.docs), list(data.docs.values())).search(queries, k=config.dev_pool_depth)
     pool: dict[str, None] = {}

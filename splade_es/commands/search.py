@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
 
 import click
 
 from splade_es.options import (
+    BATCHING,
     CONNECTION,
+    ENCODER,
     FRACTION,
     POSITIVE,
     QUERY_SIDE,
@@ -113,10 +116,14 @@ def mode_variant(searcher: Any, spec: str) -> tuple[Any, str]:
     )
 
 
-def search_options(func: F) -> F:
+def search_options(func: F, index_required: bool = True) -> F:
     """What `search` and `eval` share: the index, its field, query pruning, hybrid weights."""
     decorators = [
-        click.option("--index", required=True),
+        click.option(
+            "--index",
+            required=index_required,
+            help=None if index_required else "The index (one collection; else --index-prefix).",
+        ),
         field_option(),
         click.option(
             "--top-k", type=POSITIVE, default=None, help="Keep the k heaviest query terms."
@@ -219,50 +226,193 @@ def search(text: str, mode: str, size: int, two_phase: bool, **values: Any) -> N
 
 
 @click.command("eval")
-@click_options(CONNECTION, QUERY_SIDE)
-@search_options
+@click_options(CONNECTION, ENCODER)
+@functools.partial(search_options, index_required=False)
 @click.option(
-    "--beir-dir", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True
+    "--beir-dir",
+    "beir_dirs",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    multiple=True,
+    required=True,
+    help="A BEIR folder, or a folder of BEIR folders; repeat for several collections.",
 )
 @click.option("--split", default="test", show_default=True)
 @click.option(
     "--modes",
     default="bm25,splade,hybrid",
     show_default=True,
-    help="Comma-separated: bm25, splade, splade:two-phase, hybrid, hybrid:METHOD[@engine|@client].",
+    help="Comma-separated: bm25, splade, splade:two-phase, hybrid, hybrid:METHOD[@engine|@client] "
+    "(--in-process: bm25, splade, hybrid).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print {mode: {metric: value}} as JSON.")
-def evaluate_command(beir_dir: Path, split: str, modes: str, as_json: bool, **values: Any) -> None:
-    """Run a BEIR split's queries through the engine; print nDCG@10, MRR@10, Recall@100."""
+@click.option(
+    "--index-prefix",
+    default=None,
+    help="Each collection searches the index <prefix><collection name> (e.g. beir- gives "
+    "beir-scifact).",
+)
+@click.option(
+    "--create-missing",
+    is_flag=True,
+    help="Encode (cached, as --in-process) and index a collection whose index does not exist.",
+)
+@click.option(
+    "--drop-self-hits",
+    "self_hits",
+    multiple=True,
+    metavar="COLLECTION",
+    help="Drop each query's own id from its ranking in this collection (repeatable). ArguAna "
+    "needs it (its queries are arguments of its corpus): --drop-self-hits arguana.",
+)
+@click.option(
+    "--in-process",
+    is_flag=True,
+    help="No engine: exact SPLADE dot products, in-process BM25 (k1=0.9, b=0.4, no stemming) and "
+    "hybrid = BM25 + SPLADE (--bm25-weight/--splade-weight), over whole corpora.",
+)
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where encoded corpora are cached (default: $SPLADE_ES_EVAL_CACHE or "
+    "~/.cache/splade-es/eval).",
+)
+@click_options(BATCHING)
+@click.option("--json", "as_json", is_flag=True, help="Print the table as JSON.")
+def evaluate_command(
+    beir_dirs: tuple[Path, ...],
+    split: str,
+    modes: str,
+    index_prefix: str | None,
+    create_missing: bool,
+    self_hits: tuple[str, ...],
+    in_process: bool,
+    cache_dir: Path | None,
+    as_json: bool,
+    **values: Any,
+) -> None:
+    """Score BEIR collections with BM25, SPLADE and hybrid: nDCG@10 and Recall@100 per
+    collection, and their mean; each collection through its own index, or in process."""
+    from splade_es.beir_eval import cross_table, find_collections
     from splade_es.client import EngineError
-    from splade_es.corpus import read_qrels, read_queries
-    from splade_es.evaluation import evaluate
+    from splade_es.exact_eval import cache_dir_from_env
 
     wanted = [m.strip() for m in modes.split(",") if m.strip()]
     if not wanted:
         fail(f"--modes {modes!r}: give a comma-separated list of modes")
-    client, info, _ = open_cluster_from(values)
-    results: dict[str, dict[str, float]] = {}
     try:
-        qrels = read_qrels(beir_dir / "qrels" / f"{split}.tsv")
-        queries = {q: t for q, t in read_queries(beir_dir / "queries.jsonl").items() if q in qrels}
-        encoder = load_encoder(values) if any(m != "bm25" for m in wanted) else None
-        shared = {key: values[key] for key in SEARCH_OPTIONS}
-        searcher = searcher_for(client, info, encoder, values["model"], **shared)
-        qids = list(queries)
-        for spec in wanted:
-            variant, mode = mode_variant(searcher, spec)
-            hits = variant.search_many([queries[q] for q in qids], mode, size=100)
-            run = {q: {h.id: h.score for h in hs} for q, hs in zip(qids, hits, strict=True)}
-            results[spec] = evaluate(run, qrels)
+        collections = find_collections(beir_dirs, split, self_hits)
+    except (ValueError, OSError) as exc:
+        fail(str(exc))
+    cache = cache_dir or cache_dir_from_env()
+    batch_size = values.pop("encode_batch_size")
+    try:
+        if in_process:
+            runs, settings = in_process_source(values, wanted, cache, batch_size)
+        else:
+            runs, settings = engine_source(
+                values, wanted, collections, index_prefix, create_missing, cache, batch_size
+            )
+        table = cross_table(
+            collections, runs, settings, progress=lambda line: click.echo(line, err=True)
+        )
     except (EngineError, ValueError, OSError, RuntimeError) as exc:
         fail(str(exc))
     if as_json:
-        click.echo(json.dumps(results, indent=2))
+        click.echo(json.dumps(table.to_json(), indent=2))
         return
-    click.echo(
-        f"{'mode':<24} {'nDCG@10':>8} {'MRR@10':>8} {'R@100':>8}   ({len(queries)} queries, {split}; "
-        f"BM25 analyzer: {searcher.analyzer})"
+    click.echo(table.render())
+    click.echo("; ".join(f"{k}: {v}" for k, v in table.settings.items()))
+
+
+def in_process_source(
+    values: dict[str, Any], wanted: list[str], cache: Path, batch_size: int
+) -> tuple[Any, dict[str, Any]]:
+    """`eval --in-process`: the exact runs, restricted to the modes asked for."""
+    from splade_es.exact_eval import ExactRuns, ExactSettings
+    from splade_es.models import model_identity
+
+    if unknown := [m for m in wanted if m not in ("bm25", "splade", "hybrid")]:
+        raise ValueError(f"--modes {','.join(unknown)}: --in-process runs bm25, splade, hybrid")
+    engine_only = {"index": None, "top_k": None, "max_df": None, "df_file": None, "fusion": "sum"}
+    if given := [k for k, default in engine_only.items() if values.get(k) != default]:
+        names = ", ".join("--" + k.replace("_", "-") for k in given)
+        raise ValueError(f"{names}: not used by --in-process (engine searches only)")
+    settings = ExactSettings(
+        bm25_weight=values["bm25_weight"], splade_weight=values["splade_weight"]
     )
-    for mode, m in results.items():
-        click.echo(f"{mode:<24} {m['ndcg@10']:>8.4f} {m['mrr@10']:>8.4f} {m['recall@100']:>8.4f}")
+    encoder = load_encoder(values)
+    exact = ExactRuns(encoder, cache, settings, batch_size, model_identity(values["model"]))
+
+    def runs(collection: Any, queries: Any) -> dict[str, Any]:
+        made = exact(collection, queries)
+        return {m: made[m] for m in wanted}
+
+    return runs, {**encoder_settings(values, encoder), **settings.describe()}
+
+
+def encoder_settings(values: dict[str, Any], encoder: Any) -> dict[str, Any]:
+    """The model settings a table was made with (kept with its numbers)."""
+    return {
+        "model": values["model"],
+        "dtype": values.get("dtype") or "auto",
+        "doc_max_length": encoder.settings.doc_max_length,
+        "query_max_length": encoder.settings.query_max_length,
+    }
+
+
+def engine_source(
+    values: dict[str, Any],
+    wanted: list[str],
+    collections: Sequence[Any],
+    index_prefix: str | None,
+    create_missing: bool,
+    cache: Path,
+    batch_size: int,
+) -> tuple[Any, dict[str, Any]]:
+    """`eval` through the engine: per collection its index, a searcher per mode, one query cache."""
+    from splade_es.beir_eval import QueryCache, engine_runs, index_collection
+    from splade_es.models import model_identity
+
+    index = values.pop("index")
+    if index is not None and (index_prefix is not None or len(collections) > 1):
+        raise click.UsageError("--index names one collection's index; use --index-prefix")
+    if index is None and index_prefix is None:
+        raise click.UsageError("give --index (one collection) or --index-prefix")
+    client, info, _ = open_cluster_from(values)
+    needs_model = create_missing or any(m != "bm25" for m in wanted)
+    encoder = load_encoder(values) if needs_model else None
+    queries = QueryCache(encoder, batch_size) if encoder is not None else None
+    shared = {key: values[key] for key in SEARCH_OPTIONS if key != "index"}
+    model = model_identity(values["model"])
+    analyzers: list[str] = []
+
+    def runs(collection: Any, texts: Any) -> dict[str, Any]:
+        name = index if index is not None else f"{index_prefix}{collection.name}"
+        if create_missing:
+            click.echo(
+                index_collection(
+                    client,
+                    info,
+                    encoder,
+                    collection,
+                    name,
+                    shared["field"],
+                    cache,
+                    model,
+                    batch_size,
+                ),
+                err=True,
+            )
+        searcher = searcher_for(client, info, queries, values["model"], name, **shared)
+        if searcher.analyzer not in analyzers:
+            analyzers.append(searcher.analyzer)
+        variants = {spec: mode_variant(searcher, spec) for spec in wanted}
+        # one more hit where the query's own document will be dropped, so 100 remain
+        return engine_runs(variants, texts, depth=101 if collection.drop_self_hits else 100)
+
+    settings: dict[str, Any] = {"path": f"engine ({info.engine} {info.version})"}
+    if encoder is not None:
+        settings.update(encoder_settings(values, encoder))
+    settings["fusion"] = values["fusion"]
+    settings["bm25_analyzer"] = analyzers  # filled as the collections run
+    return runs, settings

@@ -204,7 +204,8 @@ def test_cli_index_search_eval(cluster: Cluster, scifact: Path, tmp_path: Path) 
         ["eval", "--index", "cli-test", "--beir-dir", str(scifact), "--url", cluster.url, "--json"],
     )
     assert result.exit_code == 0, result.output
-    scores = json.loads(result.output[result.output.index("{") :])
+    table = json.loads(result.output[result.output.index("{\n") :])
+    scores = table["collections"][scifact.name]["modes"]
     assert set(scores) == {"bm25", "splade", "hybrid"}
     assert all(set(m) == {"ndcg@10", "mrr@10", "recall@100"} for m in scores.values())
     assert all(not math.isnan(v) for m in scores.values() for v in m.values())

@@ -151,7 +151,8 @@ def test_eval_runs_every_hybrid_method(neural: tuple[Any, Any, str], scifact: Pa
         ],
     )
     assert result.exit_code == 0, result.output
-    values = json.loads(result.output[result.output.index("{") :])
+    table = json.loads(result.output[result.output.index("{\n") :])
+    values = table["collections"][scifact.name]["modes"]
     assert list(values) == modes.split(",")
     assert all(0 < m["ndcg@10"] <= 1 for m in values.values())
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from splade_es.training.bm25 import BM25, tokenize
+from splade_es.bm25 import BM25, tokenize
 from splade_es.training.data import (
     DataError,
     RowPlan,
