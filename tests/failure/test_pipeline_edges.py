@@ -9,6 +9,7 @@ import json
 import tempfile
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -163,3 +164,75 @@ def test_an_input_that_names_files_but_yields_nothing_is_an_error(tmp_path: Path
     assert result.exit_code == 1, result.output
     assert "names 1 file(s) but nothing was read" in result.output
     assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def pickled_transforms(pipeline: Any) -> list[bytes]:
+    """The pickled DoFns of a pipeline as its runner receives them (base64 of bz2 or zlib)."""
+    import base64
+    import bz2
+    import zlib
+
+    from apache_beam.portability.api import beam_runner_api_pb2
+
+    out = []
+    for transform in pipeline.to_runner_api().components.transforms.values():
+        if transform.spec.urn != "beam:transform:pardo:v1":
+            continue
+        payload = beam_runner_api_pb2.ParDoPayload.FromString(transform.spec.payload)
+        raw = base64.b64decode(payload.do_fn.payload)
+        out.append(bz2.decompress(raw) if raw.startswith(b"BZh") else zlib.decompress(raw))
+    return out
+
+
+def test_the_transforms_a_runner_receives_carry_a_file_reference_not_the_secret(
+    tmp_path: Path,
+) -> None:
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from splade_es.pipelines.index_corpus import Plan, build
+    from splade_es.pipelines.options import beam_args
+    from splade_es.secret_files import PrivateSecrets
+
+    option_pw, url_pw = secrets()
+    argv = [
+        "--runner=FnApiRunner", "--input", str(tmp_path / "c.jsonl"), "--output_index", "i",
+        "--es_url", f"http://alice:{url_pw}@127.0.0.1:1", "--es_password", option_pw,
+        "--resume",
+    ]  # fmt: skip
+    runner_options = json.dumps(PipelineOptions(beam_args(argv)).get_all_options())
+    assert option_pw not in runner_options and url_pw not in runner_options
+    assert "FnApiRunner" in runner_options
+    plan = Plan.from_options(PipelineOptions(argv))
+    with PrivateSecrets(tmp_path) as vault:
+        pipeline = beam.Pipeline(options=PipelineOptions(beam_args(argv)))
+        build(pipeline, plan.sealed(vault))
+        pickled = pickled_transforms(pipeline)
+        assert not any(n.encode() in p for p in pickled for n in (option_pw, url_pw))
+        (secret_file,) = list(tmp_path.glob(f"{PREFIX}*/connection-*.json"))
+        assert secret_file.stat().st_mode & 0o077 == 0
+        assert secret_file.parent.stat().st_mode & 0o077 == 0
+    assert not secret_file.parent.exists(), "the private folder outlived the run"
+    assert any(str(secret_file).encode() in p for p in pickled), "no transform holds the reference"
+
+
+def test_a_worker_reads_the_file_or_its_own_environment_or_says_what_is_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from splade_es.client import ConnectionSettings, EngineError
+    from splade_es.secret_files import PrivateSecrets
+
+    option_pw, _ = secrets()
+    monkeypatch.delenv("SPLADE_ES_PASSWORD", raising=False)
+    monkeypatch.delenv("SPLADE_ES_API_KEY", raising=False)
+    settings = ConnectionSettings(url="http://127.0.0.1:1", username="alice", password=option_pw)
+    with PrivateSecrets(tmp_path) as vault:
+        sealed = settings.sealed(vault)
+        assert sealed.password is None and sealed.secrets_file
+        assert sealed.unsealed().password == option_pw  # a worker on this machine
+    # a worker elsewhere (the file is not there): its own environment, else one clear line
+    with pytest.raises(EngineError, match="SPLADE_ES_PASSWORD") as caught:
+        sealed.unsealed()
+    assert option_pw not in str(caught.value)
+    monkeypatch.setenv("SPLADE_ES_PASSWORD", option_pw)
+    assert sealed.unsealed().password == option_pw
