@@ -372,6 +372,7 @@ def run_plan(argv: list[str]) -> Outcome:
     for name in ("input", "output", "dead_letter", "progress_dir"):  # where the user typed them
         setattr(paths, name, local_path(getattr(paths, name)))
     plan = Plan.from_options(options)
+    plan = dataclasses.replace(plan, dead_letter=str(local_path(plan.dead_letter)))
     files = plan.check_input()
     prepare_index(plan)
     sink_prefix = _stem(plan.options.output) if plan.options.output else None
