@@ -149,6 +149,7 @@ def run_pipeline(
 def report(outcome: dict[str, Any], log_file: Path, dead_letter: Path) -> None:
     """The run's one summary line (and what failed), then exit with its status."""
     from splade_es.client import redact
+
     from .index_corpus import exit_status
 
     error = outcome.get("error")
