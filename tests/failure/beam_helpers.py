@@ -75,7 +75,8 @@ class EnvironWatch:
 
 def cli(args: list[str], cwd: Path, timeout: float = 540) -> subprocess.CompletedProcess[str]:
     """`splade-es` as a separate process (a real terminal's file descriptors, not a test buffer)."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    path = [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
     return subprocess.run(
         [sys.executable, "-m", "splade_es.cli", *args],
         cwd=cwd,

@@ -150,7 +150,7 @@ def _ingest_common(v: str) -> Module:
             Artifact("org.jruby.joni", "joni", "2.2.1"),
             Artifact("org.jruby.jcodings", "jcodings", "1.0.61"),
         ),
-        ("org.opensearch.ingest.common.IngestCommonModulePlugin",),
+        ("org.opensearch.ingest.common.IngestCommonPlugin",),
         "Module for ingest processors that do not require additional security permissions",
         extended_plugins=("lang-painless",),
     )
