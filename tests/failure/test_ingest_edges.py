@@ -25,7 +25,7 @@ from starlette.routing import Route
 from splade_es.batch_encode import DocumentPruning, encoded_record
 from splade_es.client import ConnectionSettings, open_cluster
 from splade_es.corpus import Document, read_documents
-from splade_es.mlcommons import RemoteModelSetup, connect_encoder_service
+from splade_es.mlcommons import ConnectedEncoder, RemoteModelSetup, connect_encoder_service
 from splade_es.serve.app import ServiceLimits
 from splade_es.serve.server import BackgroundServer
 from tests.serve.conftest import running_service, start_ml_node
@@ -72,6 +72,7 @@ class Setup:
     proxy: BasicAuthProxy
     proxy_url: str
     password: str
+    ids: ConnectedEncoder
 
 
 @pytest.fixture(scope="module")
@@ -84,8 +85,8 @@ def connected(splade_tiny: Any) -> Iterator[Setup]:
         with BackgroundServer(proxy.app()) as gate:
             host = gate.url.split("://", 1)[1]
             setup = RemoteModelSetup(f"http://alice:{password}@{host}", index, batch_size=1)
-            connect_encoder_service(client, info, setup)
-            yield Setup(client, index, proxy, gate.url, password)
+            ids = connect_encoder_service(client, info, setup)
+            yield Setup(client, index, proxy, gate.url, password, ids)
     client.indices.delete(index=index, ignore_unavailable=True)
     client.close()
 
@@ -114,6 +115,16 @@ def stored_objects(client: OpenSearch, index: str) -> str:
     )
 
 
+def own_objects(client: OpenSearch, ids: ConnectedEncoder) -> str:
+    """This setup's pipeline, models and their connectors (other runs' objects left aside)."""
+    call = client.transport.perform_request
+    found: list[Any] = [call("GET", f"/_ingest/pipeline/{ids.pipeline_id}")]
+    for model_id in (ids.document_model_id, ids.query_model_id):
+        model = call("GET", f"/_plugins/_ml/models/{model_id}")
+        found += [model, call("GET", f"/_plugins/_ml/connectors/{model['connector_id']}")]
+    return json.dumps(found)
+
+
 def test_a_password_in_the_service_url_is_sent_but_never_stored(connected: Setup) -> None:
     docs = [("auth-1", {"title": "Vitamin D", "text": "and bone density"})]
     assert [item["status"] for item in bulk(connected.client, connected.index, docs)] == [201]
@@ -121,7 +132,8 @@ def test_a_password_in_the_service_url_is_sent_but_never_stored(connected: Setup
     token = base64.b64encode(f"alice:{connected.password}".encode()).decode()
     shown = stored_objects(connected.client, connected.index)
     assert connected.password not in shown and token not in shown
-    assert "alice:" not in shown and connected.proxy_url in shown  # the URL, without user-info
+    own = own_objects(connected.client, connected.ids)
+    assert "alice" not in own and connected.proxy_url in own  # the URL, without user-info
 
     # connecting again with a new password replaces the stored credential
     client, info = open_cluster(ConnectionSettings(url=start_ml_node()))
