@@ -8,15 +8,18 @@ here are passed to Beam unchanged (e.g. `--environment_type=PROCESS`, `--worker_
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import sys
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import click
 from tqdm.auto import tqdm
 
+from splade_es.client import EngineError
 from splade_es.options import (
     BATCHING,
     BULK,
@@ -114,45 +117,52 @@ def run_pipeline(
     dead_letter: Path,
 ) -> None:
     """Run with Beam's logging in a file and a live progress bar; exit with the run's status."""
-    from splade_es.client import EngineError, redact
-
-    from .index_corpus import exit_status, run_plan
-
     argv = [*runner_args(runner, workers, flink_master), *argv, *(["--resume"] if resume else [])]
     argv += pipeline_args(values, (ENCODER, BATCHING, PRUNING, CONNECTION, BULK))
     argv += list(ctx.args)  # other Beam options, passed through
 
     dead_letter.mkdir(parents=True, exist_ok=True)
     log_file = dead_letter / "run.log"
-    handler = logging.FileHandler(log_file, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    previous = root.handlers[:], root.level
-    root.handlers, root.level = [handler], logging.INFO
     progress_dir = Path(tempfile.mkdtemp(prefix="splade-es-progress-"))
     argv = [*argv, f"--dead_letter={dead_letter / 'dead-letter'}", f"--progress_dir={progress_dir}"]
     outcome: dict[str, Any] = {}
+    with LogToFile(log_file) as terminal:
+        # imported here so that Beam's import-time warnings (apitools) land in the log too
+        from .index_corpus import run_plan
 
-    def target() -> None:
-        try:
-            outcome["result"] = run_plan(argv)
-        except BaseException as exc:  # reported below, in the main thread
-            outcome["error"] = exc
+        def target() -> None:
+            try:
+                outcome["result"] = run_plan(argv)
+            except BaseException as exc:  # reported below, in the main thread
+                outcome["error"] = exc
 
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    show_progress(thread, progress_dir)
-    root.handlers, root.level = previous
+        thread = threading.Thread(target=target, daemon=True)
+        thread.start()
+        show_progress(thread, progress_dir, terminal)
+        error = outcome.get("error")
+        if error is not None and not isinstance(error, ValueError | EngineError):
+            logging.getLogger(__name__).error("run failed", exc_info=error)
+    shutil.rmtree(progress_dir, ignore_errors=True)
+    report(outcome, log_file, dead_letter)
+
+
+def report(outcome: dict[str, Any], log_file: Path, dead_letter: Path) -> None:
+    """The run's one summary line (and what failed), then exit with its status."""
+    from splade_es.client import redact
+
+    from .index_corpus import exit_status
+
     error = outcome.get("error")
     if isinstance(error, ValueError | EngineError):
         raise click.ClickException(redact(str(error)))
     if error is not None:
-        logging.getLogger(__name__).error("run failed", exc_info=error)
         last = str(error).strip().splitlines()[-1:] or [type(error).__name__]
         raise click.ClickException(
             f"the run failed: {redact(last[0])[:300]} (details in {log_file})"
         )
-    summary, failures = outcome["result"]
+    summary, failures, unreadable = outcome["result"]
+    for line in unreadable:
+        click.echo(f"warning: {redact(line)} (its rows are in the dead letters)", err=True)
     click.echo(summary.line(), err=True)
     click.echo(f"dead letters and the log are in {dead_letter}/", err=True)
     if failures:
@@ -162,11 +172,56 @@ def run_pipeline(
     sys.exit(exit_status(summary, failures))
 
 
-def show_progress(thread: threading.Thread, progress_dir: Path) -> None:
+class LogToFile:
+    """Send the run's logging, and everything written to this process's stderr file descriptor
+    (worker subprocesses inherit it: Beam's harness and bulk logging), to `path`; the `with`
+    value is a stream to the terminal, for the progress bar."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.saved_fd: int | None = None
+
+    def __enter__(self) -> TextIO:
+        handler = logging.FileHandler(self.path, encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root = logging.getLogger()
+        self.previous = root.handlers[:], root.level
+        root.handlers, root.level = [handler], logging.INFO
+        terminal: TextIO = sys.stderr
+        if _fileno(sys.stderr) == 2:  # a real stderr (not a test runner's buffer)
+            sys.stderr.flush()
+            self.saved_fd = os.dup(2)
+            terminal = os.fdopen(os.dup(2), "w", buffering=1, encoding="utf-8")
+            log_fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            os.dup2(log_fd, 2)
+            os.close(log_fd)
+        self.terminal = terminal
+        return terminal
+
+    def __exit__(self, *exc: object) -> None:
+        root = logging.getLogger()
+        for handler in root.handlers:
+            handler.close()
+        root.handlers, root.level = self.previous
+        if self.saved_fd is not None:
+            sys.stderr.flush()
+            os.dup2(self.saved_fd, 2)
+            os.close(self.saved_fd)
+            self.terminal.close()
+
+
+def _fileno(stream: Any) -> int | None:
+    try:
+        return int(stream.fileno())
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def show_progress(thread: threading.Thread, progress_dir: Path, terminal: TextIO) -> None:
     """A tqdm bar fed by the workers' progress files until the run ends."""
     from .write import read_progress
 
-    bar = tqdm(unit="doc", desc="index", file=sys.stderr, dynamic_ncols=True, disable=None)
+    bar = tqdm(unit="doc", desc="index", file=terminal, dynamic_ncols=True, disable=None)
     while thread.is_alive():
         thread.join(timeout=0.5)
         done = read_progress(progress_dir).get("done", 0)

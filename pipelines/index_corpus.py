@@ -19,12 +19,16 @@ to encode are the run's fault, not the input's: the run then exits non-zero.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
+import os
+import shutil
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, NamedTuple
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
@@ -38,9 +42,10 @@ from splade_es.corpus import PARQUET_MAGIC
 from splade_es.indices import IndexProfile, SpladeField, check_index_name, ensure_index
 from splade_es.models import model_identity
 from splade_es.records import RunSummary
+from splade_es.secret_files import PrivateSecrets
 
 from .encode import EncodeDocuments, SpladeModelHandler
-from .options import IndexCorpusOptions, check_flags, help_parser
+from .options import IndexCorpusOptions, beam_args, check_flags, help_parser
 from .read import NAMESPACE, KeepLastCopy, ReadIndex, ReadJsonLines, ReadParquet
 from .write import (
     SkipIndexed,
@@ -61,6 +66,15 @@ def split_index(ref: str, default_url: str) -> tuple[str, str]:
             raise ValueError(f"index reference {redact(ref)!r}: expected URL/INDEX")
         return url, check_index_name(name)
     return default_url, check_index_name(ref)
+
+
+def local_path(path: str | None) -> str | None:
+    """A local path made absolute where the user typed it (a glob stays a glob): workers on a
+    cluster run in other folders, where a relative path means something else. URLs of other
+    file systems (`gs://...`) are left as they are."""
+    if not path or "://" in path:
+        return path
+    return os.path.abspath(os.path.expanduser(path))
 
 
 def _stem(path: str) -> str:
@@ -165,10 +179,19 @@ class Plan:
         o = self.options
         return BulkOptions(o.bulk_size, o.bulk_bytes, o.concurrency, o.max_retries)
 
-    def check_input(self) -> None:
-        """Fail before running on what would otherwise fail inside every worker."""
+    def sealed(self, secrets: PrivateSecrets) -> Plan:
+        """This plan with its connections' secrets moved to private files (what workers get)."""
+
+        def seal(ref: IndexRef | None) -> IndexRef | None:
+            return None if ref is None else IndexRef(ref.cluster.sealed(secrets), ref.name)
+
+        return dataclasses.replace(self, origin=seal(self.origin), target=seal(self.target))
+
+    def check_input(self) -> int:
+        """Fail before running on what would otherwise fail inside every worker; returns how
+        many files the input names (0 for an index)."""
         if self.source == "index":
-            return
+            return 0
         matched = FileSystems.match([self.options.input])[0].metadata_list
         if not matched:
             raise ValueError(f"--input {self.options.input!r} matches no file")
@@ -180,6 +203,7 @@ class Plan:
                             f"{meta.path} is a Parquet file, not JSON lines: "
                             "give it a .parquet name or --input_format parquet"
                         )
+        return len(matched)
 
     def reader(self) -> beam.PTransform:
         if self.origin is not None:
@@ -296,24 +320,70 @@ def summarize(result: Any, seconds: float = 0.0) -> tuple[RunSummary, int]:
     return summary, failures
 
 
+class Outcome(NamedTuple):
+    """What `run_plan` returns: the summary, documents that failed to encode, and one line per
+    input file that could not be read to its end (its rows are dead letters)."""
+
+    summary: RunSummary
+    failures: int
+    unreadable: list[str]
+
+
 def run(argv: Sequence[str] | None = None) -> RunSummary:
     """Build, run and wait for the pipeline; returns its summary."""
-    summary, _ = run_plan(list(argv or []))
-    return summary
+    return run_plan(list(argv or [])).summary
 
 
-def run_plan(argv: list[str]) -> tuple[RunSummary, int]:
-    """`run`, also returning the number of documents that failed to encode."""
+def remove_beam_temps(prefix: str | None) -> None:
+    """Remove the `beam-temp-<name>-*` folders a killed run left beside a file sink's prefix
+    (Beam removes them only when a run finishes). One run per output prefix at a time."""
+    if not prefix or "://" in prefix:
+        return
+    folder, name = os.path.split(prefix)
+    for path in Path(folder or ".").glob(f"beam-temp-{name}-*"):
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def unreadable_files(dead_letter: str) -> list[str]:
+    """`file: unreadable after row N: reason` for each file the run could not read to its end."""
+    lines = []
+    for path in FileSystems.match([f"{dead_letter}-*.jsonl"])[0].metadata_list:
+        with FileSystems.open(path.path) as handle:
+            for raw in handle:
+                letter = json.loads(raw)
+                if letter.get("stage") == "read" and str(letter.get("reason", "")).startswith(
+                    "unreadable file"
+                ):
+                    row = int(letter.get("line", 1)) - 1
+                    reason = letter["reason"].removeprefix("unreadable file: ")
+                    lines.append(f"{letter['source']}: unreadable after row {row}: {reason}")
+    return sorted(lines)
+
+
+def run_plan(argv: list[str]) -> Outcome:
+    """`run`, also returning the documents that failed to encode and the unreadable files.
+
+    The runner is given Beam's own flags only; the plan's settings travel inside the transforms,
+    with the connections' secrets in a private file removed when the run ends."""
     check_flags(argv)
     options = PipelineOptions(argv)
+    paths = options.view_as(IndexCorpusOptions)
+    for name in ("input", "output", "dead_letter", "progress_dir"):  # where the user typed them
+        setattr(paths, name, local_path(getattr(paths, name)))
     plan = Plan.from_options(options)
-    plan.check_input()
+    plan = dataclasses.replace(plan, dead_letter=str(local_path(plan.dead_letter)))
+    files = plan.check_input()
     prepare_index(plan)
+    sink_prefix = _stem(plan.options.output) if plan.options.output else None
+    for prefix in (sink_prefix, plan.dead_letter):
+        remove_beam_temps(prefix)
     started = time.monotonic()
-    pipeline = beam.Pipeline(options=options)
-    build(pipeline, plan)
-    result = pipeline.run()
-    result.wait_until_finish()
+    with PrivateSecrets() as secrets:
+        pipeline = beam.Pipeline(options=PipelineOptions(beam_args(argv)))
+        build(pipeline, plan.sealed(secrets))
+        result = pipeline.run()
+        result.wait_until_finish()
     if plan.target is not None:
         client = connect(plan.target.cluster)
         try:
@@ -322,7 +392,11 @@ def run_plan(argv: list[str]) -> tuple[RunSummary, int]:
             client.close()
     summary, failures = summarize(result, time.monotonic() - started)
     log.info("index_corpus: %s", summary.line())
-    return summary, failures
+    if files and summary.read == 0:
+        raise ValueError(
+            f"--input {plan.options.input!r} names {files} file(s) but nothing was read from them"
+        )
+    return Outcome(summary, failures, unreadable_files(plan.dead_letter))
 
 
 def exit_status(summary: RunSummary, encode_failures: int) -> int:
@@ -340,10 +414,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help_parser().print_help()
         return 0
     try:
-        summary, failures = run_plan(args)
+        summary, failures, unreadable = run_plan(args)
     except (ValueError, EngineError) as exc:
         print(f"error: {redact(str(exc))}", file=sys.stderr)
         return 2
+    for line in unreadable:
+        print(f"warning: {line}", file=sys.stderr)
     print(summary.line())
     if failures:
         print(

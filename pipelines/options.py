@@ -83,14 +83,32 @@ def check_flags(argv: Sequence[str]) -> None:
 
     add(PipelineOptions)
     _, unknown = parser.parse_known_args(list(argv))
-    flags = [u.split("=", 1)[0] for u in unknown if u.startswith("--")]
+    flags = [u.split("=", 1)[0] for u in unknown if u.startswith("-")]
     if not flags:
+        if unknown:  # a stray value: often a password typed without its option
+            raise ValueError(
+                f"{len(unknown)} value(s) on the command line belong to no option (not shown: "
+                "values are never echoed); put each value after its option, e.g. --name=VALUE"
+            )
         return
     name = flags[0]
     known = [f"--{n}" for n in option_names()]
     close = difflib.get_close_matches(name.replace("-", "_"), known, n=1, cutoff=0.75)
     hint = f" (did you mean {close[0]}?)" if close else ""
     raise ValueError(f"unknown option {name}{hint}; values of unknown options are not shown")
+
+
+def beam_args(argv: Sequence[str]) -> list[str]:
+    """`argv` without this pipeline's own options: Beam's flags only, the options a runner is
+    given. The pipeline's settings reach the workers inside its transforms (secrets as a file
+    reference, see `splade_es.secret_files`), never as pipeline options, which Flink shows in
+    its REST API and the SDK workers log and receive in `PIPELINE_OPTIONS`."""
+    parser = argparse.ArgumentParser(allow_abbrev=False, add_help=False)
+    for group in GROUPS:
+        for opt in group:
+            opt.add_argparse(parser)
+    _, rest = parser.parse_known_args(list(argv))
+    return rest
 
 
 def help_parser() -> argparse.ArgumentParser:

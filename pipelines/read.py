@@ -8,6 +8,7 @@ text source splits files at byte offsets and cannot say which line it is on).
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,8 @@ from splade_es.corpus import (
 )
 from splade_es.records import DeadLetter
 
+log = logging.getLogger(__name__)
+
 NAMESPACE = "splade_es"
 """Beam metrics namespace of the pipeline's counters."""
 
@@ -47,6 +50,22 @@ class SourcedDocument:
     line: int
 
 
+@dataclass(frozen=True)
+class Unreadable:
+    """What is left of a file that could not be read to its end: the reason. It becomes one
+    read-stage dead letter naming the file and the last row read, counted as one rejected record,
+    while the other files of the run are read and indexed."""
+
+    reason: str
+
+
+def _read_failures() -> tuple[type[BaseException], ...]:
+    """The errors that mean "this file's bytes are bad", not "the program is wrong"."""
+    import pyarrow as pa
+
+    return (OSError, ValueError, pa.ArrowException, EOFError)
+
+
 def _split(pcoll: beam.PCollection, label: str, dofn: beam.DoFn) -> dict[str, beam.PCollection]:
     outputs = pcoll | label >> beam.ParDo(dofn).with_outputs("dead", main="docs")
     return {"docs": outputs["docs"], "dead": outputs["dead"]}
@@ -62,6 +81,13 @@ class ParseRecords(beam.DoFn):
     def process(self, element: tuple[str, int, Any]) -> Iterator[Any]:
         source, line, raw = element
         self.read.inc()
+        if isinstance(raw, Unreadable):
+            self.rejected.inc()
+            log.warning("%s: unreadable after row %d: %s", source, line - 1, raw.reason)
+            yield beam.pvalue.TaggedOutput(
+                "dead", DeadLetter("read", f"unreadable file: {raw.reason}", source, line)
+            )
+            return
         try:
             doc = parse_document(raw) if isinstance(raw, dict) else parse_document_line(raw)
             yield SourcedDocument(doc, source, line)
@@ -85,24 +111,32 @@ def json_lines(readable: fileio.ReadableFile) -> Iterator[tuple[str, int, str | 
             raise EngineError(
                 f"{path} is a Parquet file, not JSON lines: use --input_format parquet"
             )
-    with readable.open() as handle:
-        for number, line in decoded_lines(handle):
-            yield path, number, line
+    number = 0
+    try:
+        with readable.open() as handle:
+            for number, line in decoded_lines(handle):
+                yield path, number, line
+    except OSError as exc:  # e.g. a compressed file cut short
+        yield path, number + 1, Unreadable(" ".join(str(exc).split())[:300])
 
 
-def parquet_rows(readable: fileio.ReadableFile) -> Iterator[tuple[str, int, dict[str, Any]]]:
-    """(path, row number, row) for every row of a Parquet file."""
+def parquet_rows(readable: fileio.ReadableFile) -> Iterator[tuple[str, int, Any]]:
+    """(path, row number, row) for every row of a Parquet file; a file that cannot be read to
+    its end (truncated, corrupt pages) ends with `Unreadable` after the rows it did give."""
     import pyarrow.parquet as pq
 
     path = readable.metadata.path
-    with readable.open() as handle:
-        parquet = pq.ParquetFile(handle)
-        columns = [c for c in DOCUMENT_COLUMNS if c in parquet.schema_arrow.names] or None
-        number = 0
-        for batch in parquet.iter_batches(columns=columns):
-            for row in batch.to_pylist():
-                number += 1
-                yield path, number, row
+    number = 0
+    try:
+        with readable.open() as handle:
+            parquet = pq.ParquetFile(handle)
+            columns = [c for c in DOCUMENT_COLUMNS if c in parquet.schema_arrow.names] or None
+            for batch in parquet.iter_batches(columns=columns):
+                for row in batch.to_pylist():
+                    number += 1
+                    yield path, number, row
+    except _read_failures() as exc:
+        yield path, number + 1, Unreadable(" ".join(str(exc).split())[:300] or type(exc).__name__)
 
 
 class ReadJsonLines(beam.PTransform):

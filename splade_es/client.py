@@ -16,7 +16,7 @@ from __future__ import annotations
 import base64
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
@@ -29,6 +29,7 @@ from opensearchpy.exceptions import (
 )
 
 from splade_es.mappings import Engine, major_version
+from splade_es.secret_files import PrivateSecrets, read_secrets
 
 DEFAULT_URL = "http://127.0.0.1:9200"
 
@@ -109,6 +110,8 @@ class ConnectionSettings:
     sniff: bool = False
     """Ask the cluster for its nodes at start (and after a node fails) and spread requests over
     them; the URLs given are only where to start."""
+    secrets_file: str | None = None
+    """Where a pipeline worker finds the password / API key this copy does not hold (`sealed`)."""
 
     def __post_init__(self) -> None:
         url, (user, password) = split_urls(self.url)
@@ -143,6 +146,39 @@ class ConnectionSettings:
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
+    def sealed(self, secrets: PrivateSecrets) -> ConnectionSettings:
+        """A copy without the password and API key, which go to a private file of `secrets`:
+        what is shipped to pipeline workers (see `splade_es.secret_files`)."""
+        values = {"password": self.password, "api_key": self.api_key}
+        if not any(values.values()):
+            return self
+        path = secrets.write({k: v for k, v in values.items() if v})
+        return replace(self, password=None, api_key=None, secrets_file=path)
+
+    def unsealed(self) -> ConnectionSettings:
+        """The secrets back from the file `sealed` wrote, or, where that file is not on this
+        machine (a remote worker), from this process's `SPLADE_ES_PASSWORD` / `SPLADE_ES_API_KEY`."""
+        if not self.secrets_file or self.password or self.api_key:
+            return self
+        values = read_secrets(self.secrets_file)
+        if values is None:
+            values = {
+                "password": os.environ.get("SPLADE_ES_PASSWORD", ""),
+                "api_key": os.environ.get("SPLADE_ES_API_KEY", ""),
+            }
+            if not any(values.values()):
+                raise EngineError(
+                    f"the credentials for {self.url} are not on this worker: the launcher's "
+                    "private file is gone or on another machine; set SPLADE_ES_PASSWORD or "
+                    "SPLADE_ES_API_KEY in the workers' environment"
+                )
+        return replace(
+            self,
+            password=values.get("password") or None,
+            api_key=values.get("api_key") or None,
+            secrets_file=None,
+        )
+
 
 @dataclass(frozen=True)
 class EngineInfo:
@@ -158,6 +194,7 @@ class EngineInfo:
 
 def connect(settings: ConnectionSettings) -> OpenSearch:
     """An HTTP client for the cluster (no request is made yet)."""
+    settings = settings.unsealed()
     headers = {}
     if settings.api_key:
         key = settings.api_key

@@ -24,6 +24,8 @@ concurrent bulk requests the cluster receives.
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import ipaddress
 import re
 import time
@@ -34,7 +36,14 @@ from urllib.parse import urlsplit
 from opensearchpy import OpenSearch
 from opensearchpy.exceptions import ConnectionError, TransportError
 
-from splade_es.client import EngineError, EngineInfo, describe_error
+from splade_es.client import (
+    EngineError,
+    EngineInfo,
+    describe_error,
+    redact,
+    remember_secret,
+    split_credentials,
+)
 from splade_es.indices import ensure_index
 
 REQUIRED_PLUGINS = {
@@ -59,13 +68,27 @@ class RemoteModelSetup:
     relax_node_settings: bool = True
     """Let ML tasks run on data nodes and switch off the ML memory breakers (single-node clusters)."""
     read_timeout_s: int = 60
+    title_field: str | None = "title"
+    """Put in front of `source_field` as `Document.full_text` does (what `encode` encodes); None
+    encodes `source_field` alone."""
+    service_auth: str | None = dataclasses.field(default=None, repr=False)
+    """base64 `user:password` for the service, taken out of `service_url`: it reaches the cluster
+    only as the connector's (encrypted) `credential`, never inside a stored URL or description."""
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.service_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(
-                f"--service-url {self.service_url!r} must be an http(s) URL with a host"
+                f"--service-url {redact(self.service_url)!r} must be an http(s) URL with a host"
             )
+        if parts.username is not None or parts.password is not None:
+            url, user, password = split_credentials(self.service_url)
+            token = base64.b64encode(f"{user or ''}:{password or ''}".encode()).decode()
+            remember_secret(token)
+            object.__setattr__(self, "service_url", url)
+            object.__setattr__(self, "service_auth", token)
+        if self.title_field == self.source_field:
+            raise ValueError(f"title field and source field are both {self.source_field!r}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.source_field == self.field:
@@ -78,6 +101,12 @@ class RemoteModelSetup:
     @property
     def pipeline_id(self) -> str:
         return f"{self.name}-{self.index}-encode"
+
+    @property
+    def needs_script(self) -> bool:
+        """Joining title and text, and refusing a document with nothing to encode, take the
+        `script` processor (ingest-common)."""
+        return self.title_field is not None
 
 
 @dataclass(frozen=True)
@@ -106,7 +135,9 @@ def _call(
         raise EngineError(describe_error(exc, what or f"{method} {path}")) from exc
 
 
-def check_plugins(client: OpenSearch, info: EngineInfo, needs_set_processor: bool) -> None:
+def check_plugins(
+    client: OpenSearch, info: EngineInfo, needs_set_processor: bool, needs_script: bool = False
+) -> None:
     """One clear line naming the missing plugin and the feature that needs it."""
     if info.engine != "opensearch":
         raise EngineError(
@@ -122,13 +153,20 @@ def check_plugins(client: OpenSearch, info: EngineInfo, needs_set_processor: boo
     ]
     if missing:
         raise EngineError(f"connect-model needs the OpenSearch plugin(s) {'; '.join(missing)}")
-    if needs_set_processor:
+    wanted = {"set": needs_set_processor, "script": needs_script, "remove": needs_script}
+    if any(wanted.values()):
         nodes = _call(client, "GET", "/_nodes/ingest", what="list ingest processors")
         for node in nodes.get("nodes", {}).values():
             kinds = {p.get("type") for p in node.get("ingest", {}).get("processors", [])}
-            if "set" not in kinds:
+            if needs_set_processor and "set" not in kinds:
                 raise EngineError(
                     "--failure-index needs the ingest-common module (its `set` processor) "
+                    f"on every node; node {node.get('name')!r} lacks it"
+                )
+            if needs_script and not {"script", "remove"} <= kinds:
+                raise EngineError(
+                    "encoding title + text as `splade-es encode` does, and refusing documents "
+                    "with nothing to encode, needs the ingest-common module (`script` processor) "
                     f"on every node; node {node.get('name')!r} lacks it"
                 )
 
@@ -171,16 +209,22 @@ def apply_cluster_settings(client: OpenSearch, setup: RemoteModelSetup) -> None:
 def connector_body(setup: RemoteModelSetup, side: str) -> dict[str, Any]:
     """A remote connector whose `predict` action posts `{"texts": [...]}` to one service route.
 
-    ml-commons requires a non-empty `credential` map; the service takes no secret, so it holds a
-    placeholder (ml-commons encrypts it anyway).
+    ml-commons requires a non-empty `credential` map, which it encrypts and never returns. With
+    credentials in `--service-url`, the map holds them and the `Authorization` header is built
+    from it (`${credential.basic_auth}`); otherwise it holds a placeholder.
     """
+    headers = {"content-type": "application/json"}
+    credential = {"unused": "the splade-es service takes no credential"}
+    if setup.service_auth:
+        headers["Authorization"] = "Basic ${credential.basic_auth}"
+        credential = {"basic_auth": setup.service_auth}
     return {
         "name": f"{setup.name}-{side}",
         "description": f"splade-es encoder service, {side} route",
         "version": "1",
         "protocol": "http",
         "parameters": {},
-        "credential": {"unused": "the splade-es service takes no credential"},
+        "credential": credential,
         "client_config": {
             "read_timeout": setup.read_timeout_s,
             "connection_timeout": 10,
@@ -191,7 +235,7 @@ def connector_body(setup: RemoteModelSetup, side: str) -> dict[str, Any]:
                 "action_type": "predict",
                 "method": "POST",
                 "url": f"{setup.base_url}/encode/{side}",
-                "headers": {"content-type": "application/json"},
+                "headers": headers,
                 "request_body": '{"texts": ${parameters.texts}}',
                 "pre_process_function": "connector.pre_process.cohere.embedding",
             }
@@ -227,7 +271,22 @@ def register_remote_model(
             f"register the {side} model",
         )
         model_id = str(registered["model_id"])
+    elif setup.service_auth:  # the stored credential cannot be compared: set it again
+        _update_credential(client, model_id, connector_body(setup, side)["credential"])
     return _deployed(client, model_id, side, wait_s, deploy=reused)
+
+
+def _update_credential(client: OpenSearch, model_id: str, credential: dict[str, str]) -> None:
+    """Replace a reused connector's credential (ml-commons wants its models undeployed first)."""
+    model = _call(client, "GET", f"/_plugins/_ml/models/{model_id}", what="model")
+    _call(client, "POST", f"/_plugins/_ml/models/{model_id}/_undeploy", {}, "undeploy")
+    _call(
+        client,
+        "PUT",
+        f"/_plugins/_ml/connectors/{model['connector_id']}",
+        {"credential": credential},
+        "update the connector's credential",
+    )
 
 
 def registered_model(client: OpenSearch, setup: RemoteModelSetup, side: str) -> str | None:
@@ -286,20 +345,68 @@ def _deployed(client: OpenSearch, model_id: str, side: str, wait_s: float, deplo
     raise EngineError(f"{side} model {model_id} did not deploy (state {state})")
 
 
+ENCODED_TEXT_FIELD = "_splade_es_text"
+"""Scratch field holding the text the pipeline encodes; removed before the document is stored."""
+
+DOCUMENT_TEXT_SCRIPT = """
+def title = params.title == null ? '' : ctx[params.title];
+def text = ctx[params.text];
+if (title == null) { title = ''; }
+if (!(title instanceof String)) {
+  throw new IllegalArgumentException("'" + params.title + "' must be a string");
+}
+if (text == null) {
+  throw new IllegalArgumentException("nothing to encode: missing '" + params.text + "'");
+}
+if (!(text instanceof String)) {
+  throw new IllegalArgumentException("'" + params.text + "' must be a string");
+}
+if (title.trim().isEmpty() && text.trim().isEmpty()) {
+  throw new IllegalArgumentException(
+      "nothing to encode: empty '" + params.title + "' and '" + params.text + "'");
+}
+ctx[params.target] = title.isEmpty() ? text : (title + ' ' + text).trim();
+"""
+"""`corpus.parse_document` + `Document.full_text` in Painless: the same refusals (no text, not a
+string, nothing but blanks) and the same joined string, so a document gets the vector `encode`
+gives it. (Python's `strip` and Java's `trim` differ only on exotic Unicode spaces at the ends.)"""
+
+
 def pipeline_body(setup: RemoteModelSetup, document_model_id: str) -> dict[str, Any]:
-    """A `sparse_encoding` pipeline writing the service's document weights into the SPLADE field."""
-    body: dict[str, Any] = {
-        "description": f"SPLADE: {setup.source_field} -> {setup.field} via {setup.base_url}",
-        "processors": [
+    """A `sparse_encoding` pipeline writing the service's document weights into the SPLADE field;
+    with a title field, a script first builds title + text (refusing a document with nothing to
+    encode) into a scratch field that is removed afterwards."""
+    source = setup.source_field
+    processors: list[dict[str, Any]] = []
+    if setup.title_field is not None:
+        source = ENCODED_TEXT_FIELD
+        params = {"title": setup.title_field, "text": setup.source_field, "target": source}
+        processors.append(
             {
-                "sparse_encoding": {
-                    "tag": "splade-es-encode",
-                    "model_id": document_model_id,
-                    "field_map": {setup.source_field: setup.field},
-                    "batch_size": setup.batch_size,
+                "script": {
+                    "tag": "splade-es-document-text",
+                    "lang": "painless",
+                    "source": DOCUMENT_TEXT_SCRIPT.strip(),
+                    "params": params,
                 }
             }
-        ],
+        )
+    processors.append(
+        {
+            "sparse_encoding": {
+                "tag": "splade-es-encode",
+                "model_id": document_model_id,
+                "field_map": {source: setup.field},
+                "batch_size": setup.batch_size,
+            }
+        }
+    )
+    if setup.title_field is not None:
+        processors.append({"remove": {"field": source}})
+    read = f"{setup.title_field} + {setup.source_field}" if setup.title_field else source
+    body: dict[str, Any] = {
+        "description": f"SPLADE: {read} -> {setup.field} via {setup.base_url}",
+        "processors": processors,
     }
     if setup.failure_index:
         body["on_failure"] = [
@@ -314,7 +421,12 @@ def connect_encoder_service(
 ) -> ConnectedEncoder:
     """Plugins checked; settings, two remote models, the index (created from `mappings/` if
     missing), the pipeline, and the pipeline as the index's default."""
-    check_plugins(client, info, needs_set_processor=setup.failure_index is not None)
+    check_plugins(
+        client,
+        info,
+        needs_set_processor=setup.failure_index is not None,
+        needs_script=setup.needs_script,
+    )
     ensure_index(client, info, setup.index, setup.field)
     apply_cluster_settings(client, setup)
     document_model = register_remote_model(client, setup, "documents")

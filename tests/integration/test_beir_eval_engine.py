@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from splade_es_workshop.engines import DEFAULT_SPECS, start
 
 from splade_es.beir_eval import QueryCache, engine_runs, find_collections
 from splade_es.cli import main
 from splade_es.client import ConnectionSettings, open_cluster
 from splade_es.commands.search import mode_variant
-from splade_es.engines import DEFAULT_SPECS, start
 from splade_es.evaluation import evaluate
 from splade_es.exact_eval import ExactRuns
 from splade_es.search import Searcher

@@ -3,6 +3,7 @@ cluster calls `check_plugins` makes; the real flow is in test_pipeline_engine.py
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 
@@ -30,13 +31,40 @@ def test_connector_posts_texts_to_one_route_with_a_placeholder_credential() -> N
 
 
 def test_pipeline_maps_source_to_splade_field_with_optional_on_failure() -> None:
-    plain = pipeline_body(RemoteModelSetup("http://h:1", "i", source_field="body"), "m1")
+    plain = pipeline_body(
+        RemoteModelSetup("http://h:1", "i", source_field="body", title_field=None), "m1"
+    )
     (processor,) = plain["processors"]
     assert processor["sparse_encoding"]["field_map"] == {"body": "splade"}
     assert processor["sparse_encoding"]["model_id"] == "m1"
     assert "on_failure" not in plain
     routed = pipeline_body(RemoteModelSetup("http://h:1", "i", failure_index="failed"), "m1")
     assert routed["on_failure"][0] == {"set": {"field": "_index", "value": "failed"}}
+
+
+def test_pipeline_encodes_title_and_text_through_a_scratch_field_it_removes() -> None:
+    body = pipeline_body(RemoteModelSetup("http://h:1", "i"), "m1")
+    script, encode, remove = body["processors"]
+    target = script["script"]["params"]["target"]
+    assert script["script"]["params"] == {"title": "title", "text": "text", "target": target}
+    assert encode["sparse_encoding"]["field_map"] == {target: "splade"}
+    assert remove == {"remove": {"field": target}}
+    assert "title + text" in body["description"]
+
+
+def test_credentials_in_the_service_url_go_to_the_credential_map_only() -> None:
+    secret = "s3cret-service-pw"
+    setup = RemoteModelSetup(f"http://bob:{secret}@10.0.0.5:8080/", "docs")
+    assert setup.service_url == "http://10.0.0.5:8080/" and secret not in repr(setup)
+    body = connector_body(setup, "documents")
+    token = body["credential"]["basic_auth"]
+    assert base64.b64decode(token).decode() == f"bob:{secret}"
+    (action,) = body["actions"]
+    assert action["headers"]["Authorization"] == "Basic ${credential.basic_auth}"
+    shown = json.dumps({k: v for k, v in body.items() if k != "credential"})
+    assert secret not in shown and token not in shown and "bob" not in shown
+    pipeline = json.dumps(pipeline_body(setup, "m1"))
+    assert secret not in pipeline and token not in pipeline
 
 
 @pytest.mark.parametrize(

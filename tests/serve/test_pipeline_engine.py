@@ -99,7 +99,7 @@ def test_text_in_hits_out_with_the_external_paths_scores(
         (
             i,
             encoded_record(
-                d, splade_tiny.encode_documents([d.text], batch_size=1)[0], DocumentPruning()
+                d, splade_tiny.encode_documents([d.full_text], batch_size=1)[0], DocumentPruning()
             ),
         )
         for i, d in enumerate(scifact_docs, start=1)

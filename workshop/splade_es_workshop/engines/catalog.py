@@ -2,7 +2,8 @@
 
 Why here: the integ-test distributions on a Maven repository are bare (OpenSearch 2.x has only
 ``transport-netty4``), so the launcher adds the modules SPLADE needs (``mapper-extras`` for
-``rank_features``; ``lang-painless`` + ``analysis-common`` for stemming) and, per requested feature,
+``rank_features``; ``lang-painless`` + ``analysis-common`` for stemming; ``ingest-common`` with ml)
+and, per requested feature,
 the plugin zips in the order their ``extended.plugins`` demand.
 """
 
@@ -131,7 +132,28 @@ def modules(spec: EngineSpec) -> list[Module]:
                 extended_plugins=("lang-painless",),
             ),
         ]
+        if "ml" in features(spec):
+            out.append(_ingest_common(v))
     return out
+
+
+def _ingest_common(v: str) -> Module:
+    """The `script`, `set` and `remove` ingest processors: `engine connect-model`'s pipeline
+    builds the encoded text (title + text, as `encode` does) and refuses a document with nothing
+    to encode with them. Released distributions bundle it; the integ-test zip does not."""
+    return Module(
+        "ingest-common",
+        (
+            Artifact(OS_PLUGIN_GROUP, "ingest-common", v),
+            Artifact("org.opensearch", "opensearch-grok", v),
+            Artifact("org.opensearch", "opensearch-dissect", v),
+            Artifact("org.jruby.joni", "joni", "2.2.1"),
+            Artifact("org.jruby.jcodings", "jcodings", "1.0.61"),
+        ),
+        ("org.opensearch.ingest.common.IngestCommonPlugin",),
+        "Module for ingest processors that do not require additional security permissions",
+        extended_plugins=("lang-painless",),
+    )
 
 
 def plugin_zips(spec: EngineSpec) -> list[PluginZip]:

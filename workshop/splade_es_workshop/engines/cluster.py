@@ -3,7 +3,7 @@
 Why: sharding, replicas, per-shard statistics and node loss only show on a real multi-node
 cluster. Node ``i`` of an ``N``-node cluster based on ``spec`` listens on HTTP ``spec.port + i``
 and transport ``spec.port + i + 100``; each member is an ordinary node of
-:mod:`~splade_es.engines.node` whose spec names every member's HTTP port (``spec.cluster``), so
+:mod:`~splade_es_workshop.engines.node` whose spec names every member's HTTP port (``spec.cluster``), so
 it seeds discovery with all of them instead of running as ``single-node``. All members are spawned
 before any is awaited: a cluster manager is elected only once a majority is up.
 """
@@ -105,7 +105,7 @@ def stop_cluster(spec: EngineSpec, nodes: int = 1) -> bool:
 
 
 def cluster_status(spec: EngineSpec, nodes: int = 1) -> dict[str, Any]:
-    """One node's status as :func:`~splade_es.engines.node.status` gives it; for a cluster, each
+    """One node's status as :func:`~splade_es_workshop.engines.node.status` gives it; for a cluster, each
     member's under ``nodes`` and how many of them the cluster counts."""
     members = cluster_members(spec, nodes)
     if nodes == 1:

@@ -34,7 +34,7 @@ class EngineSpec:
     least 1g of heap).
 
     ``cluster`` (empty: a single node) lists the HTTP ports of every node of a multi-node
-    cluster this node belongs to; :func:`splade_es.engines.node.cluster_members` makes them.
+    cluster this node belongs to; :func:`splade_es_workshop.engines.node.cluster_members` makes them.
     """
 
     engine: str  # "opensearch" | "elasticsearch"
