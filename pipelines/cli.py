@@ -29,6 +29,7 @@ from splade_es.options import (
     PRUNING,
     Opt,
     click_options,
+    field_option,
 )
 
 RUNNERS = ("fnapi", "flink", "spark", "dataflow", "portable")
@@ -234,7 +235,7 @@ def show_progress(thread: threading.Thread, progress_dir: Path, terminal: TextIO
 @click.option("--input", "input_pattern", required=True, help="JSONL or Parquet file pattern.")
 @click.option("--index", default=None, help="Index to fill (created if missing).")
 @click.option("--output", default=None, help="Or: a .parquet / .jsonl file prefix for the vectors.")
-@click.option("--field", default="splade", show_default=True)
+@field_option()
 @common_options
 @click.pass_context
 def index(
@@ -267,7 +268,7 @@ def index(
     show_default=True,
     help="Comma-separated text fields to encode; BM25 searches use them afterwards.",
 )
-@click.option("--field", default="splade", show_default=True)
+@field_option()
 @click.option("--slices", type=POSITIVE, default=4, show_default=True)
 @common_options
 @click.pass_context
