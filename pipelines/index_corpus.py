@@ -41,7 +41,7 @@ from splade_es.client import ConnectionSettings, EngineError, connect, open_clus
 from splade_es.corpus import PARQUET_MAGIC
 from splade_es.indices import IndexProfile, SpladeField, check_index_name, ensure_index
 from splade_es.models import model_identity
-from splade_es.records import RunSummary
+from splade_es.records import FieldProfile, RunSummary
 from splade_es.secret_files import PrivateSecrets
 
 from .encode import EncodeDocuments, SpladeModelHandler
@@ -235,6 +235,17 @@ class Plan:
             max_tokens_per_batch=o.max_tokens_per_batch,
         )
 
+    def made(self) -> FieldProfile:
+        """How this run fills the field: recorded in the index, or beside the files it writes."""
+        o = self.options
+        return FieldProfile(
+            model=model_identity(o.model),
+            query_model=model_identity(o.query_model) if o.query_model else None,
+            quantization=o.quantization,
+            pruning=self.pruning.as_dict(),
+            doc_max_length=o.doc_max_length,
+        )
+
     def writer(self) -> beam.PTransform:
         o = self.options
         if self.target is not None:
@@ -247,8 +258,8 @@ class Plan:
                 o.progress_dir,
             )
         if self.sink == "parquet":
-            return WriteParquet(_stem(o.output), o.num_shards, o.progress_dir)
-        return WriteJsonl(_stem(o.output), o.num_shards, o.progress_dir)
+            return WriteParquet(_stem(o.output), self.made(), o.num_shards, o.progress_dir)
+        return WriteJsonl(_stem(o.output), self.made(), o.num_shards, o.progress_dir)
 
 
 def build(pipeline: beam.Pipeline, plan: Plan) -> None:
@@ -275,11 +286,7 @@ def prepare_index(plan: Plan) -> IndexProfile | None:
         return None
     o = plan.options
     client, info = open_cluster(plan.target.cluster)
-    splade = SpladeField(
-        quantization=o.quantization,
-        model=model_identity(o.model),
-        pruning=plan.pruning.as_dict(),
-    )
+    splade = SpladeField.of(plan.made())
     text_fields = None
     if plan.update:  # BM25 on an upgraded index runs on the fields that were encoded
         text_fields = plan.text_fields

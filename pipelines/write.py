@@ -22,7 +22,7 @@ from splade_es.bulk import BulkOptions, BulkWriter
 from splade_es.client import ConnectionSettings, connect
 from splade_es.corpus import ENCODED_SCHEMA
 from splade_es.indexing import present_ids
-from splade_es.records import EncodedRecord
+from splade_es.records import EncodedRecord, FieldProfile
 from splade_es.term_stats import DocumentFrequencies, FrequencyCounter
 
 from .read import SourcedDocument, counter
@@ -121,14 +121,28 @@ def _save_table(table: DocumentFrequencies, path: str) -> None:
         out.write(table.dumps().encode())
 
 
+def _save_text(text: str, path: str) -> None:
+    with FileSystems.create(path) as out:
+        out.write(text.encode())
+
+
 class _WriteFiles(beam.PTransform):
-    """Encoded records as sharded files `<prefix>-SSSSS-of-NNNNN<suffix>`; subclasses say how."""
+    """Encoded records as sharded files `<prefix>-SSSSS-of-NNNNN<suffix>`; subclasses say how.
+
+    Beside the shards: `<prefix>.df.json` (corpus-wide DF, counted across workers) and
+    `<prefix>.profile.json` (how the vectors were made, `records.FieldProfile`), which
+    `index-vectors` reads for any of the shards, as it reads `encode`'s sidecars."""
 
     def __init__(
-        self, prefix: str, num_shards: int | None = None, progress_dir: str | None = None
+        self,
+        prefix: str,
+        made: FieldProfile,
+        num_shards: int | None = None,
+        progress_dir: str | None = None,
     ) -> None:
         super().__init__()
         self.prefix, self.num_shards, self.progress_dir = prefix, num_shards or 0, progress_dir
+        self.made = made
 
     def expand(self, records: beam.PCollection) -> beam.PCollection:
         counted = records | "Count written" >> beam.ParDo(_Counted(self.progress_dir))
@@ -136,6 +150,11 @@ class _WriteFiles(beam.PTransform):
             counted
             | "Document frequencies" >> beam.CombineGlobally(_CountFeatures()).without_defaults()
             | "Write DF table" >> beam.Map(_save_table, self.prefix + ".df.json")
+        )
+        _ = (
+            records.pipeline
+            | "Profile" >> beam.Create([json.dumps(self.made.made().to_json(), indent=2)])
+            | "Write profile" >> beam.Map(_save_text, self.prefix + ".profile.json")
         )
         return counted | "Format" >> beam.Map(self.format) | "Write files" >> self.sink()
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
@@ -161,8 +162,13 @@ class FieldProfile:
 
     @classmethod
     def read(cls, output: Path) -> FieldProfile | None:
-        """The sidecar of `output`, or None when there is none."""
+        """The sidecar of `output` (or, for a shard `<prefix>-SSSSS-of-NNNNN<suffix>` that a Beam
+        file sink wrote, the one `<prefix>.profile.json` beside the shards); None when there is
+        none."""
         path = cls.path_for(output)
+        shard = _SHARD.fullmatch(output.name)
+        if not path.is_file() and shard is not None:
+            path = output.with_name(shard.group(1) + ".profile.json")
         if not path.is_file():
             return None
         try:
@@ -170,6 +176,9 @@ class FieldProfile:
         except (ValueError, TypeError) as exc:
             raise ValueError(f"{path}: unreadable profile ({exc})") from exc
 
+
+_SHARD = re.compile(r"(.+)-\d{5}-of-\d{5}\.(?:jsonl|parquet)")
+"""A Beam file sink's shard name: the prefix, then `-SSSSS-of-NNNNN` and the suffix."""
 
 Stage = Literal["read", "encode", "index"]
 

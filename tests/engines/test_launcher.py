@@ -17,11 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from splade_es_workshop import engines as launcher
 from splade_es_workshop.engines import EngineSpec, LauncherError
 from splade_es_workshop.engines.install import install
 from splade_es_workshop.engines.spec import run_dir
-
-from splade_es import engines as launcher
 
 pytestmark = pytest.mark.engine
 

@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from opensearchpy import OpenSearch
+from splade_es_workshop import engines
 from splade_es_workshop.engines import EngineSpec, LauncherError, require_plugin
 from splade_es_workshop.engines.fetch import Artifact, cached_path, fetch, sha1_of
 from splade_es_workshop.engines.node import process_state
 from splade_es_workshop.engines.spec import run_dir
 
-from splade_es import engines
 from splade_es.cli import main
 from splade_es.client import ConnectionSettings, EngineError, connect
 from tests.conftest import generation_params

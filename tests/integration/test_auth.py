@@ -12,9 +12,9 @@ from dataclasses import replace
 
 import pytest
 from click.testing import CliRunner
+from splade_es_workshop import engines
 from splade_es_workshop.engines import SECURED_SPEC, SECURED_USER
 
-from splade_es import engines
 from splade_es.cli import main
 from splade_es.client import ConnectionSettings, EngineError, open_cluster
 from tests.conftest import shifted

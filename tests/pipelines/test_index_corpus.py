@@ -16,7 +16,7 @@ from splade_es.corpus import ENCODED_SCHEMA, Document, read_encoded
 from splade_es.pipelines.encode import failed_batch
 from splade_es.pipelines.index_corpus import Plan, main, run, split_index
 from splade_es.pipelines.read import SourcedDocument
-from splade_es.records import EncodedRecord
+from splade_es.records import EncodedRecord, FieldProfile
 from splade_es.term_stats import DocumentFrequencies
 
 from .conftest import BAD_LINES, N_DOCS, read_jsonl
@@ -179,6 +179,9 @@ def test_parquet_to_pruned_jsonl(scifact_docs: list[Document], splade_tiny, tmp_
     assert all(len(r["features"]) <= 20 and "text" not in r for r in got.values())
     table = DocumentFrequencies.load(out / "encoded.df.json")
     assert table == DocumentFrequencies.count(want.values())  # counted after pruning
+    # how the vectors were made, beside the shards, found from any shard as `encode`'s sidecar is
+    made = FieldProfile.read(next(out.glob("encoded-0*.jsonl")))
+    assert made == FieldProfile(model="splade-tiny", quantization=100.0, pruning={"top_k": 20})
     (reject,) = read_jsonl("encoded-dead-letter-*.jsonl", out)
     assert reject["reason"] == "empty 'title' and 'text'" and reject["source"] == str(source)
     assert reject["line"] == 13
