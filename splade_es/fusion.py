@@ -90,6 +90,9 @@ def fused_in_engine(method: Method, engine: str, version: str) -> bool:
 MIN_MAX_FLOOR = 0.001
 """OpenSearch's min-max normalizer lifts a 0 to this, so the lowest hit still counts."""
 
+Z_SCORE_FLOOR = 0.001
+"""OpenSearch's z-score normalizer lifts a score at or below the mean to this."""
+
 Ranked = Sequence[tuple[str, float]]
 """One result list: (document id, score), best first."""
 
@@ -107,10 +110,22 @@ def _normalised(hits: Ranked, method: Method) -> dict[str, float]:
         norm = math.sqrt(sum(s * s for s in scores))
         return {d: s / norm if norm else 0.0 for d, s in hits}
     if method == "z_score":
-        mean = sum(scores) / len(scores)
-        std = math.sqrt(sum((s - mean) ** 2 for s in scores) / len(scores))
-        return {d: (s - mean) / std if std else 0.0 for d, s in hits}
+        return {d: _z_score(s, scores) for d, s in hits}
     raise ValueError(f"{method} is not a normalisation")
+
+
+def _z_score(score: float, scores: Sequence[float]) -> float:
+    """As OpenSearch's `z_score` normalizer (neural-search, 3.0+): the sample standard deviation
+    (n - 1), a score at or below the mean lifted to 0.001, a score equal to the mean (one hit)
+    the list's maximum, and a list without spread its minimum."""
+    mean = sum(scores) / len(scores)
+    if score == mean:
+        return max(scores)
+    std = math.sqrt(sum((s - mean) ** 2 for s in scores) / (len(scores) - 1))
+    if std == 0:
+        return min(scores)
+    z = (score - mean) / std
+    return z if z > 0 else Z_SCORE_FLOOR
 
 
 def fuse(

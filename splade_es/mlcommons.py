@@ -277,16 +277,39 @@ def register_remote_model(
 
 
 def _update_credential(client: OpenSearch, model_id: str, credential: dict[str, str]) -> None:
-    """Replace a reused connector's credential (ml-commons wants its models undeployed first)."""
+    """Replace a reused connector's credential. ml-commons refuses while any model of the
+    connector is deployed (an earlier run's too, which a search may not show yet), and names
+    them: undeploy those it names, wait for undeploying (asynchronous) to end, and try again."""
     model = _call(client, "GET", f"/_plugins/_ml/models/{model_id}", what="model")
-    _call(client, "POST", f"/_plugins/_ml/models/{model_id}/_undeploy", {}, "undeploy")
-    _call(
-        client,
-        "PUT",
-        f"/_plugins/_ml/connectors/{model['connector_id']}",
-        {"credential": credential},
-        "update the connector's credential",
-    )
+    path = f"/_plugins/_ml/connectors/{model['connector_id']}"
+    users = {model_id}
+    for _ in range(5):
+        _undeploy_all(client, users)
+        try:
+            client.transport.perform_request("PUT", path, body={"credential": credential})
+            return
+        except TransportError as exc:
+            named = (
+                set(re.findall(r"[\w-]{20}", str(exc.info))) if exc.status_code == 400 else set()
+            )
+            if not named - users:  # nothing new to undeploy: a refusal of another kind
+                raise EngineError(describe_error(exc, "update the connector's credential")) from exc
+            users |= named
+    raise EngineError(f"update the connector's credential: its models stay deployed ({users})")
+
+
+def _undeploy_all(client: OpenSearch, ids: set[str]) -> None:
+    for user in ids:
+        _call(client, "POST", f"/_plugins/_ml/models/{user}/_undeploy", {}, "undeploy")
+    deadline = time.monotonic() + 60  # undeploying is asynchronous
+    while time.monotonic() < deadline:
+        states = [
+            _call(client, "GET", f"/_plugins/_ml/models/{user}", what="model").get("model_state")
+            for user in ids
+        ]
+        if not any(state in ("DEPLOYED", "DEPLOYING", "PARTIALLY_DEPLOYED") for state in states):
+            return
+        time.sleep(0.5)
 
 
 def registered_model(client: OpenSearch, setup: RemoteModelSetup, side: str) -> str | None:

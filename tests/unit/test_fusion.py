@@ -26,8 +26,12 @@ def test_rrf_uses_ranks_only() -> None:
 
 
 def test_z_score_and_l2_normalise_each_list() -> None:
-    z = dict(fuse(BM25, [], Fusion("z_score"), (1.0, 1.0), size=10))
-    assert sum(z.values()) == pytest.approx(0.0)  # a z-scored list sums to 0
+    hits = [("a", 10.0), ("b", 6.0), ("d", 1.0), ("c", 0.0)]  # mean 4.25, sample std 4.6458
+    z = dict(fuse(hits, [], Fusion("z_score"), (1.0, 0.0), size=10))
+    # as OpenSearch's z_score normalizer: sample standard deviation; at or below the mean, 0.001
+    assert z == pytest.approx({"a": 1.23768, "b": 0.37669, "d": 0.001, "c": 0.001}, abs=1e-5)
+    one = dict(fuse([("a", 3.0)], [], Fusion("z_score"), (1.0, 0.0), size=10))
+    assert one == {"a": 3.0}  # a lone hit keeps its score (the list's maximum)
     l2 = dict(fuse(BM25, [], Fusion("l2"), (1.0, 0.0), size=10))
     assert sum(v * v for v in l2.values()) == pytest.approx(1.0)
 
