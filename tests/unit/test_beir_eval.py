@@ -283,7 +283,10 @@ def test_eval_in_process_json_shape(tmp_path: Path) -> None:
     ("extra", "message"),
     [
         (["--in-process", "--modes", "hybrid:rrf"], "--in-process runs bm25, splade, hybrid"),
-        (["--in-process", "--drop-self-hits", "nope"], "--drop-self-hits nope"),
+        (
+            ["--in-process", "--drop-self-hits", "not-a-collection"],
+            "--drop-self-hits not-a-collection",
+        ),
         (["--in-process", "--top-k", "5"], "--top-k: not used by --in-process"),
         ([], "give --index (one collection) or --index-prefix"),
     ],
