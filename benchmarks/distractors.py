@@ -1,0 +1,114 @@
+"""Encode the 666k Wikipedia passages once, resumably, as real distractors for the scale benchmark.
+
+On two CPU cores the whole corpus takes about an hour in bfloat16, so the work is cut into parts of
+`--part-size` passages, each encoded with the library's `encode_file` into its own Parquet file
+(vectors, text, profile and DF sidecars) in a cache folder outside the repository. A part is
+written atomically; a killed run restarts at the first missing part. `progress.jsonl` in the cache
+records each part's seconds and docs/s, so the throughput is measured on the run that made them.
+
+    python -m splade_es.benchmarks.distractors              # everything (resumes)
+    python -m splade_es.benchmarks.distractors --parts 4    # the first 4 parts only
+
+The judged collections that go inside the distractors (SciFact, NFCorpus) are encoded the same way
+(`--collections`), with the same model and dtype, so one mixed index has one kind of vector.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator
+from itertools import islice
+from pathlib import Path
+
+from . import paths
+
+WIKIPEDIA = paths.DATASETS / "wikipedia2015-passages" / "corpus.jsonl.gz"
+CACHE = Path(os.environ.get("SPLADE_ES_CACHE", Path.home() / ".cache" / "splade-es")) / "distractors"
+PART_SIZE = 25_000
+COLLECTIONS = ("scifact", "nfcorpus")
+
+
+def part_path(cache: Path, index: int) -> Path:
+    return cache / f"wikipedia-{index:03d}.parquet"
+
+
+def wikipedia_parts(source: Path, size: int) -> Iterator[list[str]]:
+    """The gzip corpus as lists of raw JSON lines, `size` at a time (streamed, never all in memory)."""
+    with gzip.open(source, "rt", encoding="utf-8") as lines:
+        while part := list(islice(lines, size)):
+            yield part
+
+
+def encoded_parts(cache: Path) -> list[Path]:
+    """The parts already finished, in corpus order (a part exists only once fully written)."""
+    return sorted(p for p in cache.glob("wikipedia-*.parquet") if finished(p))
+
+
+def finished(output: Path) -> bool:
+    """encode_file writes the profile last: a file without one is from a killed run."""
+    from splade_es.records import FieldProfile
+
+    return FieldProfile.path_for(output).exists()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cache", type=Path, default=CACHE)
+    parser.add_argument("--source", type=Path, default=WIKIPEDIA)
+    parser.add_argument("--part-size", type=int, default=PART_SIZE)
+    parser.add_argument("--parts", type=int, default=None, help="Stop after this many parts.")
+    parser.add_argument("--dtype", default="bfloat16")
+    parser.add_argument("--doc-max-length", type=int, default=256)
+    parser.add_argument("--collections", nargs="*", default=list(COLLECTIONS))
+    args = parser.parse_args(argv)
+
+    from splade_es.batch_encode import encode_file
+    from splade_es.encoder import SpladeEncoder
+    from splade_es.models import DEFAULT_MODEL
+
+    if not args.source.exists():
+        print(f"--source {args.source}: not found", file=sys.stderr)
+        return 2
+    args.cache.mkdir(parents=True, exist_ok=True)
+    encoder = SpladeEncoder.load(DEFAULT_MODEL, dtype=args.dtype, doc_max_length=args.doc_max_length)
+    progress = args.cache / "progress.jsonl"
+
+    def encode(name: str, input_path: Path, output: Path) -> None:
+        start = time.perf_counter()
+        written, stats = encode_file(encoder, DEFAULT_MODEL, input_path, output)
+        seconds = time.perf_counter() - start
+        line = {"part": name, "docs": written, "rejected": len(stats.rejected), "seconds": round(seconds, 1)}
+        line["docs_per_s"] = round(written / seconds, 1)
+        with progress.open("a") as out:
+            out.write(json.dumps(line) + "\n")
+        print(json.dumps(line), flush=True)
+
+    for name in args.collections:
+        output = args.cache / f"{name}.parquet"
+        if not finished(output):
+            encode(name, paths.DATASETS / name / "corpus.jsonl", output)
+
+    for index, lines in enumerate(wikipedia_parts(args.source, args.part_size)):
+        if args.parts is not None and index >= args.parts:
+            break
+        output = part_path(args.cache, index)
+        if finished(output):
+            continue
+        chunk = args.cache / f"wikipedia-{index:03d}.input.jsonl"
+        chunk.write_text("".join(lines), encoding="utf-8")
+        try:
+            encode(f"wikipedia-{index:03d}", chunk, output)
+        finally:
+            chunk.unlink(missing_ok=True)
+    done = encoded_parts(args.cache)
+    print(f"{len(done)} Wikipedia parts encoded in {args.cache}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
