@@ -28,7 +28,9 @@ from pathlib import Path
 from . import paths
 
 WIKIPEDIA = paths.DATASETS / "wikipedia2015-passages" / "corpus.jsonl.gz"
-CACHE = Path(os.environ.get("SPLADE_ES_CACHE", Path.home() / ".cache" / "splade-es")) / "distractors"
+CACHE = (
+    Path(os.environ.get("SPLADE_ES_CACHE", Path.home() / ".cache" / "splade-es")) / "distractors"
+)
 PART_SIZE = 25_000
 COLLECTIONS = ("scifact", "nfcorpus")
 
@@ -75,14 +77,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"--source {args.source}: not found", file=sys.stderr)
         return 2
     args.cache.mkdir(parents=True, exist_ok=True)
-    encoder = SpladeEncoder.load(DEFAULT_MODEL, dtype=args.dtype, doc_max_length=args.doc_max_length)
+    encoder = SpladeEncoder.load(
+        DEFAULT_MODEL, dtype=args.dtype, doc_max_length=args.doc_max_length
+    )
     progress = args.cache / "progress.jsonl"
 
     def encode(name: str, input_path: Path, output: Path) -> None:
         start = time.perf_counter()
         written, stats = encode_file(encoder, DEFAULT_MODEL, input_path, output)
         seconds = time.perf_counter() - start
-        line = {"part": name, "docs": written, "rejected": len(stats.rejected), "seconds": round(seconds, 1)}
+        line = {
+            "part": name,
+            "docs": written,
+            "rejected": len(stats.rejected),
+            "seconds": round(seconds, 1),
+        }
         line["docs_per_s"] = round(written / seconds, 1)
         with progress.open("a") as out:
             out.write(json.dumps(line) + "\n")

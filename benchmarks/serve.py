@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 import torch
 
-from splade_es.batch_encode import DocumentPruning, encoded_record
+from splade_es.batch_encode import DocumentPruning, encoded_record, encoder_profile
 from splade_es.bulk import BulkOptions, BulkWriter
 from splade_es.client import ConnectionSettings, open_cluster
 from splade_es.corpus import Document, read_documents
@@ -36,6 +36,7 @@ from splade_es.mlcommons import RemoteModelSetup, connect_encoder_service
 from splade_es.models import DEFAULT_MODEL
 from splade_es.serve.app import EncoderService, ServiceLimits, create_app
 from splade_es.serve.server import BackgroundServer
+from splade_es.sparse import DEFAULT_QUANTIZATION_FACTOR
 
 from . import paths
 
@@ -131,7 +132,11 @@ def main() -> None:
     print(f"in-process: {len(texts) / direct_s:.1f} docs/s", flush=True)
 
     limits = ServiceLimits(max_batch_texts=args.max_batch, max_queue=256, max_texts=256)
-    service = EncoderService(lambda: encoder, limits, description=args.model)
+    service = EncoderService(
+        lambda: encoder,
+        limits,
+        describe=lambda e: encoder_profile(e, args.model, DEFAULT_QUANTIZATION_FACTOR),
+    )
     runs: list[HttpRun] = []
     pipeline: dict[str, float] = {}
     node = "OpenSearch"

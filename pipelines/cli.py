@@ -27,26 +27,12 @@ from splade_es.options import (
     ENCODER,
     POSITIVE,
     PRUNING,
-    Opt,
     click_options,
     field_option,
 )
 
 RUNNERS = ("fnapi", "flink", "spark", "dataflow", "portable")
 PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True}
-
-
-def pipeline_args(values: dict[str, Any], groups: tuple[tuple[Opt, ...], ...]) -> list[str]:
-    """The pipeline's `--snake_case` flags for the values of option groups (None: not given)."""
-    args: list[str] = []
-    for group in groups:
-        for opt in group:
-            value = values.get(opt.name)
-            if value is None or value is False:
-                continue
-            flag = f"--es_{opt.name}" if group is CONNECTION else f"--{opt.name}"
-            args.append(flag if value is True else f"{flag}={value}")
-    return args
 
 
 def runner_args(runner: str, workers: int, flink_master: str | None) -> list[str]:
@@ -109,7 +95,7 @@ def common_options(func: Any) -> Any:
 
 def run_pipeline(
     ctx: click.Context,
-    argv: list[str],
+    where: dict[str, Any],
     values: dict[str, Any],
     runner: str,
     workers: int,
@@ -117,23 +103,34 @@ def run_pipeline(
     resume: bool,
     dead_letter: Path,
 ) -> None:
-    """Run with Beam's logging in a file and a live progress bar; exit with the run's status."""
-    argv = [*runner_args(runner, workers, flink_master), *argv, *(["--resume"] if resume else [])]
-    argv += pipeline_args(values, (ENCODER, BATCHING, PRUNING, CONNECTION, BULK))
-    argv += list(ctx.args)  # other Beam options, passed through
+    """Build the plan (`where` it reads and writes, the typed settings of `values`), run it with
+    Beam's logging in a file and a live progress bar; exit with the run's status. Only Beam's
+    own flags go to the runner: the runner's, and the unknown options passed through."""
+    beam_argv = [*runner_args(runner, workers, flink_master), *ctx.args]
 
     dead_letter.mkdir(parents=True, exist_ok=True)
     log_file = dead_letter / "run.log"
     progress_dir = Path(tempfile.mkdtemp(prefix="splade-es-progress-"))
-    argv = [*argv, f"--dead_letter={dead_letter / 'dead-letter'}", f"--progress_dir={progress_dir}"]
     outcome: dict[str, Any] = {}
     with LogToFile(log_file) as terminal:
         # imported here so that Beam's import-time warnings (apitools) land in the log too
-        from .index_corpus import run_plan
+        from splade_es.options import connection_settings
+
+        from .index_corpus import Plan, execute, settings_from
+        from .options import check_flags
 
         def target() -> None:
             try:
-                outcome["result"] = run_plan(argv)
+                check_flags(ctx.args)
+                plan = Plan.create(
+                    connection_settings(values),
+                    dead_letter=str(dead_letter / "dead-letter"),
+                    progress_dir=str(progress_dir),
+                    resume=resume,
+                    **where,
+                    **settings_from(values),
+                )
+                outcome["result"] = execute(plan, beam_argv)
             except BaseException as exc:  # reported below, in the main thread
                 outcome["error"] = exc
 
@@ -254,9 +251,8 @@ def index(
     """Encode a corpus with SPLADE and index it (or write the vectors), on any Beam runner."""
     if bool(index) == bool(output):
         raise click.UsageError("give exactly one of --index and --output")
-    target = f"--output_index={index}" if index else f"--output={output}"
-    argv = [f"--input={input_pattern}", f"--field={field}", target]
-    run_pipeline(ctx, argv, values, runner, workers, flink_master, resume, dead_letter)
+    where = {"input": input_pattern, "field": field, "output_index": index, "output": output}
+    run_pipeline(ctx, where, values, runner, workers, flink_master, resume, dead_letter)
 
 
 @click.command(context_settings=PASS_THROUGH)
@@ -286,6 +282,7 @@ def upgrade(
     **values: Any,
 ) -> None:
     """Drop-in upgrade: add a SPLADE field to an existing index without re-sending its text."""
-    argv = [f"--input_index={index}", f"--text_fields={text_fields}", f"--field={field}"]
-    argv += [f"--slices={slices}"]
-    run_pipeline(ctx, argv, values, runner, workers, flink_master, resume, dead_letter)
+    where = {"input_index": index, "text_fields": text_fields, "field": field}
+    run_pipeline(
+        ctx, {**where, "slices": slices}, values, runner, workers, flink_master, resume, dead_letter
+    )

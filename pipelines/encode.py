@@ -1,81 +1,60 @@
 """Encoding in Beam: the library encoder behind a `ModelHandler`, batched by `RunInference`.
 
 The split follows `apache_beam.ml.inference`: the handler says how to load and call the model,
-RunInference batches, shares and distributes. Records are exactly `batch_encode.encoded_record`'s,
-so the pipeline and `splade-es encode` write the same features for the same document.
+RunInference batches, shares and distributes, and the record policy (`batch_encode.RecordPolicy`,
+what `splade-es encode` applies too) is composed after the call, so the pipeline and `encode`
+write the same features for the same document.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import apache_beam as beam
-from apache_beam.ml.inference.base import ModelHandler, RunInference
+from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInference
 
-from splade_es.batch_encode import DocumentPruning, encoded_record
-from splade_es.encoder import SpladeEncoder
+from splade_es.batch_encode import RecordPolicy
+from splade_es.encoder import EncoderSpec, SpladeEncoder
 from splade_es.records import DeadLetter, EncodedRecord
-from splade_es.sparse import DEFAULT_QUANTIZATION_FACTOR
 
 from .read import SourcedDocument, counter
 
 
-class SpladeModelHandler(ModelHandler[SourcedDocument, EncodedRecord, SpladeEncoder]):
-    """Loads a SpladeEncoder once per worker; turns documents into pruned, quantized records."""
+@dataclass(frozen=True)
+class Batching:
+    """How RunInference batches for the model: elements per batch (RunInference's bounds),
+    texts per model call, and one model per worker machine or per process."""
 
-    def __init__(
-        self,
-        model: str = "splade-tiny",
-        device: str | None = None,
-        dtype: str = "auto",
-        doc_max_length: int | None = None,
-        pruning: DocumentPruning = DocumentPruning(),
-        quantization: float | None = DEFAULT_QUANTIZATION_FACTOR,
-        keep_text: bool = True,
-        encode_batch_size: int = 32,
-        min_batch_size: int = 8,
-        max_batch_size: int = 256,
-        share_model: bool = False,
-        max_tokens_per_batch: int | None = None,
-    ) -> None:
+    encode_batch_size: int = 32
+    min_batch_size: int = 8
+    max_batch_size: int = 256
+    share_model: bool = False
+
+
+class SpladeModelHandler(ModelHandler[SourcedDocument, PredictionResult, SpladeEncoder]):
+    """Loads the encoder `spec` names once per worker and calls it on a batch: nothing more, as
+    Beam's handlers are meant to be. What becomes of a vector (pruning, quantization, text) is
+    composed after it (`with_postprocess_fn`, see `EncodeDocuments`)."""
+
+    def __init__(self, spec: EncoderSpec = EncoderSpec(), batching: Batching = Batching()) -> None:
         super().__init__()
-        self.model = model
-        self.device = device
-        self.dtype = dtype
-        self.max_tokens_per_batch = max_tokens_per_batch
-        self.doc_max_length = doc_max_length
-        self.pruning = pruning
-        self.quantization = quantization
-        self.keep_text = keep_text
-        self.encode_batch_size = encode_batch_size
-        self.min_batch_size = min_batch_size
-        self.max_batch_size = max_batch_size
-        self.share_model = share_model
+        self.spec = spec
+        self.batching = batching
 
     def load_model(self) -> SpladeEncoder:
-        return SpladeEncoder.load(
-            self.model,
-            device=self.device,
-            dtype=self.dtype,
-            doc_max_length=self.doc_max_length,
-            max_tokens_per_batch=self.max_tokens_per_batch,
-        )
+        return self.spec.load()
 
     def run_inference(
         self,
         batch: Sequence[SourcedDocument],
         model: SpladeEncoder,
         inference_args: dict[str, Any] | None = None,
-    ) -> Iterable[EncodedRecord]:
-        docs = [item.document for item in batch]
-        vectors = model.encode_documents(
-            [doc.full_text for doc in docs], batch_size=self.encode_batch_size
-        )
-        return [
-            encoded_record(doc, vector, self.pruning, self.quantization, self.keep_text)
-            for doc, vector in zip(docs, vectors, strict=True)
-        ]
+    ) -> Iterable[PredictionResult]:
+        texts = [item.document.full_text for item in batch]
+        vectors = model.encode_documents(texts, batch_size=self.batching.encode_batch_size)
+        return [PredictionResult(item, vector) for item, vector in zip(batch, vectors, strict=True)]
 
     def get_num_bytes(self, batch: Sequence[SourcedDocument]) -> int:
         return sum(len(s.document.title) + len(s.document.text) for s in batch)
@@ -84,10 +63,23 @@ class SpladeModelHandler(ModelHandler[SourcedDocument, EncodedRecord, SpladeEnco
         return "SpladeModelHandler"
 
     def batch_elements_kwargs(self) -> Mapping[str, Any]:
-        return {"min_batch_size": self.min_batch_size, "max_batch_size": self.max_batch_size}
+        b = self.batching
+        return {"min_batch_size": b.min_batch_size, "max_batch_size": b.max_batch_size}
 
     def share_model_across_processes(self) -> bool:
-        return self.share_model
+        return self.batching.share_model
+
+
+@dataclass(frozen=True)
+class ToRecord:
+    """PredictionResult(document, vector) -> the record `policy` makes of it (a picklable
+    post-processing function for `with_postprocess_fn`)."""
+
+    policy: RecordPolicy
+
+    def __call__(self, result: PredictionResult) -> EncodedRecord:
+        item: SourcedDocument = result.example  # type: ignore[assignment]
+        return self.policy(item.document, result.inference)  # type: ignore[arg-type]
 
 
 def failed_batch(
@@ -114,25 +106,52 @@ def failed_batch(
         )
 
 
+def failed_record(element: tuple[PredictionResult, tuple[Any, ...]]) -> Iterator[DeadLetter]:
+    """A document the record policy failed on (after a good model call) -> its dead letter."""
+    result, (_, error, _) = element
+    counter("dead_lettered").inc()
+    counter("encode_failures").inc()
+    item: SourcedDocument = result.example  # type: ignore[assignment]
+    doc = item.document
+    yield DeadLetter(
+        "encode",
+        f"record failed: {error}",
+        item.source,
+        item.line,
+        doc.id,
+        record=EncodedRecord(doc.id, {}, doc.title, doc.text),
+    )
+
+
 def _count_encoded(record: EncodedRecord) -> EncodedRecord:
     counter("encoded").inc()
     return record
 
 
 class EncodeDocuments(beam.PTransform):
-    """SourcedDocuments -> `{"records": EncodedRecords, "dead": encode-stage DeadLetters}`."""
+    """SourcedDocuments -> `{"records": EncodedRecords, "dead": encode-stage DeadLetters}`: the
+    handler's model call with the record policy composed after it."""
 
-    def __init__(self, handler: SpladeModelHandler) -> None:
+    def __init__(self, handler: SpladeModelHandler, policy: RecordPolicy = RecordPolicy()) -> None:
         super().__init__()
         self.handler = handler
+        self.policy = policy
 
     def expand(self, docs: beam.PCollection) -> dict[str, beam.PCollection]:
         encoded, failed = (
             docs
             | "Shard" >> beam.Reshuffle()
-            | "RunInference" >> RunInference(self.handler).with_exception_handling()
+            | "RunInference"
+            >> RunInference(
+                self.handler.with_postprocess_fn(ToRecord(self.policy))
+            ).with_exception_handling()
         )
+        batches = failed.failed_inferences | "Encode failures" >> beam.FlatMap(failed_batch)
+        records = [
+            bad | f"Record failures {i}" >> beam.FlatMap(failed_record)
+            for i, bad in enumerate(failed.failed_postprocessing)
+        ]
         return {
             "records": encoded | "Count encoded" >> beam.Map(_count_encoded),
-            "dead": failed.failed_inferences | "Encode failures" >> beam.FlatMap(failed_batch),
+            "dead": [batches, *records] | "Encode dead letters" >> beam.Flatten(),
         }

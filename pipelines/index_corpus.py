@@ -35,16 +35,19 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from splade_es.batch_encode import DocumentPruning
+from splade_es.batch_encode import DocumentPruning, RecordPolicy
 from splade_es.bulk import BulkOptions
 from splade_es.client import ConnectionSettings, EngineError, connect, open_cluster, redact
 from splade_es.corpus import PARQUET_MAGIC
+from splade_es.encoder import EncoderSpec
 from splade_es.indices import IndexProfile, SpladeField, check_index_name, ensure_index
 from splade_es.models import model_identity
+from splade_es.options import bulk_options, connection_settings
 from splade_es.records import FieldProfile, RunSummary
 from splade_es.secret_files import PrivateSecrets
+from splade_es.sparse import DEFAULT_QUANTIZATION_FACTOR
 
-from .encode import EncodeDocuments, SpladeModelHandler
+from .encode import Batching, EncodeDocuments, SpladeModelHandler
 from .options import IndexCorpusOptions, beam_args, check_flags, help_parser
 from .read import NAMESPACE, KeepLastCopy, ReadIndex, ReadJsonLines, ReadParquet
 from .write import (
@@ -77,6 +80,11 @@ def local_path(path: str | None) -> str | None:
     return os.path.abspath(os.path.expanduser(path))
 
 
+def split_fields(text: str) -> tuple[str, ...]:
+    """`title,text` -> ("title", "text")."""
+    return tuple(f.strip() for f in text.split(",") if f.strip())
+
+
 def _stem(path: str) -> str:
     for suffix in (".parquet", ".jsonl", ".json"):
         if path.endswith(suffix):
@@ -92,17 +100,49 @@ class IndexRef:
     name: str
 
 
+def settings_from(values: dict[str, Any]) -> dict[str, Any]:
+    """The plan's typed encoder, pruning, quantization, batching and bulk settings from option
+    values (the ENCODER, BATCHING, PRUNING and BULK groups' names; the CLI's or the flags')."""
+    batching = {f.name: values[f.name] for f in dataclasses.fields(Batching) if f.name in values}
+    return {
+        "encoder": EncoderSpec.from_values(values),
+        "pruning": DocumentPruning(
+            values["top_k"], values["max_ratio"], values["alpha_mass"], values["threshold"]
+        ),
+        "quantization": values["quantization"],
+        "batching": Batching(**{k: v for k, v in batching.items() if v is not None}),
+        "bulk": bulk_options(values),
+    }
+
+
 @dataclass(frozen=True)
 class Plan:
-    """What one run does, resolved from the options before the pipeline is built."""
+    """What one run does, typed and checked before the pipeline is built: built by `splade-es
+    index` / `upgrade` from their click values (`Plan.create`), or from the pipeline's own flags
+    (`Plan.from_options`, for `python -m ...index_corpus`)."""
 
-    options: IndexCorpusOptions
     source: str  # "jsonl" | "parquet" | "index"
     sink: str  # "parquet" | "jsonl" | "index"
     origin: IndexRef | None  # the index read from
     target: IndexRef | None  # the index written to
     update: bool  # partial updates {field: features} into the index read from
     dead_letter: str
+    input: str | None = None  # file pattern, when reading files
+    output: str | None = None  # file prefix with its suffix, when writing files
+    encoder: EncoderSpec = dataclasses.field(default_factory=EncoderSpec)
+    pruning: DocumentPruning = dataclasses.field(default_factory=DocumentPruning)
+    quantization: float | None = DEFAULT_QUANTIZATION_FACTOR
+    batching: Batching = dataclasses.field(default_factory=Batching)
+    bulk: BulkOptions = dataclasses.field(default_factory=BulkOptions)
+    field: str = "splade"
+    field_type: str | None = None
+    text_fields: tuple[str, ...] = ("title", "text")
+    slices: int = 4
+    scroll_size: int = 500
+    num_shards: int | None = None
+    resume: bool = False
+    keep_text: bool = True
+    progress_dir: str | None = None
 
     @property
     def input_cluster(self) -> ConnectionSettings | None:
@@ -117,67 +157,92 @@ class Plan:
         return self.target.name if self.target else None
 
     @classmethod
-    def from_options(cls, options: PipelineOptions) -> Plan:
-        """Check the options' combination and resolve URLs, credentials and formats."""
-        opts = options.view_as(IndexCorpusOptions)
-        if bool(opts.input) == bool(opts.input_index):
+    def create(
+        cls,
+        cluster: ConnectionSettings,
+        *,
+        input: str | None = None,
+        input_format: str = "auto",
+        input_index: str | None = None,
+        output: str | None = None,
+        output_index: str | None = None,
+        dead_letter: str | None = None,
+        **settings: Any,
+    ) -> Plan:
+        """Check the combination of source and sink and resolve index references (`URL/INDEX`
+        or a name on `cluster`) and formats; `settings` are the plan's other fields
+        (`text_fields` may be the comma-separated text a user typed)."""
+        if bool(input) == bool(input_index):
             raise ValueError("give exactly one of --input and --input_index")
-        settings = ConnectionSettings.from_env(
-            url=opts.es_url,
-            username=opts.es_user,
-            password=opts.es_password,
-            api_key=opts.es_api_key,
-            ca_certs=opts.es_ca_certs,
-            compress=opts.es_compress,
-        )
         origin = target = None
-        if opts.input_index:
-            url, name = split_index(opts.input_index, settings.url)
-            origin = IndexRef(dataclasses.replace(settings, url=url), name)
+        if input_index:
+            url, name = split_index(input_index, cluster.url)
+            origin = IndexRef(dataclasses.replace(cluster, url=url), name)
             source = "index"
         else:
-            source = opts.input_format
+            source = input_format
             if source == "auto":
-                source = "parquet" if opts.input.endswith(".parquet") else "jsonl"
-        output_ref = opts.output_index or (
-            opts.input_index if opts.input_index and not opts.output else None
-        )
+                source = "parquet" if str(input).endswith(".parquet") else "jsonl"
+        output_ref = output_index or (input_index if input_index and not output else None)
         if output_ref:
-            if opts.output:
+            if output:
                 raise ValueError("give only one of --output and --output_index")
-            url, name = split_index(output_ref, settings.url)
-            target = IndexRef(dataclasses.replace(settings, url=url), name)
+            url, name = split_index(output_ref, cluster.url)
+            target = IndexRef(dataclasses.replace(cluster, url=url), name)
             sink = "index"
-        elif opts.output:
-            if opts.output.endswith(".parquet"):
+        elif output:
+            if output.endswith(".parquet"):
                 sink = "parquet"
-            elif opts.output.endswith((".jsonl", ".json")):
+            elif output.endswith((".jsonl", ".json")):
                 sink = "jsonl"
             else:
-                raise ValueError(f"--output {opts.output!r} must end in .parquet or .jsonl")
+                raise ValueError(f"--output {output!r} must end in .parquet or .jsonl")
         else:
             raise ValueError("give --output or --output_index")
-        if opts.resume and sink != "index":
+        if isinstance(settings.get("text_fields"), str):  # "title,text", as typed
+            settings["text_fields"] = split_fields(settings["text_fields"])
+        if settings.get("resume") and sink != "index":
             raise ValueError("--resume needs an index sink (--output_index or --input_index)")
         update = origin is not None and origin == target
-        dead_letter = opts.dead_letter or (
-            f"{_stem(opts.output)}-dead-letter" if target is None else f"{target.name}-dead-letter"
+        if dead_letter is None:
+            named = target.name if target is not None else _stem(str(output))
+            dead_letter = f"{named}-dead-letter"
+        return cls(source, sink, origin, target, update, dead_letter, input, output, **settings)
+
+    @classmethod
+    def from_options(cls, options: PipelineOptions) -> Plan:
+        """The plan the pipeline's own flags describe."""
+        o = options.view_as(IndexCorpusOptions)
+        es = {k.removeprefix("es_"): v for k, v in vars(o).items() if k.startswith("es_")}
+        return cls.create(
+            connection_settings(es),  # the CONNECTION group's values, as the CLI reads them
+            input=o.input,
+            input_format=o.input_format,
+            input_index=o.input_index,
+            output=o.output,
+            output_index=o.output_index,
+            dead_letter=o.dead_letter,
+            **settings_from(vars(o)),
+            field=o.field,
+            field_type=o.field_type,
+            text_fields=o.text_fields,
+            slices=o.slices,
+            scroll_size=o.scroll_size,
+            num_shards=o.num_shards,
+            resume=bool(o.resume),
+            keep_text=not o.no_text,
+            progress_dir=o.progress_dir,
         )
-        return cls(opts, source, sink, origin, target, update, dead_letter)
 
-    @property
-    def pruning(self) -> DocumentPruning:
-        o = self.options
-        return DocumentPruning(o.top_k, o.max_ratio, o.alpha_mass, o.threshold)
-
-    @property
-    def text_fields(self) -> tuple[str, ...]:
-        return tuple(f.strip() for f in self.options.text_fields.split(",") if f.strip())
-
-    @property
-    def bulk(self) -> BulkOptions:
-        o = self.options
-        return BulkOptions(o.bulk_size, o.bulk_bytes, o.concurrency, o.max_retries)
+    def localized(self) -> Plan:
+        """File paths made absolute where the user typed them (workers run elsewhere)."""
+        return dataclasses.replace(
+            self,
+            input=local_path(self.input),
+            output=local_path(self.output),
+            dead_letter=str(local_path(self.dead_letter)),
+            progress_dir=local_path(self.progress_dir),
+        )
 
     def sealed(self, secrets: PrivateSecrets) -> Plan:
         """This plan with its connections' secrets moved to private files (what workers get)."""
@@ -192,9 +257,10 @@ class Plan:
         many files the input names (0 for an index)."""
         if self.source == "index":
             return 0
-        matched = FileSystems.match([self.options.input])[0].metadata_list
+        assert self.input is not None
+        matched = FileSystems.match([self.input])[0].metadata_list
         if not matched:
-            raise ValueError(f"--input {self.options.input!r} matches no file")
+            raise ValueError(f"--input {self.input!r} matches no file")
         if self.source == "jsonl":
             for meta in matched:
                 with FileSystems.open(meta.path) as handle:
@@ -210,56 +276,45 @@ class Plan:
             return ReadIndex(
                 self.origin.cluster,
                 self.origin.name,
-                self.options.slices,
-                self.options.scroll_size,
+                self.slices,
+                self.scroll_size,
                 self.text_fields,
             )
+        assert self.input is not None
         if self.source == "parquet":
-            return ReadParquet(self.options.input)
-        return ReadJsonLines(self.options.input)
+            return ReadParquet(self.input)
+        return ReadJsonLines(self.input)
 
-    def handler(self) -> SpladeModelHandler:
-        o = self.options
-        return SpladeModelHandler(
-            model=o.model,
-            device=o.device,
-            dtype=o.dtype,
-            doc_max_length=o.doc_max_length,
-            pruning=self.pruning,
-            quantization=o.quantization,
-            keep_text=not (o.no_text or self.update),
-            encode_batch_size=o.encode_batch_size,
-            min_batch_size=o.min_batch_size,
-            max_batch_size=o.max_batch_size,
-            share_model=o.share_model,
-            max_tokens_per_batch=o.max_tokens_per_batch,
-        )
+    def encode(self) -> EncodeDocuments:
+        """The model call (the handler loads and calls the encoder) and what becomes of each
+        vector (an upgrade sends only the field: no text)."""
+        policy = RecordPolicy(self.pruning, self.quantization, self.keep_text and not self.update)
+        return EncodeDocuments(SpladeModelHandler(self.encoder, self.batching), policy)
 
     def made(self) -> FieldProfile:
         """How this run fills the field: recorded in the index, or beside the files it writes."""
-        o = self.options
+        e = self.encoder
         return FieldProfile(
-            model=model_identity(o.model),
-            query_model=model_identity(o.query_model) if o.query_model else None,
-            quantization=o.quantization,
+            model=model_identity(e.model),
+            query_model=model_identity(e.query_model) if e.query_model else None,
+            quantization=self.quantization,
             pruning=self.pruning.as_dict(),
-            doc_max_length=o.doc_max_length,
+            doc_max_length=e.doc_max_length,
         )
 
     def writer(self) -> beam.PTransform:
-        o = self.options
         if self.target is not None:
             return WriteToIndex(
                 self.target.cluster,
                 self.target.name,
-                o.field,
+                self.field,
                 self.update,
                 self.bulk,
-                o.progress_dir,
+                self.progress_dir,
             )
-        if self.sink == "parquet":
-            return WriteParquet(_stem(o.output), self.made(), o.num_shards, o.progress_dir)
-        return WriteJsonl(_stem(o.output), self.made(), o.num_shards, o.progress_dir)
+        assert self.output is not None
+        sink = WriteParquet if self.sink == "parquet" else WriteJsonl
+        return sink(_stem(self.output), self.made(), self.num_shards, self.progress_dir)
 
 
 def build(pipeline: beam.Pipeline, plan: Plan) -> None:
@@ -268,11 +323,11 @@ def build(pipeline: beam.Pipeline, plan: Plan) -> None:
     docs = read["docs"]
     if plan.source != "index":  # an index cannot hold two documents with one id
         docs = docs | "Keep last copy" >> KeepLastCopy()
-    if plan.options.resume and plan.target is not None:
+    if plan.resume and plan.target is not None:
         docs = docs | "Skip indexed" >> SkipIndexed(
-            plan.target.cluster, plan.target.name, plan.options.field
+            plan.target.cluster, plan.target.name, plan.field
         )
-    encoded = docs | "Encode" >> EncodeDocuments(plan.handler())
+    encoded = docs | "Encode" >> plan.encode()
     dead = [read["dead"], encoded["dead"]]
     written = encoded["records"] | "Write" >> plan.writer()
     if plan.sink == "index":
@@ -284,7 +339,6 @@ def prepare_index(plan: Plan) -> IndexProfile | None:
     """Create (or check / extend) the output index once, before any worker starts."""
     if plan.target is None:
         return None
-    o = plan.options
     client, info = open_cluster(plan.target.cluster)
     splade = SpladeField.of(plan.made())
     text_fields = None
@@ -292,7 +346,7 @@ def prepare_index(plan: Plan) -> IndexProfile | None:
         text_fields = plan.text_fields
     try:
         return ensure_index(
-            client, info, plan.target.name, o.field, o.field_type, splade, text_fields
+            client, info, plan.target.name, plan.field, plan.field_type, splade, text_fields
         )
     finally:
         client.close()
@@ -369,25 +423,26 @@ def unreadable_files(dead_letter: str) -> list[str]:
 
 
 def run_plan(argv: list[str]) -> Outcome:
-    """`run`, also returning the documents that failed to encode and the unreadable files.
-
-    The runner is given Beam's own flags only; the plan's settings travel inside the transforms,
-    with the connections' secrets in a private file removed when the run ends."""
+    """`run`, also returning the documents that failed to encode and the unreadable files: the
+    plan the pipeline's own flags describe, run with Beam's flags."""
     check_flags(argv)
-    options = PipelineOptions(argv)
-    paths = options.view_as(IndexCorpusOptions)
-    for name in ("input", "output", "dead_letter", "progress_dir"):  # where the user typed them
-        setattr(paths, name, local_path(getattr(paths, name)))
-    plan = Plan.from_options(options)
-    plan = dataclasses.replace(plan, dead_letter=str(local_path(plan.dead_letter)))
+    return execute(Plan.from_options(PipelineOptions(argv)), beam_args(argv))
+
+
+def execute(plan: Plan, beam_argv: list[str]) -> Outcome:
+    """Run `plan` on the runner that `beam_argv` (Beam's own flags only) describes.
+
+    The runner never sees the plan's settings: they travel inside the transforms, with the
+    connections' secrets in a private file removed when the run ends."""
+    plan = plan.localized()
     files = plan.check_input()
     prepare_index(plan)
-    sink_prefix = _stem(plan.options.output) if plan.options.output else None
+    sink_prefix = _stem(plan.output) if plan.output else None
     for prefix in (sink_prefix, plan.dead_letter):
         remove_beam_temps(prefix)
     started = time.monotonic()
     with PrivateSecrets() as secrets:
-        pipeline = beam.Pipeline(options=PipelineOptions(beam_args(argv)))
+        pipeline = beam.Pipeline(options=PipelineOptions(beam_argv))
         build(pipeline, plan.sealed(secrets))
         result = pipeline.run()
         result.wait_until_finish()
@@ -401,7 +456,7 @@ def run_plan(argv: list[str]) -> Outcome:
     log.info("index_corpus: %s", summary.line())
     if files and summary.read == 0:
         raise ValueError(
-            f"--input {plan.options.input!r} names {files} file(s) but nothing was read from them"
+            f"--input {plan.input!r} names {files} file(s) but nothing was read from them"
         )
     return Outcome(summary, failures, unreadable_files(plan.dead_letter))
 

@@ -48,6 +48,20 @@ def encoded_record(
     return EncodedRecord(doc.id, features)
 
 
+@dataclass(frozen=True)
+class RecordPolicy:
+    """What becomes of an encoded document: pruning, quantization, whether the text goes along.
+    One picklable value, so the Beam pipeline applies it after the model call (the handler only
+    loads and calls the model) exactly as `encode` does."""
+
+    pruning: DocumentPruning = DocumentPruning()
+    quantization: float | None = DEFAULT_QUANTIZATION_FACTOR
+    keep_text: bool = True
+
+    def __call__(self, doc: Document, vector: SparseVector) -> EncodedRecord:
+        return encoded_record(doc, vector, self.pruning, self.quantization, self.keep_text)
+
+
 def _chunks(items: Iterable[Document], size: int) -> Iterator[list[Document]]:
     iterator = iter(items)
     while chunk := list(islice(iterator, size)):

@@ -26,10 +26,11 @@ import logging
 import os
 import re
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 from tqdm.auto import tqdm
@@ -315,6 +316,30 @@ class IdfQuerySide:
                 )
             )
         return vectors
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    """What to load, as one picklable value: everything `SpladeEncoder.load` takes. The CLI
+    builds it from its options, Beam workers load from it (a handler carries the spec, not the
+    model), so "which encoder" is said once however the run is launched."""
+
+    model: str = DEFAULT_MODEL
+    query_model: str | None = None
+    device: str | None = None
+    dtype: str = AUTO_DTYPE
+    doc_max_length: int | None = None
+    query_max_length: int | None = None
+    max_tokens_per_batch: int | None = None
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, Any]) -> EncoderSpec:
+        """From option values (the ENCODER group's names; missing or None: the default)."""
+        given = {f.name: values[f.name] for f in fields(cls) if values.get(f.name) is not None}
+        return cls(**given)
+
+    def load(self) -> SpladeEncoder:
+        return SpladeEncoder.load(**asdict(self))
 
 
 class SpladeEncoder:

@@ -27,8 +27,11 @@ from __future__ import annotations
 import base64
 import dataclasses
 import ipaddress
+import json
 import re
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -44,7 +47,8 @@ from splade_es.client import (
     remember_secret,
     split_credentials,
 )
-from splade_es.indices import ensure_index
+from splade_es.indices import SpladeField, ensure_index
+from splade_es.records import FieldProfile
 
 REQUIRED_PLUGINS = {
     "opensearch-ml": "ml-commons (remote connector models)",
@@ -439,18 +443,60 @@ def pipeline_body(setup: RemoteModelSetup, document_model_id: str) -> dict[str, 
     return body
 
 
+def service_profile(setup: RemoteModelSetup, wait_s: float = 120.0) -> FieldProfile:
+    """The FieldProfile the service answers on `GET /ready` (its model, query model and factor),
+    waiting while it loads its model. Read from here, so the service must be reachable from where
+    `connect-model` runs as well as from the cluster; EngineError says why not."""
+    request = urllib.request.Request(f"{setup.base_url}/ready")
+    if setup.service_auth:
+        request.add_header("Authorization", f"Basic {setup.service_auth}")
+    where = f"{redact(setup.base_url)}/ready"
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                body = json.loads(response.read())
+            break
+        except urllib.error.HTTPError as exc:
+            if exc.code != 503 or time.monotonic() > deadline:
+                raise EngineError(f"encoder service {where}: HTTP {exc.code}") from None
+            body = json.loads(exc.read() or b"{}")
+            if "error" in body:
+                raise EngineError(f"encoder service {where}: {body['error']}") from None
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise EngineError(
+                f"cannot read the encoder service's profile at {where} ({reason}): connect-model "
+                "records the service's model and factor in the index, so run it where the "
+                "service is reachable"
+            ) from None
+        time.sleep(1.0)
+    try:
+        return FieldProfile.from_json(body.get("profile"))
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise EngineError(f"encoder service {where}: no usable profile ({exc})") from None
+
+
 def connect_encoder_service(
-    client: OpenSearch, info: EngineInfo, setup: RemoteModelSetup
+    client: OpenSearch,
+    info: EngineInfo,
+    setup: RemoteModelSetup,
+    profile: FieldProfile | None = None,
 ) -> ConnectedEncoder:
     """Plugins checked; settings, two remote models, the index (created from `mappings/` if
-    missing), the pipeline, and the pipeline as the index's default."""
+    missing, recording how the service fills the field: `profile`, read from the service's
+    `/ready` when not given), the pipeline, and the pipeline as the index's default.
+
+    An existing index whose field was filled otherwise (another model or factor) is refused, as
+    `index-vectors` refuses such a file."""
     check_plugins(
         client,
         info,
         needs_set_processor=setup.failure_index is not None,
         needs_script=setup.needs_script,
     )
-    ensure_index(client, info, setup.index, setup.field)
+    made = profile if profile is not None else service_profile(setup)
+    ensure_index(client, info, setup.index, setup.field, splade=SpladeField.of(made))
     apply_cluster_settings(client, setup)
     document_model = register_remote_model(client, setup, "documents")
     query_model = register_remote_model(client, setup, "queries")

@@ -274,17 +274,9 @@ BULK = (
 
 def load_encoder(values: dict[str, Any]) -> Any:
     """A SpladeEncoder from ENCODER values."""
-    from splade_es.encoder import SpladeEncoder
+    from splade_es.encoder import EncoderSpec
 
-    return SpladeEncoder.load(
-        values["model"],
-        query_model=values.get("query_model"),
-        device=values.get("device"),
-        dtype=values.get("dtype") or "auto",
-        doc_max_length=values.get("doc_max_length"),
-        query_max_length=values.get("query_max_length"),
-        max_tokens_per_batch=values.get("max_tokens_per_batch"),
-    )
+    return EncoderSpec.from_values(values).load()
 
 
 def connection_settings(values: dict[str, Any]) -> Any:
@@ -324,6 +316,17 @@ DEFAULT_FIELD = "splade"
 def field_option(help: str = "The SPLADE field.") -> Callable[[F], F]:
     """`--field`, declared once for every command that reads or fills a SPLADE field."""
     return click.option("--field", default=DEFAULT_FIELD, show_default=True, help=help)
+
+
+def input_option(help: str) -> Callable[[F], F]:
+    """`--input FILE` (an existing file, as `input_path`), for every command that reads one."""
+    return click.option(
+        "--input",
+        "input_path",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        required=True,
+        help=help,
+    )
 
 
 def apply_all(decorators: Sequence[Callable[[Any], Any]], func: F) -> F:

@@ -14,6 +14,7 @@ from splade_es.options import (
     PRUNING,
     click_options,
     fail,
+    input_option,
     load_encoder,
     pick,
 )
@@ -21,13 +22,7 @@ from splade_es.options import (
 
 @click.command()
 @click_options(ENCODER, BATCHING, PRUNING)
-@click.option(
-    "--input",
-    "input_path",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    required=True,
-    help="BEIR corpus: JSONL (_id, title, text) or Parquet with those columns.",
-)
+@input_option("BEIR corpus: JSONL (_id, title, text) or Parquet with those columns.")
 @click.option(
     "--output",
     "output_path",

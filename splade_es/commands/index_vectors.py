@@ -17,6 +17,7 @@ from splade_es.options import (
     dead_letter_note,
     fail,
     field_option,
+    input_option,
     open_cluster_from,
     pick,
 )
@@ -24,13 +25,7 @@ from splade_es.options import (
 
 @click.command("index-vectors")
 @click_options(CONNECTION, BULK)
-@click.option(
-    "--input",
-    "input_path",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    required=True,
-    help="What `encode` wrote (.jsonl or .parquet).",
-)
+@input_option("What `encode` wrote (.jsonl or .parquet).")
 @click.option("--index", required=True, help="One concrete index (no patterns).")
 @field_option()
 @click.option("--field-type", type=click.Choice(["rank_features", "sparse_vector"]), default=None)

@@ -13,6 +13,7 @@ integer too long to convert included), 422 wrong shape or types or a text that i
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -25,6 +26,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from splade_es.query import QueryPruning
+from splade_es.records import FieldProfile
 from splade_es.serve.batching import EncodingFailed, MicroBatcher, QueueFull, Side
 from splade_es.serve.weights import document_weights, query_weights
 from splade_es.sparse import DEFAULT_QUANTIZATION_FACTOR, SparseVector
@@ -131,14 +133,18 @@ class EncoderService:
         limits: ServiceLimits = ServiceLimits(),
         quantization: float | None = DEFAULT_QUANTIZATION_FACTOR,
         query_pruning: QueryPruning = QueryPruning(),
-        description: str = "",
+        describe: Callable[[Any], FieldProfile] | None = None,
     ) -> None:
         self.load = load
         self.limits = limits
         self.quantization = quantization
         self.query_pruning = query_pruning
-        self.description = description
+        self.describe = describe
         self.encoder: Encoder | None = None
+        self.profile: FieldProfile | None = None
+        """How the vectors this service answers are made, once the model is loaded: what
+        `connect-model` records in the index, so the query side and `index-vectors` read the
+        service's model and factor instead of assuming them."""
         self.load_error: str | None = None
         self.batcher = MicroBatcher(
             self.encode, limits.max_batch_texts, limits.max_queue, limits.max_wait_s
@@ -156,7 +162,11 @@ class EncoderService:
 
     def _load_in_background(self) -> None:
         try:
-            self.encoder = self.load()
+            encoder = self.load()
+            described = self.describe(encoder) if self.describe else FieldProfile()
+            # the factor is the service's, whatever the description says
+            self.profile = dataclasses.replace(described, quantization=self.quantization)
+            self.encoder = encoder
         except Exception as exc:  # reported by /ready; the process stays up for /health
             self.load_error = f"{type(exc).__name__}: {exc}"
 
@@ -175,8 +185,10 @@ class EncoderService:
         return JSONResponse({"status": "ok"})
 
     async def ready(self, request: Request) -> JSONResponse:
-        """Readiness: the model is loaded (503 until then, or with the reason it failed to load)."""
-        body: dict[str, Any] = {"ready": self.encoder is not None, "model": self.description}
+        """Readiness: the model is loaded (503 until then, or with the reason it failed to load),
+        and the FieldProfile of the vectors the service answers."""
+        profile = self.profile.to_json() if self.profile is not None else None
+        body: dict[str, Any] = {"ready": self.encoder is not None, "profile": profile}
         if self.load_error:
             body["error"] = f"model failed to load: {self.load_error}"
         return JSONResponse(body, status_code=200 if self.encoder is not None else 503)

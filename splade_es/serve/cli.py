@@ -83,11 +83,12 @@ def serve(
         limits = ServiceLimits(max_body_bytes, max_texts, max_batch, max_queue, max_wait_ms / 1000)
     except ValueError as exc:
         fail(str(exc))
+    from splade_es.batch_encode import encoder_profile
+
     service = EncoderService(
         lambda: load_encoder(model_opts),
         limits,
         quantization,
-        description=model_opts["model"]
-        + (f" + {model_opts['query_model']}" if model_opts["query_model"] else ""),
+        describe=lambda encoder: encoder_profile(encoder, model_opts["model"], quantization),
     )
     uvicorn.run(create_app(service), host=host, port=port, log_level="info", access_log=False)

@@ -112,3 +112,34 @@ def indexed_ids(client: OpenSearch, index: str) -> dict[str, dict[str, Any]]:
     client.indices.refresh(index=index)
     hits = client.search(index=index, body={"size": 10000, "query": {"match_all": {}}})
     return {h["_id"]: h["_source"] for h in hits["hits"]["hits"]}
+
+
+def index_with_secrets(
+    node_url: str, index: str, input_pattern: str, cwd: Path, *runner: str
+) -> tuple[subprocess.CompletedProcess[str], EnvironWatch, tuple[str, ...]]:
+    """`splade-es index` on `runner` with a password given as an option and another inside the
+    URL, the SDK workers' environments watched; returns the run, the watch and the two secrets."""
+    option_pw, url_pw = secrets()
+    host = node_url.split("://", 1)[1]
+    with EnvironWatch() as watch:
+        done = cli(
+            [
+                "index", *runner, "--input", input_pattern, "--index", index,
+                "--url", f"http://alice:{url_pw}@{host}", "--user", "alice",
+                "--password", option_pw, "--device", "cpu", "--dead-letter", "dead",
+            ],
+            cwd,
+        )  # fmt: skip
+    return done, watch, (option_pw, url_pw)
+
+
+def assert_all_indexed(
+    client: OpenSearch, index: str, done: subprocess.CompletedProcess[str]
+) -> None:
+    """The run succeeded and every document is in the index with its vector (so the workers
+    did get the credentials)."""
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    held = indexed_ids(client, index)
+    assert len(held) == N_DOCS and all(source.get("splade") for source in held.values())
+    assert f"read {N_DOCS}: indexed {N_DOCS}" in output

@@ -52,9 +52,11 @@ class BasicAuthProxy:
         if request.headers.get("authorization") != self.wanted:
             self.refused += 1
             return JSONResponse({"error": "authentication required"}, status_code=401)
-        self.passed += 1
+        if request.url.path.startswith("/encode/"):  # the cluster's calls, not connect-model's
+            self.passed += 1
         async with httpx.AsyncClient(timeout=60) as client:
-            answer = await client.post(
+            answer = await client.request(
+                request.method,
                 self.upstream + request.url.path,
                 content=await request.body(),
                 headers={"content-type": "application/json"},
@@ -62,7 +64,12 @@ class BasicAuthProxy:
         return Response(answer.content, answer.status_code, media_type="application/json")
 
     def app(self) -> Starlette:
-        return Starlette(routes=[Route("/encode/{side}", self.forward, methods=["POST"])])
+        return Starlette(
+            routes=[
+                Route("/encode/{side}", self.forward, methods=["POST"]),
+                Route("/ready", self.forward, methods=["GET"]),  # connect-model reads the profile
+            ]
+        )
 
 
 @dataclass

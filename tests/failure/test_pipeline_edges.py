@@ -20,9 +20,9 @@ from splade_es.secret_files import PREFIX
 
 from .beam_helpers import (
     N_DOCS,
-    EnvironWatch,
-    cli,
+    assert_all_indexed,
     files_holding,
+    index_with_secrets,
     indexed_ids,
     scifact_lines,
     secrets,
@@ -39,24 +39,12 @@ def test_secrets_reach_no_worker_option_log_or_file_and_the_terminal_gets_one_su
     beam_node: tuple[str, OpenSearch], beam_index: str, scifact: Path, tmp_path: Path
 ) -> None:
     url, client = beam_node
-    option_pw, url_pw = secrets()
-    host = url.split("://", 1)[1]
     (tmp_path / "corpus.jsonl").write_text("\n".join(scifact_lines(scifact)) + "\n")
-    with EnvironWatch() as watch:
-        done = cli(
-            [
-                "index", "--input", "corpus.jsonl", "--index", beam_index,
-                "--url", f"http://alice:{url_pw}@{host}", "--user", "alice",
-                "--password", option_pw, "--workers", "2", "--device", "cpu",
-                "--dead-letter", "dead",
-            ],
-            tmp_path,
-        )  # fmt: skip
+    done, watch, (option_pw, url_pw) = index_with_secrets(
+        url, beam_index, "corpus.jsonl", tmp_path, "--workers", "2"
+    )
+    assert_all_indexed(client, beam_index, done)
     output = done.stdout + done.stderr
-    assert done.returncode == 0, output
-    # every document indexed, with its vector: the workers did get the credentials
-    held = indexed_ids(client, beam_index)
-    assert len(held) == N_DOCS and all(source.get("splade") for source in held.values())
     # the terminal: the summary and where the log is; Beam, harness and bulk logging in run.log
     lines = [line for line in output.splitlines() if line.strip()]
     assert lines[-2].startswith(f"read {N_DOCS}: indexed {N_DOCS}"), output

@@ -16,13 +16,10 @@ import pytest
 from splade_es.secret_files import PREFIX
 
 from .beam_helpers import (
-    N_DOCS,
-    EnvironWatch,
-    cli,
+    assert_all_indexed,
     files_holding,
-    indexed_ids,
+    index_with_secrets,
     scifact_lines,
-    secrets,
 )
 
 pytestmark = [pytest.mark.failure, pytest.mark.runner, pytest.mark.engine, pytest.mark.slow]
@@ -46,30 +43,17 @@ def test_flink_shows_no_secret_and_reads_a_relative_glob_where_it_was_typed(
     flink_cluster: Any, beam_node: Any, beam_index: str, scifact: Path, tmp_path: Path
 ) -> None:
     url, client = beam_node
-    option_pw, url_pw = secrets()
-    host = url.split("://", 1)[1]
     (tmp_path / "corpus").mkdir()
     lines = scifact_lines(scifact)
     for part in range(2):
         chunk = lines[part * 20 : (part + 1) * 20]
         (tmp_path / "corpus" / f"part-{part}.jsonl").write_text("\n".join(chunk) + "\n")
     before = {job["jid"] for job in rest(flink_cluster.rest_url, "/jobs/overview")["jobs"]}
-    with EnvironWatch() as watch:
-        done = cli(
-            [
-                "index", "--runner", "flink", "--workers", "2", "--input", "corpus/*.jsonl",
-                "--index", beam_index, "--url", f"http://alice:{url_pw}@{host}",
-                "--user", "alice", "--password", option_pw, "--device", "cpu",
-                "--dead-letter", "dead",
-            ],
-            tmp_path,
-        )  # fmt: skip
+    done, watch, needles = index_with_secrets(
+        url, beam_index, "corpus/*.jsonl", tmp_path, "--runner", "flink", "--workers", "2"
+    )
+    assert_all_indexed(client, beam_index, done)
     output = done.stdout + done.stderr
-    assert done.returncode == 0, output
-    held = indexed_ids(client, beam_index)
-    assert len(held) == N_DOCS and all(source.get("splade") for source in held.values())
-    assert f"read {N_DOCS}: indexed {N_DOCS}" in output
-    needles = (option_pw, url_pw)
     assert not any(n in output for n in needles)
     # Flink's REST API: the job's config (user-config holds the pipeline options)
     jobs = [

@@ -10,9 +10,10 @@ from contextlib import contextmanager
 import httpx
 import pytest
 
+from splade_es.records import FieldProfile
 from splade_es.serve.app import Encoder, EncoderService, ServiceLimits, create_app
 from splade_es.serve.server import BackgroundServer
-from splade_es.sparse import SparseVector
+from splade_es.sparse import DEFAULT_QUANTIZATION_FACTOR, SparseVector
 
 
 class FaultyEncoder:
@@ -49,10 +50,17 @@ class FaultyEncoder:
 
 @contextmanager
 def running_service(
-    load: Callable[[], Encoder], limits: ServiceLimits = ServiceLimits(), wait_ready: bool = True
+    load: Callable[[], Encoder],
+    limits: ServiceLimits = ServiceLimits(),
+    wait_ready: bool = True,
+    quantization: float | None = DEFAULT_QUANTIZATION_FACTOR,
 ) -> Iterator[str]:
-    """The real app served over HTTP; yields its base URL (ready, unless told not to wait)."""
-    with BackgroundServer(create_app(EncoderService(load, limits, description="test"))) as server:
+    """The real app served over HTTP, describing itself as splade-tiny at `quantization` (the
+    model every test here serves); yields its base URL (ready, unless told not to wait)."""
+    service = EncoderService(
+        load, limits, quantization, describe=lambda _: FieldProfile(model="splade-tiny")
+    )
+    with BackgroundServer(create_app(service)) as server:
         if wait_ready:
             for _ in range(600):
                 if httpx.get(f"{server.url}/ready").status_code == 200:

@@ -115,3 +115,16 @@ def test_a_missing_plugin_is_named_with_the_feature_needing_it(
 def test_elasticsearch_is_refused_in_one_line() -> None:
     with pytest.raises(EngineError, match="needs OpenSearch"):
         check_plugins(None, EngineInfo("elasticsearch", "8.19.21"), needs_set_processor=False)  # type: ignore[arg-type]
+
+
+def test_a_service_that_cannot_be_read_is_one_line_naming_its_ready_url() -> None:
+    """connect-model records what the service says it serves; with no service there is nothing
+    to record, so it stops before touching the cluster, saying where it looked."""
+    from splade_es.mlcommons import service_profile
+
+    setup = RemoteModelSetup("http://user:hunter2@127.0.0.1:9", "i")
+    with pytest.raises(EngineError) as caught:
+        service_profile(setup, wait_s=1)
+    message = str(caught.value)
+    assert "http://127.0.0.1:9/ready" in message and "cannot read" in message
+    assert "hunter2" not in message and "\n" not in message

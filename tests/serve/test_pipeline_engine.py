@@ -225,3 +225,19 @@ def test_connecting_again_reuses_the_models(connected: Connected) -> None:
     assert connect_encoder_service(client, connected.info, moved) == connected.ids  # same base URL
     elsewhere = RemoteModelSetup("http://127.0.0.1:9", "serve-test-elsewhere", batch_size=1)
     assert registered_model(client, elsewhere, "documents") is None
+
+
+def test_the_index_records_the_services_model_and_factor(connected: Connected, splade_tiny) -> None:
+    """The index's _meta says what the service said on /ready, and a service filling the field
+    otherwise (another factor) is refused on that index before any model is registered."""
+    from splade_es.indices import IndexProfile
+    from splade_es.sparse import DEFAULT_QUANTIZATION_FACTOR
+
+    recorded = IndexProfile.read(connected.client, PIPELINE_INDEX).splade_field("splade")
+    assert recorded.model == "splade-tiny"
+    assert recorded.quantization == DEFAULT_QUANTIZATION_FACTOR
+    with running_service(lambda: splade_tiny, quantization=50.0) as url:
+        setup = RemoteModelSetup(url, PIPELINE_INDEX, name="other-factor", batch_size=1)
+        with pytest.raises(EngineError, match=r"quantization 100.0 \(this run: 50.0"):
+            connect_encoder_service(connected.client, connected.info, setup)
+    assert registered_model(connected.client, setup, "documents") is None

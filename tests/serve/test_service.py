@@ -12,6 +12,7 @@ import pytest
 from splade_es.query import QueryPruning
 from splade_es.serve.app import ServiceLimits
 from splade_es.serve.weights import document_weights, query_weights
+from splade_es.sparse import DEFAULT_QUANTIZATION_FACTOR
 from tests.serve.conftest import FaultyEncoder, running_service
 
 TEXTS = ["vitamin d deficiency and cancer risk", "statins lower cholesterol", "x"]
@@ -65,7 +66,10 @@ def test_empty_list_and_empty_text(service_url: str) -> None:
 
 def test_health_ready_metrics(service_url: str) -> None:
     assert httpx.get(f"{service_url}/health").json() == {"status": "ok"}
-    assert httpx.get(f"{service_url}/ready").json()["ready"] is True
+    ready = httpx.get(f"{service_url}/ready").json()
+    assert ready["ready"] is True
+    assert ready["profile"]["model"] == "splade-tiny"
+    assert ready["profile"]["quantization"] == DEFAULT_QUANTIZATION_FACTOR
     metrics = httpx.get(f"{service_url}/metrics").json()
     assert {"requests", "model_calls", "merged_calls", "queued"} <= set(metrics)
 
@@ -281,3 +285,39 @@ def test_serve_refuses_bad_options_in_one_line(args: list[str], message: str) ->
     result = CliRunner().invoke(main, ["serve", *args])
     assert result.exit_code != 0
     assert message in result.output and "Traceback" not in result.output
+
+
+def test_the_serve_command_answers_the_profile_of_what_it_serves(tiny_models) -> None:
+    """`splade-es serve` as a user starts it: /ready names the pair's two models and the factor
+    it was given, which `connect-model` then records in the index."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    args = ["serve", "--port", str(port), "--quantization", "0", "--device", "cpu"]
+    args += ["--model", str(tiny_models["doc"]), "--query-model", str(tiny_models["query"])]
+    command = [sys.executable, "-c", "from splade_es.cli import main; main()", *args]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/ready", timeout=5)
+                if response.status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert process.poll() is None, process.stderr.read().decode()[-2000:]  # type: ignore[union-attr]
+            assert time.monotonic() < deadline, "serve never became ready"
+            time.sleep(0.2)
+        profile = response.json()["profile"]
+        assert profile["model"] == str(tiny_models["doc"].resolve())
+        assert profile["query_model"] == str(tiny_models["query"].resolve())
+        assert profile["quantization"] is None
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
