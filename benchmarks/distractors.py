@@ -21,11 +21,17 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from functools import cached_property
 from itertools import islice
 from pathlib import Path
 
+from splade_es.corpus import read_encoded
+from splade_es.records import DeadLetter, EncodedRecord
+
 from . import paths
+from .synthetic import Recombiner
 
 WIKIPEDIA = paths.DATASETS / "wikipedia2015-passages" / "corpus.jsonl.gz"
 CACHE = (
@@ -56,6 +62,54 @@ def finished(output: Path) -> bool:
     from splade_es.records import FieldProfile
 
     return FieldProfile.path_for(output).exists()
+
+
+@dataclass
+class MixedCorpus:
+    """A judged collection inside real distractors: the collection's documents first, then the
+    encoded Wikipedia passages in corpus order, then (past the passages) documents spliced from
+    the collection (`synthetic.Recombiner`), so any size can be asked for and the report says
+    how many of each it holds. The collection's qrels still judge the mixed corpus: a passage is
+    an unjudged document, like any unjudged document of the collection."""
+
+    real: Sequence[EncodedRecord]
+    parts: Sequence[Path]
+
+    def documents(self, size: int) -> Iterator[EncodedRecord]:
+        yield from self.real[:size]
+        left = size - len(self.real)
+        for part in self.parts:
+            if left <= 0:
+                return
+            for _, item in read_encoded(part):
+                if isinstance(item, DeadLetter):
+                    continue
+                yield item
+                left -= 1
+                if left == 0:
+                    return
+        if left > 0:  # more than the passages: the rest spliced from the collection
+            spliced = Recombiner(self.real).documents(len(self.real) + left)
+            yield from islice(spliced, len(self.real), None)
+
+    def makeup(self, size: int) -> dict[str, int]:
+        """How many judged, Wikipedia and spliced documents a corpus of `size` holds."""
+        judged = min(size, len(self.real))
+        passages = min(size - judged, self.passages)
+        return {"judged": judged, "wikipedia": passages, "spliced": size - judged - passages}
+
+    @cached_property
+    def passages(self) -> int:
+        import pyarrow.parquet as pq
+
+        return sum(pq.ParquetFile(p).metadata.num_rows for p in self.parts)
+
+    @classmethod
+    def load(cls, collection: Path, cache: Path = CACHE) -> MixedCorpus:
+        """`collection`: the judged collection encoded (e.g. `<cache>/scifact.parquet`)."""
+        from .synthetic import load_real
+
+        return cls(load_real(collection), encoded_parts(cache))
 
 
 def main(argv: list[str] | None = None) -> int:

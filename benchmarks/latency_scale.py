@@ -26,12 +26,12 @@ import platform
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from opensearchpy import OpenSearch
@@ -51,6 +51,7 @@ from splade_es.sparse import SparseVector, token_from_feature_name
 from splade_es.term_stats import DocumentFrequencies
 
 from . import paths
+from .distractors import CACHE, MixedCorpus
 from .synthetic import CorpusShape, Recombiner, df_correlation, load_real
 
 RESULTS = paths.RESULTS / "latency_scale"
@@ -235,10 +236,17 @@ class SizeRun:
     encode_ms_p50: float
     results: list[Result] = field(default_factory=list)
     command: str = ""
+    makeup: dict[str, int] | None = None
+    """Real distractors (`--distractors`): judged, Wikipedia and spliced documents; None: the
+    synthetic corpus (real documents, then spliced ones)."""
 
 
-def main_index(size: int) -> str:
-    return f"scale-{size}"
+class Corpus(Protocol):
+    """What a size's documents come from: the judged collection, then distractors."""
+
+    real: Sequence[EncodedRecord]
+
+    def documents(self, size: int) -> Iterator[EncodedRecord]: ...
 
 
 def ids_of(response: dict[str, Any]) -> dict[str, float]:
@@ -355,7 +363,7 @@ class Bench:
     info: EngineInfo
     seismic: tuple[OpenSearch, EngineInfo] | None
     encoder: SpladeEncoder
-    recombiner: Recombiner
+    corpus: Corpus
     queries: dict[str, str]
     qrels: dict[str, dict[str, int]]
     rebuild: bool = False
@@ -363,11 +371,23 @@ class Bench:
     seismic_max_size: int = 100_000
     """SEISMIC's merge-time clustering took 326 s for 100k documents here: larger sizes skip it."""
     log: Callable[[str], None] = print
+    prefix: str = "scale-"
+    """Index names: `<prefix><size>` (the synthetic and the mixed corpora must not share one)."""
+
+    def index_name(self, size: int) -> str:
+        return f"{self.prefix}{size}"
+
+    def runs_variant(self, variant: Variant, size: int) -> bool:
+        """SEISMIC and OpenSearch's two-phase processor exist only on OpenSearch (SEISMIC up to
+        `seismic_max_size`)."""
+        if variant.index == "seismic":
+            return self.runs_seismic(size)
+        return variant.two_phase is None or self.info.engine == "opensearch"
 
     def run(self, size: int) -> SizeRun:
-        frequencies = DocumentFrequencies.count(self.recombiner.documents(size))
-        sample = list(self.recombiner.documents(min(size, len(self.recombiner.real) + 5000)))
-        shape = CorpusShape.of(sample[len(self.recombiner.real) :] or sample)
+        frequencies = DocumentFrequencies.count(self.corpus.documents(size))
+        sample = list(self.corpus.documents(min(size, len(self.corpus.real) + 5000)))
+        shape = CorpusShape.of(sample[len(self.corpus.real) :] or sample)
         loads, sizes = self.build(size)
         encode_ms = []
         for text in self.queries.values():
@@ -383,10 +403,11 @@ class Bench:
             shape,
             df_correlation(self.real_frequencies, frequencies),
             statistics.median(encode_ms),
+            makeup=self.corpus.makeup(size) if isinstance(self.corpus, MixedCorpus) else None,
         )
         exact: list[dict[str, float]] | None = None
         for variant in VARIANTS:
-            if variant.index == "seismic" and not self.runs_seismic(size):
+            if not self.runs_variant(variant, size):
                 continue
             timing, hits, terms = self.variant(size, variant, frequencies)
             if variant.name == "SPLADE full":
@@ -402,7 +423,7 @@ class Bench:
 
     @cached_property
     def real_frequencies(self) -> DocumentFrequencies:
-        return DocumentFrequencies.count(self.recombiner.real)
+        return DocumentFrequencies.count(self.corpus.real)
 
     def runs_seismic(self, size: int) -> bool:
         return self.seismic is not None and size <= self.seismic_max_size
@@ -431,13 +452,13 @@ class Bench:
         texts = list(self.queries.values())
         if variant.index == "seismic":
             assert self.seismic is not None
-            client, index = self.seismic[0], f"{main_index(size)}-seismic"
+            client, index = self.seismic[0], f"{self.index_name(size)}-seismic"
             no_params: dict[str, Any] = {}
             seismic = [(self.seismic_body(t, variant), no_params) for t in texts]
             terms = float(statistics.fmean(len(self.query_vectors[t]) for t in texts))
             timing, hits = measure(client, index, seismic)
             return timing, hits, terms
-        index = main_index(size) + (f"-{variant.index}" if variant.index else "")
+        index = self.index_name(size) + (f"-{variant.index}" if variant.index else "")
         pruning = QueryPruning(
             top_k=variant.top_k,
             threshold=variant.threshold,
@@ -489,7 +510,7 @@ class Bench:
 
     def shapes(self, size: int, hits: int = 10) -> dict[str, Any]:
         """Every shape on the main index, interleaved; p50/p90/p99 and identical-hit counts."""
-        index = main_index(size)
+        index = self.index_name(size)
         loads, sizes = self.build(size, main_only=True)
         filter_, share = term_filter_near(self.client, index)
         base = Searcher.for_index(self.client, self.info, index, self.encoder)
@@ -551,18 +572,19 @@ class Bench:
         sizes: dict[str, int] = {}
         # (node, index, how each document is turned into that index's record, create body)
         targets: list[tuple[OpenSearch, str, Transform | None, dict[str, Any] | None]] = [
-            (self.client, main_index(size), None, None)
+            (self.client, self.index_name(size), None, None)
         ]
         if not main_only:
             targets += [
-                (self.client, f"{main_index(size)}-{p.name}", p.apply, None) for p in DOC_PRUNINGS
+                (self.client, f"{self.index_name(size)}-{p.name}", p.apply, None)
+                for p in DOC_PRUNINGS
             ]
         if not main_only and self.seismic is not None and self.runs_seismic(size):
             seismic = (self.token_ids, self.seismic_mapping(size))
-            targets.append((self.seismic[0], f"{main_index(size)}-seismic", *seismic))
+            targets.append((self.seismic[0], f"{self.index_name(size)}-seismic", *seismic))
         for client, index, transform, body in targets:
             if self.rebuild or self.count(client, index) != size:
-                records = self.recombiner.documents(size)
+                records = self.corpus.documents(size)
                 if transform is not None:
                     records = map(transform, records)
                 loads[index] = self.load(client, index, records, body)
@@ -677,6 +699,24 @@ def slopes(runs: list[SizeRun]) -> dict[str, float]:
     return out
 
 
+SYNTHETIC = (
+    "**What is synthetic**: the 5,183 SciFact documents are real. Larger corpora add "
+    "documents spliced from two real ones (text halves; each term of either vector kept "
+    "with probability 1/2), generated without running the model "
+    "(`splade_es/benchmarks/synthetic.py`). Quality at 100k/1M is measured with the real "
+    "documents and their qrels inside the larger corpus; the spliced distractors share "
+    "half their text with real documents, so it drops more than real distractors would."
+)
+MIXED = (
+    "**The corpus**: the 5,183 SciFact documents, judged by their qrels, inside real "
+    "distractors: passages of the 2015 English Wikipedia (100-word windows, in corpus order), "
+    "all encoded with the same model and dtype by `python -m splade_es.benchmarks.distractors` "
+    "(bfloat16 on this CPU); only past the 666,158 passages are documents spliced from SciFact "
+    "added (the table says how many). Quality is SciFact's qrels inside the mixed corpus: a "
+    "passage is an unjudged document."
+)
+
+
 def write_report(folder: Path, command: str) -> str:
     import matplotlib
 
@@ -697,12 +737,7 @@ def write_report(folder: Path, command: str) -> str:
         "the node(s) and the client, so read ratios, not absolute numbers. Model `splade-tiny`; "
         "queries: the 300 SciFact test queries, top 100 hits, ids and scores only.",
         "",
-        "**What is synthetic**: the 5,183 SciFact documents are real. Larger corpora add "
-        "documents spliced from two real ones (text halves; each term of either vector kept "
-        "with probability 1/2), generated without running the model "
-        "(`splade_es/benchmarks/synthetic.py`). Quality at 100k/1M is measured with the real "
-        "documents and their qrels inside the larger corpus; the spliced distractors share "
-        "half their text with real documents, so it drops more than real distractors would.",
+        MIXED if runs[0].makeup is not None else SYNTHETIC,
         "",
         "Every query runs once untimed before the timed pass (a cold 1M index read BM25 at 2.7× "
         "its warm p50). *R@100 vs exact*: the share of full SPLADE's top 100 on the same corpus "
@@ -712,13 +747,16 @@ def write_report(folder: Path, command: str) -> str:
         "merge-time clustering is the slowest build here). Slopes are least-squares fits of p50 "
         "over the sizes.",
         "",
-        "| corpus | docs sampled for the shape | SPLADE terms/doc (median) | words/doc (median) | "
-        "DF correlation with real | query encode p50 ms |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| corpus | judged / Wikipedia / spliced | docs sampled for the shape | SPLADE terms/doc "
+        "(median) | words/doc (median) | DF correlation with real | query encode p50 ms |",
+        "|---|---|---:|---:|---:|---:|---:|",
     ]
     for run in runs:
+        m = run.makeup or {"judged": min(run.size, 5183), "wikipedia": 0}
+        spliced = run.size - m["judged"] - m["wikipedia"]
         lines.append(
-            f"| {run.size:,} | {run.shape.documents:,} | "
+            f"| {run.size:,} | {m['judged']:,} / {m['wikipedia']:,} / {spliced:,} | "
+            f"{run.shape.documents:,} | "
             f"{run.shape.terms_per_doc_median:.0f} | {run.shape.words_per_doc_median:.0f} | "
             f"{run.df_correlation:.3f} | {run.encode_ms_p50:.1f} |"
         )
@@ -796,6 +834,12 @@ def write_report(folder: Path, command: str) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--encoded", type=Path, help="the real corpus encoded (splade-es encode)")
+    parser.add_argument(
+        "--distractors",
+        action="store_true",
+        help="real distractors: --encoded (default: the cached SciFact) inside the Wikipedia "
+        "passages encoded by `benchmarks.distractors`, spliced documents only past them",
+    )
     parser.add_argument("--sizes", default="5183,100000,1000000")
     parser.add_argument("--url", default="http://127.0.0.1:9200")
     parser.add_argument("--seismic-url", help="an OpenSearch 3.6+ node with neural-search")
@@ -819,6 +863,8 @@ def main(argv: list[str] | None = None) -> None:
     given = sys.argv[1:] if argv is None else argv
     command = "python -m splade_es.benchmarks.latency_scale " + " ".join(given)
     if not args.report:
+        if args.encoded is None and args.distractors:
+            args.encoded = CACHE / "scifact.parquet"
         if args.encoded is None:
             parser.error("--encoded is required to run sizes")
         client, info = open_cluster(ConnectionSettings(url=args.url))
@@ -837,11 +883,14 @@ def main(argv: list[str] | None = None) -> None:
             info,
             seismic,
             SpladeEncoder.load(args.model),
-            Recombiner(load_real(args.encoded)),
+            MixedCorpus.load(args.encoded)
+            if args.distractors
+            else Recombiner(load_real(args.encoded)),
             queries,
             qrels,
             args.rebuild,
             seismic_max_size=args.seismic_max_size,
+            prefix="wiki-" if args.distractors else "scale-",
         )
         if args.shapes:
             shape_runs = [bench.shapes(int(s), args.shape_hits) for s in args.sizes.split(",")]

@@ -213,7 +213,8 @@ class Plan:
     def from_options(cls, options: PipelineOptions) -> Plan:
         """The plan the pipeline's own flags describe."""
         o = options.view_as(IndexCorpusOptions)
-        es = {k.removeprefix("es_"): v for k, v in vars(o).items() if k.startswith("es_")}
+        values = o.get_all_options()
+        es = {k.removeprefix("es_"): v for k, v in values.items() if k.startswith("es_")}
         return cls.create(
             connection_settings(es),  # the CONNECTION group's values, as the CLI reads them
             input=o.input,
@@ -222,7 +223,7 @@ class Plan:
             output=o.output,
             output_index=o.output_index,
             dead_letter=o.dead_letter,
-            **settings_from(vars(o)),
+            **settings_from(values),
             field=o.field,
             field_type=o.field_type,
             text_fields=o.text_fields,
