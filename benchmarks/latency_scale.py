@@ -796,11 +796,12 @@ def write_report(folder: Path, command: str) -> str:
                 lines.append(f"| {name} | {slope[name]:.1f} | {slope[name] / slope['BM25']:.2f} |")
     lines += ["", "![latency vs size](latency_vs_size.png) ![pareto](pareto.png)", ""]
     commands = dict.fromkeys(run.command or command for run in runs)
-    lines += [
-        "Commands (the real corpus encoded first with `splade-es encode --input "
-        "corpus.jsonl --output scifact.parquet`):",
-        "",
-    ]
+    encoded_by = (
+        "`python -m splade_es.benchmarks.distractors`"
+        if runs[0].makeup is not None
+        else "`splade-es encode --input corpus.jsonl --output scifact.parquet`"
+    )
+    lines += [f"Commands (the corpora encoded first with {encoded_by}):", ""]
     lines += [f"    {c}" for c in commands] + [""]
     (folder / "README.md").write_text("\n".join(lines))
 
