@@ -95,6 +95,14 @@ _OPTIONS: list[tuple[str, dict[str, Any]]] = [
     ),
     ("--teacher-bm25-weight", {"type": _FLOAT, "help": "BM25 share of the fused teacher. [0.5]"}),
     ("--contrastive-weight", {"type": _FLOAT, "help": "InfoNCE weight next to distillation. [0]"}),
+    (
+        "--anchor-weight",
+        {
+            "type": _FLOAT,
+            "help": "L2 pull toward the starting weights, sum((w - w0)^2) (keeps what the base "
+            "model knew outside the training domain). [0]",
+        },
+    ),
     ("--kl-temperature", {"type": _FLOAT, "help": "Temperature of the KL loss. [1.0]"}),
     (
         "--loss",

@@ -3,8 +3,11 @@
 `SpladeLoss` adds the FLOPS regularizers (documents: positives and negatives; queries) to a ranking
 loss: `SparseMultipleNegativesRankingLoss` (InfoNCE over in-batch and hard negatives, dot product, no
 temperature), `SparseMarginMSELoss` or `SparseDistillKLDivLoss` (teacher scores in the `label`
-column). What the library lacks lives here: an L1 query regularizer (the inference-free recipe) and a
-weighted sum of a distillation loss with a contrastive one.
+column). What the library lacks lives here: an L1 query regularizer (the inference-free recipe), a
+weighted sum of a distillation loss with a contrastive one, and a pull toward the starting weights
+(`anchor_weight`, "L2-SP"): fine-tuning on one collection moves the model away from what it knew
+about every other one; the penalty `anchor_weight * sum((w - w0)^2)` over the trainable weights
+keeps it near the base model it started from.
 """
 
 from __future__ import annotations
@@ -71,6 +74,7 @@ class Objective:
     query_regularizer: QueryRegularizer = "flops"
     contrastive_weight: float = 0.0  # an extra InfoNCE term next to a distillation loss
     kl_temperature: float = 1.0
+    anchor_weight: float = 0.0  # L2 pull toward the starting weights (0: none)
 
 
 def ranking_loss(model: SparseEncoder, objective: Objective) -> nn.Module:
@@ -90,6 +94,33 @@ def ranking_loss(model: SparseEncoder, objective: Objective) -> nn.Module:
     )
 
 
+class AnchoredSpladeLoss(SpladeLoss):
+    """`SpladeLoss` plus `weight * sum((w - w0)^2)` over the trainable parameters, w0 their values
+    when training started (kept as frozen copies on the same device). A SpladeLoss subclass, so the
+    trainer's handling of SpladeLoss (the regularizer warm-up) still applies."""
+
+    def __init__(self, model: SparseEncoder, weight: float, **kwargs: Any) -> None:
+        super().__init__(model, **kwargs)
+        self.anchor_weight = weight
+        self._start = [(p, p.detach().clone()) for p in model.parameters() if p.requires_grad]
+
+    def anchor_loss(self) -> torch.Tensor:
+        if any(p0.device != p.device for p, p0 in self._start):  # the trainer moved the model
+            self._start = [(p, p0.to(p.device)) for p, p0 in self._start]
+        total = sum(((p - p0) ** 2).sum() for p, p0 in self._start)
+        return self.anchor_weight * torch.as_tensor(total)
+
+    def forward(
+        self, sentence_features: Any, labels: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        losses: dict[str, torch.Tensor] = super().forward(sentence_features, labels)
+        losses["anchor_loss"] = self.anchor_loss()
+        return losses
+
+    def get_config_dict(self) -> dict[str, Any]:
+        return {**super().get_config_dict(), "anchor_weight": self.anchor_weight}
+
+
 def build_loss(model: SparseEncoder, objective: Objective) -> SpladeLoss:
     """`SpladeLoss`: ranking loss + `lambda_d` x FLOPS(documents) + `lambda_q` x query regularizer.
 
@@ -98,10 +129,12 @@ def build_loss(model: SparseEncoder, objective: Objective) -> SpladeLoss:
     query_regularizer = (
         L1Regularizer(model) if objective.query_regularizer == "l1" else FlopsLoss(model)
     )
-    return SpladeLoss(
-        model,
-        loss=ranking_loss(model, objective),
-        document_regularizer_weight=objective.lambda_d,
-        query_regularizer_weight=objective.lambda_q,
-        query_regularizer=query_regularizer,
-    )
+    parts: dict[str, Any] = {
+        "loss": ranking_loss(model, objective),
+        "document_regularizer_weight": objective.lambda_d,
+        "query_regularizer_weight": objective.lambda_q,
+        "query_regularizer": query_regularizer,
+    }
+    if objective.anchor_weight > 0:
+        return AnchoredSpladeLoss(model, objective.anchor_weight, **parts)
+    return SpladeLoss(model, **parts)

@@ -88,6 +88,7 @@ class TrainConfig:
     teacher_bm25_weight: float = 0.5
     loss: str = "auto"  # auto | infonce | margin-mse | kl
     contrastive_weight: float = 0.0  # extra InfoNCE weight next to a distillation loss
+    anchor_weight: float = 0.0  # L2 pull toward the base model's weights (keeps general quality)
     kl_temperature: float = 1.0
     doc_max_length: int = 256  # exported model
     train_doc_max_length: int = 128  # training and dev evaluation
@@ -157,6 +158,7 @@ class TrainConfig:
             ),
             (self.negatives >= 0, "negatives must be >= 0"),
             (self.lambda_d >= 0 and self.lambda_q >= 0, "lambda_d and lambda_q must be >= 0"),
+            (self.anchor_weight >= 0, "anchor_weight must be >= 0"),
             (0.0 <= self.teacher_bm25_weight <= 1.0, "teacher_bm25_weight must be in [0, 1]"),
             (
                 self.loss in ("auto", "infonce") or self.has_teacher,
@@ -508,6 +510,7 @@ def train(config: TrainConfig, searcher: Searcher | None = None) -> TrainResult:
         lambda_q=config.lambda_q,
         query_regularizer=config.query_reg,  # type: ignore[arg-type]
         contrastive_weight=config.contrastive_weight,
+        anchor_weight=config.anchor_weight,
         kl_temperature=config.kl_temperature,
     )
     loss = build_loss(model, objective)

@@ -152,3 +152,23 @@ def test_fast_pooling_equals_library_pooling(tiny_mlm: Path) -> None:
     ga = projection(fast).weight.grad
     gb = projection(library).weight.grad
     torch.testing.assert_close(ga, gb, rtol=1e-3, atol=1e-4)
+
+
+def test_the_anchor_pulls_toward_the_starting_weights(tiny_mlm: Path) -> None:
+    """Zero at the start, `weight * sum((w - w0)^2)` after a step, and its gradient points back
+    toward w0 (a fresh model: the step below must not leak into the shared fixture)."""
+    model = build_model("shared", str(tiny_mlm), document_length=32, query_length=16).eval()
+    loss = build_loss(model, Objective("infonce", anchor_weight=0.5))
+    batch = features(model, [QUERIES, POSITIVES, NEGATIVES])
+    assert set(loss(batch, None)) >= {"base_loss", "anchor_loss"}
+    assert float(loss(batch, None)["anchor_loss"]) == 0.0
+    weight = projection(model).weight
+    start = weight.detach().clone()
+    with torch.no_grad():
+        weight.add_(0.01)
+    anchor = loss(batch, None)["anchor_loss"]
+    torch.testing.assert_close(anchor, 0.5 * ((weight - start) ** 2).sum(), rtol=1e-4, atol=1e-6)
+    model.zero_grad()
+    anchor.backward()
+    assert weight.grad is not None and bool((weight.grad > 0).all())  # descent moves w back down
+    assert "anchor_loss" not in build_loss(model, Objective("infonce"))(batch, None)
