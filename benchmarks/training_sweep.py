@@ -363,6 +363,7 @@ def write_report() -> None:
             "BM25 weight might score higher there; that hybrid figure is a lower bound.",
         ]
     lines += engine_table(runs, order)
+    lines += domain_table(runs, order)
     base = runs.get("base")
     lines += [
         "",
@@ -469,6 +470,76 @@ def write_report() -> None:
     plt.close(fig)
 
 
+IN_DOMAIN = ("scifact", "nfcorpus")
+OUT_OF_DOMAIN = ("arguana", "cisi", "medline", "npl")
+"""Training uses SciFact and NFCorpus only; the other four are never trained or tuned on."""
+
+
+def cross_collections(model: str) -> dict[str, Any]:
+    """The model on all six judged collections, exact and in process (`splade-es eval
+    --in-process`: bfloat16, 256 document tokens, ArguAna's self hits dropped), as the
+    cross-collection table of the base model was made; encoded corpora are cached."""
+    from splade_es.beir_eval import cross_table, find_collections
+    from splade_es.encoder import SpladeEncoder
+    from splade_es.exact_eval import ExactRuns, cache_dir_from_env
+
+    encoder = SpladeEncoder.load(model, dtype="bfloat16", doc_max_length=256)
+    folders = [paths.DATASETS / name for name in (*IN_DOMAIN, *OUT_OF_DOMAIN)]
+    collections = find_collections(folders, drop_self_hits=["arguana"])
+    runs = ExactRuns(encoder, cache_dir_from_env(), model_name=model)
+    return cross_table(collections, runs, progress=print).to_json()
+
+
+def domain_means(xeval: dict[str, Any], mode: str) -> tuple[float, float]:
+    """Mean nDCG@10 of `mode` over the in-domain and over the out-of-domain collections."""
+    rows = xeval["collections"]
+
+    def mean(names: tuple[str, ...]) -> float:
+        return statistics.fmean(rows[n]["modes"][mode]["ndcg@10"] for n in names)
+
+    return mean(IN_DOMAIN), mean(OUT_OF_DOMAIN)
+
+
+def domain_table(runs: dict[str, dict[str, Any]], order: list[str]) -> list[str]:
+    """In-domain vs out-of-domain nDCG@10 of every run that has a cross-collection result,
+    against the base model (the first question of a fine-tuning recipe: what did it cost
+    elsewhere?)."""
+    scored = [n for n in order if "xeval" in runs[n]]
+    if not scored or "base" not in scored:
+        return []
+    base = {mode: domain_means(runs["base"]["xeval"], mode) for mode in ("splade", "hybrid")}
+    lines = [
+        "",
+        "## In domain and out of domain (six collections, exact in process)",
+        "",
+        f"In domain: {', '.join(IN_DOMAIN)} (training data); out of domain: "
+        f"{', '.join(OUT_OF_DOMAIN)} (never trained or tuned on). Mean nDCG@10 over each group "
+        "(BEIR-style, unweighted); hybrid = 1 x BM25 + 1 x SPLADE over every document; Δ "
+        "against the base model. Per collection: `results.json` (`xeval`).",
+        "",
+        "| run | SPLADE in | Δ | SPLADE out | Δ | hybrid in | Δ | hybrid out | Δ | "
+        + " | ".join(OUT_OF_DOMAIN)
+        + " |",
+        "|---|" + "---:|" * (8 + len(OUT_OF_DOMAIN)),
+    ]
+    for name in scored:
+        xeval = runs[name]["xeval"]
+        cells = []
+        for mode in ("splade", "hybrid"):
+            inside, outside = domain_means(xeval, mode)
+            cells += [
+                f"{inside:.4f}",
+                f"{inside - base[mode][0]:+.4f}",
+                f"{outside:.4f}",
+                f"{outside - base[mode][1]:+.4f}",
+            ]
+        per = [
+            f"{xeval['collections'][n]['modes']['splade']['ndcg@10']:.4f}" for n in OUT_OF_DOMAIN
+        ]
+        lines.append(f"| {name} | " + " | ".join(cells + per) + " |")
+    return lines
+
+
 def seed_spread(runs: dict[str, dict[str, Any]], order: list[str]) -> list[str]:
     """Runs with the same settings (they differ only in `--seed`): mean and range, as report lines."""
     groups: dict[str, list[str]] = {}
@@ -572,7 +643,13 @@ def base(beir_dir: Path) -> None:
 @click.argument("train_args", nargs=-1, type=click.UNPROCESSED)
 @click.option("--beir-dir", type=click.Path(path_type=Path), default=DEFAULT_BEIR)
 @click.option("--order", type=int, default=0, help="Row position in the report.")
-def run(name: str, train_args: tuple[str, ...], beir_dir: Path, order: int) -> None:
+@click.option(
+    "--xeval/--no-xeval",
+    default=True,
+    show_default=True,
+    help="Also score the model on all six collections (in domain vs out of domain).",
+)
+def run(name: str, train_args: tuple[str, ...], beir_dir: Path, order: int, xeval: bool) -> None:
     """Train with `splade-es train TRAIN_ARGS` into runs/NAME, then score the exported model."""
     import shutil
 
@@ -604,9 +681,21 @@ def run(name: str, train_args: tuple[str, ...], beir_dir: Path, order: int) -> N
         order=order,
         settings=", ".join(f"{k}={config[k]}" for k in keys),
     )
+    if xeval:
+        result["xeval"] = cross_collections(str(out))
     store_result(name, result)
     print(name, result, flush=True)
     shutil.rmtree(out / "checkpoints", ignore_errors=True)  # keep the exported model and logs
+    write_report()
+
+
+@main.command("xeval")
+@click.argument("name")
+def xeval_command(name: str) -> None:
+    """Score a trained run (or `base`) on all six collections: in domain vs out of domain."""
+    updated = dict(load_results().get(name, {}))
+    updated["xeval"] = cross_collections(run_model(name))
+    store_result(name, updated)
     write_report()
 
 

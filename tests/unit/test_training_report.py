@@ -53,3 +53,46 @@ def test_engine_table_lists_only_runs_scored_on_a_node(engine: bool) -> None:
     assert [r.split(" |")[0] for r in rows] == (["| a"] if engine else [])
     if engine:
         assert "opensearch 3.6.0, BM25 on the english analyzer" in "\n".join(lines)
+
+
+def xeval(splade: dict[str, float], hybrid_shift: float = 0.0) -> dict[str, object]:
+    """A cross-collection result: SPLADE's nDCG@10 per collection, hybrid shifted from it."""
+    return {
+        "collections": {
+            name: {
+                "queries": 10,
+                "modes": {
+                    "splade": {"ndcg@10": value},
+                    "hybrid": {"ndcg@10": value + hybrid_shift},
+                },
+            }
+            for name, value in splade.items()
+        }
+    }
+
+
+def test_in_and_out_of_domain_means_and_their_change_against_the_base_model() -> None:
+    from splade_es.benchmarks.training_sweep import domain_table
+
+    base = {
+        "scifact": 0.6,
+        "nfcorpus": 0.3,
+        "arguana": 0.4,
+        "cisi": 0.3,
+        "medline": 0.7,
+        "npl": 0.4,
+    }
+    tuned = dict(base, scifact=0.7, nfcorpus=0.4, cisi=0.1, npl=0.2)  # in +0.1, out -0.1
+    runs = {
+        "base": {"xeval": xeval(base, 0.05)},
+        "tuned": {"xeval": xeval(tuned, 0.05)},
+        "unscored": {},
+    }
+    lines = domain_table(runs, ["base", "tuned", "unscored"])
+    (row,) = [line for line in lines if line.startswith("| tuned |")]
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[1:5] == ["0.5500", "+0.1000", "0.3500", "-0.1000"]  # SPLADE in, Δ, out, Δ
+    assert cells[5:9] == ["0.6000", "+0.1000", "0.4000", "-0.1000"]  # hybrid
+    assert cells[9:] == ["0.4000", "0.1000", "0.7000", "0.2000"]  # out-of-domain collections
+    assert not any(line.startswith("| unscored |") for line in lines)
+    assert domain_table({"tuned": runs["tuned"]}, ["tuned"]) == []  # nothing to compare with
