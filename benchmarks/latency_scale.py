@@ -241,6 +241,11 @@ class SizeRun:
     synthetic corpus (real documents, then spliced ones)."""
 
 
+def main_index(size: int, prefix: str = "scale-") -> str:
+    """The main index of one corpus size (`wiki-` for the real-distractor corpus)."""
+    return f"{prefix}{size}"
+
+
 class Corpus(Protocol):
     """What a size's documents come from: the judged collection, then distractors."""
 
@@ -375,7 +380,7 @@ class Bench:
     """Index names: `<prefix><size>` (the synthetic and the mixed corpora must not share one)."""
 
     def index_name(self, size: int) -> str:
-        return f"{self.prefix}{size}"
+        return main_index(size, self.prefix)
 
     def runs_variant(self, variant: Variant, size: int) -> bool:
         """SEISMIC and OpenSearch's two-phase processor exist only on OpenSearch (SEISMIC up to
@@ -783,7 +788,10 @@ def write_report(folder: Path, command: str) -> str:
             load = run.load_seconds.get(name)
             took = "reused (built by an earlier run)" if load is None else f"{load:.0f}"
             lines.append(f"| {name} | {size / 1e6:.0f} | {took} |")
-    if sum(run.size >= 50_000 for run in runs) >= 2:  # a 5k corpus and one more: no slope
+    # a judged collection alone (no distractors, measured first, coldest) fits no slope with one
+    # other size: slopes need two sizes with distractors
+    with_distractors = [r for r in runs if r.makeup is None or r.size > r.makeup["judged"]]
+    if len(with_distractors) >= 2:
         lines += [
             "",
             "## Latency slope (p50, least squares over the sizes)",
