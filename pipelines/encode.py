@@ -90,37 +90,23 @@ def failed_batch(
     RunInference's failed elements are `(batch, (exception type, repr(exception), traceback))`.
     """
     batch, (_, error, _) = element
-    dead = counter("dead_lettered")
-    failures = counter("encode_failures")
     for item in batch:
-        dead.inc()
-        failures.inc()
-        doc = item.document
-        yield DeadLetter(
-            "encode",
-            f"encode failed: {error}",
-            item.source,
-            item.line,
-            doc.id,
-            record=EncodedRecord(doc.id, {}, doc.title, doc.text),
-        )
+        yield encode_dead_letter(item, f"encode failed: {error}")
 
 
 def failed_record(element: tuple[PredictionResult, tuple[Any, ...]]) -> Iterator[DeadLetter]:
     """A document the record policy failed on (after a good model call) -> its dead letter."""
     result, (_, error, _) = element
+    yield encode_dead_letter(result.example, f"record failed: {error}")  # type: ignore[arg-type]
+
+
+def encode_dead_letter(item: SourcedDocument, reason: str) -> DeadLetter:
+    """An encode-stage dead letter for one document (its text kept for a re-run), counted."""
     counter("dead_lettered").inc()
     counter("encode_failures").inc()
-    item: SourcedDocument = result.example  # type: ignore[assignment]
     doc = item.document
-    yield DeadLetter(
-        "encode",
-        f"record failed: {error}",
-        item.source,
-        item.line,
-        doc.id,
-        record=EncodedRecord(doc.id, {}, doc.title, doc.text),
-    )
+    record = EncodedRecord(doc.id, {}, doc.title, doc.text)
+    return DeadLetter("encode", reason, item.source, item.line, doc.id, record=record)
 
 
 def _count_encoded(record: EncodedRecord) -> EncodedRecord:
