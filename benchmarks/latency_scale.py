@@ -41,7 +41,7 @@ from splade_es.client import ConnectionSettings, EngineInfo, open_cluster
 from splade_es.corpus import read_qrels, read_queries
 from splade_es.encoder import SpladeEncoder
 from splade_es.evaluation import evaluate
-from splade_es.indices import SpladeField, ensure_index
+from splade_es.indices import ShardLayout, SpladeField, ensure_index
 from splade_es.models import DEFAULT_MODEL
 from splade_es.query import QueryPruning
 from splade_es.records import EncodedRecord
@@ -239,6 +239,10 @@ class SizeRun:
     makeup: dict[str, int] | None = None
     """Real distractors (`--distractors`): judged, Wikipedia and spliced documents; None: the
     synthetic corpus (real documents, then spliced ones)."""
+    nodes: int = 1
+    shards: int = 1
+    replicas: int = 0
+    """Where the main indexes lived (`--shards`, `--replicas` on a cluster of `nodes`)."""
 
 
 def main_index(size: int, prefix: str = "scale-") -> str:
@@ -378,6 +382,8 @@ class Bench:
     log: Callable[[str], None] = print
     prefix: str = "scale-"
     """Index names: `<prefix><size>` (the synthetic and the mixed corpora must not share one)."""
+    layout: ShardLayout = field(default_factory=ShardLayout)
+    """Shards and replicas of the main indexes (SEISMIC's stays on one shard)."""
 
     def index_name(self, size: int) -> str:
         return main_index(size, self.prefix)
@@ -409,6 +415,9 @@ class Bench:
             df_correlation(self.real_frequencies, frequencies),
             statistics.median(encode_ms),
             makeup=self.corpus.makeup(size) if isinstance(self.corpus, MixedCorpus) else None,
+            nodes=self.nodes(),
+            shards=self.layout.shards,
+            replicas=self.layout.replicas,
         )
         exact: list[dict[str, float]] | None = None
         for variant in VARIANTS:
@@ -635,6 +644,9 @@ class Bench:
     def vocabulary(self) -> dict[str, int]:
         return {token: i for i, token in enumerate(self.encoder.document_side.id_to_token)}
 
+    def nodes(self) -> int:
+        return int(self.client.cluster.health()["number_of_nodes"])
+
     @staticmethod
     def count(client: OpenSearch, index: str) -> int:
         if not client.indices.exists(index=index):
@@ -652,7 +664,8 @@ class Bench:
         """Bulk-load through the project's writer, then merge to one segment (timed together)."""
         client.indices.delete(index=index, ignore_unavailable=True)
         if body is None:
-            ensure_index(client, self.info, index, splade=SpladeField(quantization=QUANTIZATION))
+            splade = SpladeField(quantization=QUANTIZATION)
+            ensure_index(client, self.info, index, splade=splade, layout=self.layout)
         else:
             client.indices.create(index=index, body=body)
         client.indices.put_settings(index=index, body={"index": {"refresh_interval": "-1"}})
@@ -722,6 +735,16 @@ MIXED = (
 )
 
 
+def where(run: SizeRun) -> str:
+    """Where the main indexes lived, in words."""
+    if (run.nodes, run.shards, run.replicas) == (1, 1, 0):
+        return "one node, one shard"
+    return (
+        f"{run.nodes} nodes on this one machine, {run.shards} primary shards x {run.replicas} "
+        "replica(s): every node shares the same 2 cores"
+    )
+
+
 def write_report(folder: Path, command: str) -> str:
     import matplotlib
 
@@ -737,7 +760,7 @@ def write_report(folder: Path, command: str) -> str:
     lines = [
         "# SPLADE vs BM25 latency as the corpus grows",
         "",
-        f"Engine: {runs[0].engine} (one node, one shard, merged to one segment); SEISMIC on "
+        f"Engine: {runs[0].engine} ({where(runs[0])}, merged to one segment per shard); SEISMIC on "
         f"{runs[0].seismic_engine or 'not run'}. Machine: {platform.machine()}, 2 cores shared by "
         "the node(s) and the client, so read ratios, not absolute numbers. Model `splade-tiny`; "
         "queries: the 300 SciFact test queries, top 100 hits, ids and scores only.",
@@ -867,6 +890,8 @@ def main(argv: list[str] | None = None) -> None:
         help="compare query shapes (totals counted or not; filter with msm 1 or 0), interleaved",
     )
     parser.add_argument("--shape-hits", type=int, default=10, help="top hits per query (--shapes)")
+    parser.add_argument("--shards", type=int, default=1, help="primary shards of the main indexes")
+    parser.add_argument("--replicas", type=int, default=0, help="replicas of each shard")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     given = sys.argv[1:] if argv is None else argv
@@ -900,6 +925,7 @@ def main(argv: list[str] | None = None) -> None:
             args.rebuild,
             seismic_max_size=args.seismic_max_size,
             prefix="wiki-" if args.distractors else "scale-",
+            layout=ShardLayout(args.shards, args.replicas),
         )
         if args.shapes:
             shape_runs = [bench.shapes(int(s), args.shape_hits) for s in args.sizes.split(",")]

@@ -25,6 +25,7 @@ from splade_es.options import (
     BULK,
     CONNECTION,
     ENCODER,
+    LAYOUT,
     POSITIVE,
     PRUNING,
     click_options,
@@ -228,7 +229,7 @@ def show_progress(thread: threading.Thread, progress_dir: Path, terminal: TextIO
 
 
 @click.command(context_settings=PASS_THROUGH)
-@click_options(ENCODER, BATCHING, PRUNING, CONNECTION, BULK)
+@click_options(ENCODER, BATCHING, PRUNING, CONNECTION, BULK, LAYOUT)
 @click.option("--input", "input_pattern", required=True, help="JSONL or Parquet file pattern.")
 @click.option("--index", default=None, help="Index to fill (created if missing).")
 @click.option("--output", default=None, help="Or: a .parquet / .jsonl file prefix for the vectors.")

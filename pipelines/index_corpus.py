@@ -40,9 +40,15 @@ from splade_es.bulk import BulkOptions
 from splade_es.client import ConnectionSettings, EngineError, connect, open_cluster, redact
 from splade_es.corpus import PARQUET_MAGIC
 from splade_es.encoder import EncoderSpec
-from splade_es.indices import IndexProfile, SpladeField, check_index_name, ensure_index
+from splade_es.indices import (
+    IndexProfile,
+    ShardLayout,
+    SpladeField,
+    check_index_name,
+    ensure_index,
+)
 from splade_es.models import model_identity
-from splade_es.options import bulk_options, connection_settings
+from splade_es.options import bulk_options, connection_settings, shard_layout
 from splade_es.records import FieldProfile, RunSummary
 from splade_es.secret_files import PrivateSecrets
 from splade_es.sparse import DEFAULT_QUANTIZATION_FACTOR
@@ -101,8 +107,9 @@ class IndexRef:
 
 
 def settings_from(values: dict[str, Any]) -> dict[str, Any]:
-    """The plan's typed encoder, pruning, quantization, batching and bulk settings from option
-    values (the ENCODER, BATCHING, PRUNING and BULK groups' names; the CLI's or the flags')."""
+    """The plan's typed encoder, pruning, quantization, batching, bulk and layout settings from
+    option values (the ENCODER, BATCHING, PRUNING, BULK and LAYOUT groups' names; the CLI's or
+    the flags')."""
     batching = {f.name: values[f.name] for f in dataclasses.fields(Batching) if f.name in values}
     return {
         "encoder": EncoderSpec.from_values(values),
@@ -112,6 +119,7 @@ def settings_from(values: dict[str, Any]) -> dict[str, Any]:
         "quantization": values["quantization"],
         "batching": Batching(**{k: v for k, v in batching.items() if v is not None}),
         "bulk": bulk_options(values),
+        "layout": shard_layout(values),
     }
 
 
@@ -134,6 +142,7 @@ class Plan:
     quantization: float | None = DEFAULT_QUANTIZATION_FACTOR
     batching: Batching = dataclasses.field(default_factory=Batching)
     bulk: BulkOptions = dataclasses.field(default_factory=BulkOptions)
+    layout: ShardLayout = dataclasses.field(default_factory=ShardLayout)  # of a new output index
     field: str = "splade"
     field_type: str | None = None
     text_fields: tuple[str, ...] = ("title", "text")
@@ -347,7 +356,14 @@ def prepare_index(plan: Plan) -> IndexProfile | None:
         text_fields = plan.text_fields
     try:
         return ensure_index(
-            client, info, plan.target.name, plan.field, plan.field_type, splade, text_fields
+            client,
+            info,
+            plan.target.name,
+            plan.field,
+            plan.field_type,
+            splade,
+            text_fields,
+            layout=plan.layout,
         )
     finally:
         client.close()

@@ -12,7 +12,16 @@ from typing import Any
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from splade_es.options import BATCHING, BULK, CONNECTION, ENCODER, POSITIVE, PRUNING, Opt
+from splade_es.options import (
+    BATCHING,
+    BULK,
+    CONNECTION,
+    ENCODER,
+    LAYOUT,
+    POSITIVE,
+    PRUNING,
+    Opt,
+)
 
 SOURCE = (
     Opt("input", "source: BEIR JSONL or Parquet file pattern (e.g. 'corpus/*.jsonl')"),
@@ -50,7 +59,7 @@ BATCHES = (
 CLUSTER = tuple(
     Opt(f"es_{o.name}", o.help, o.type, o.default, o.flag, o.choices) for o in CONNECTION
 )
-GROUPS = (SOURCE, SINK, ENCODER, BATCHING, BATCHES, PRUNING, CLUSTER, BULK)
+GROUPS = (SOURCE, SINK, ENCODER, BATCHING, BATCHES, PRUNING, CLUSTER, BULK, LAYOUT)
 
 
 class IndexCorpusOptions(PipelineOptions):

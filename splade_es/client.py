@@ -132,7 +132,7 @@ class ConnectionSettings:
     def from_env(cls, **overrides: Any) -> ConnectionSettings:
         """Options win over `SPLADE_ES_URL`, `SPLADE_ES_USER`, `SPLADE_ES_PASSWORD`,
         `SPLADE_ES_API_KEY`, `SPLADE_ES_CA_CERTS` and `SPLADE_ES_SNIFF` (1/true); credentials inside the URL
-        (`https://user:pass@host`) work too and are never shown."""
+        (`https://user:pass@host`) work too and are never shown; `SPLADE_ES_TIMEOUT` (seconds)."""
         env = {
             "url": os.environ.get("SPLADE_ES_URL"),
             "username": os.environ.get("SPLADE_ES_USER"),
@@ -143,6 +143,14 @@ class ConnectionSettings:
         values: dict[str, Any] = {k: v for k, v in env.items() if v}
         if os.environ.get("SPLADE_ES_SNIFF", "").lower() in ("1", "true", "yes"):
             values["sniff"] = True
+        if timeout := os.environ.get("SPLADE_ES_TIMEOUT"):
+            try:
+                seconds = float(timeout)
+            except ValueError:
+                seconds = float("nan")
+            if not 0 < seconds < float("inf"):
+                raise ValueError(f"SPLADE_ES_TIMEOUT={timeout!r}: give seconds, a number > 0")
+            values["timeout"] = seconds
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 

@@ -259,6 +259,12 @@ CONNECTION = (
     Opt("api_key", "API key, base64 or id:key [env SPLADE_ES_API_KEY]."),
     Opt("ca_certs", "CA bundle for TLS [env SPLADE_ES_CA_CERTS]."),
     Opt("compress", "gzip request bodies (slow links; costs CPU on a local node).", flag=True),
+    Opt(
+        "timeout",
+        "Seconds one request may take before it is retried on the next node [env "
+        "SPLADE_ES_TIMEOUT; default 60].",
+        FiniteFloat(low=0.0, low_open=True),
+    ),
 )
 
 BULK = (
@@ -266,6 +272,16 @@ BULK = (
     Opt("bulk_bytes", "Most bytes per _bulk request (a 413 still splits it).", POSITIVE, 10 << 20),
     Opt("concurrency", "_bulk requests in flight.", POSITIVE, 2),
     Opt("max_retries", "Retries of a refused or failed _bulk before giving up.", NON_NEGATIVE, 6),
+)
+
+LAYOUT = (
+    Opt("shards", "Primary shards of a new index.", POSITIVE, 1),
+    Opt(
+        "replicas",
+        "Replicas of each shard of a new index (needs that many more nodes).",
+        NON_NEGATIVE,
+        0,
+    ),
 )
 
 
@@ -291,7 +307,15 @@ def connection_settings(values: dict[str, Any]) -> Any:
         ca_certs=values.get("ca_certs"),
         compress=bool(values.get("compress")),
         sniff=bool(values.get("sniff")) or None,
+        timeout=values.get("timeout"),
     )
+
+
+def shard_layout(values: dict[str, Any]) -> Any:
+    """ShardLayout from LAYOUT values (an index that exists keeps its own)."""
+    from splade_es.indices import ShardLayout
+
+    return ShardLayout(values.get("shards") or 1, values.get("replicas") or 0)
 
 
 def bulk_options(values: dict[str, Any]) -> Any:

@@ -95,6 +95,15 @@ def shifted(spec: Any) -> Any:
     return replace(spec, port=spec.port + int(os.environ.get("SPLADE_ES_TEST_PORT_SHIFT", "0")))
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """`one_generation` tests run on the default generation only: what they check (process
+    handling, client retries) is the launcher's and the client's, not the engine version's."""
+    skip = pytest.mark.skip(reason="one_generation: checked on the default engine generation")
+    for item in items:
+        if item.get_closest_marker("one_generation") and item.get_closest_marker("oldgen"):
+            item.add_marker(skip)
+
+
 def generation_params(*names: str) -> list[Any]:
     """Fixture params `(generation, engine)`: each engine on the default generation, then on the
     old one marked `oldgen` (select with `-m oldgen`, leave out with `-m "not oldgen"`)."""

@@ -10,7 +10,7 @@ import click
 from splade_es.options import (
     BULK,
     CONNECTION,
-    POSITIVE,
+    LAYOUT,
     QUANTIZATION,
     bulk_options,
     click_options,
@@ -20,11 +20,12 @@ from splade_es.options import (
     input_option,
     open_cluster_from,
     pick,
+    shard_layout,
 )
 
 
 @click.command("index-vectors")
-@click_options(CONNECTION, BULK)
+@click_options(CONNECTION, BULK, LAYOUT)
 @input_option("What `encode` wrote (.jsonl or .parquet).")
 @click.option("--index", required=True, help="One concrete index (no patterns).")
 @field_option()
@@ -48,16 +49,6 @@ from splade_es.options import (
     help="For an input without its <input>.profile.json: the factor its vectors were quantized "
     "with (0: float weights). With a profile, it must agree.",
 )
-@click.option(
-    "--shards", type=POSITIVE, default=1, show_default=True, help="Primary shards of a new index."
-)
-@click.option(
-    "--replicas",
-    type=click.IntRange(min=0),
-    default=0,
-    show_default=True,
-    help="Replicas of each shard of a new index (needs that many more nodes).",
-)
 def index_vectors(
     input_path: Path,
     index: str,
@@ -66,8 +57,6 @@ def index_vectors(
     dead_letter: Path | None,
     resume: bool,
     quantization: float | None,
-    shards: int,
-    replicas: int,
     **values: Any,
 ) -> None:
     """Bulk-index encoded records (plus their text for BM25) into INDEX."""
@@ -75,7 +64,6 @@ def index_vectors(
 
     from splade_es.client import EngineError
     from splade_es.indexing import default_dead_letter, index_file
-    from splade_es.indices import ShardLayout
     from splade_es.records import FieldProfile
 
     stated = click.get_current_context().get_parameter_source("quantization")
@@ -95,7 +83,7 @@ def index_vectors(
             dead_letter,
             resume,
             made,
-            layout=ShardLayout(shards, replicas),
+            layout=shard_layout(values),
         )
     except (EngineError, ValueError, OSError) as exc:
         fail(str(exc))

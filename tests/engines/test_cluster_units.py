@@ -118,3 +118,30 @@ def test_global_rescore_needs_a_window() -> None:
         main, ["search", "q", "--index", "i", "--global-rescore", "--url", "http://127.0.0.1:9"]
     )
     assert result.exit_code == 2 and "--rescore-window" in result.output
+
+
+def test_the_request_timeout_comes_from_the_option_or_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from splade_es.options import connection_settings
+
+    assert connection_settings({}).timeout == 60.0
+    monkeypatch.setenv("SPLADE_ES_TIMEOUT", "7.5")
+    assert connection_settings({}).timeout == 7.5
+    assert connection_settings({"timeout": 3.0}).timeout == 3.0  # the option wins
+    assert connect(connection_settings({"timeout": 3.0})).transport.kwargs["timeout"] == 3.0
+
+
+@pytest.mark.parametrize("value", ["soon", "0", "-1", "inf"])
+def test_a_bad_timeout_is_one_line(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("SPLADE_ES_TIMEOUT", value)
+    result = CliRunner().invoke(
+        main, ["search", "q", "--index", "i", "--url", "http://127.0.0.1:9"]
+    )
+    assert result.exit_code != 0 and "SPLADE_ES_TIMEOUT" in result.output
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+    monkeypatch.delenv("SPLADE_ES_TIMEOUT")
+    option = CliRunner().invoke(
+        main, ["search", "q", "--index", "i", "--url", "http://127.0.0.1:9", "--timeout", value]
+    )
+    assert option.exit_code == 2 and "--timeout" in option.output

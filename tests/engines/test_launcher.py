@@ -108,6 +108,7 @@ def test_start_index_query_and_crash_recovery(spec: EngineSpec) -> None:
     assert _search_score(url, spec) == pytest.approx(WEIGHT * BOOST, rel=0.005)
 
 
+@pytest.mark.one_generation
 def test_stop_then_start_keeps_data(spec: EngineSpec) -> None:
     url = launcher.start(spec, wait_s=180)
     _http("PUT", f"{url}/{INDEX}-stop", _mapping(spec))

@@ -1,19 +1,24 @@
-"""A real 3-node OpenSearch cluster (issue #21): ingestion into 6 primaries with a replica each,
-exact SPLADE and BM25 across shards, two-phase and pruning against the exact query, a node lost
-mid-bulk. One 1-shard and one 6-shard index on the same cluster hold the same SciFact vectors; a
-1-shard index scores exactly like a single node, so it is the reference.
+"""Real 3-node clusters (issue #21), OpenSearch and Elasticsearch: ingestion into 6 primaries with
+a replica each, exact SPLADE and BM25 across shards, two-phase and pruning against the exact
+query, a node lost mid-bulk. One 1-shard and one 6-shard index on the same cluster hold the same
+SciFact vectors; a 1-shard index scores exactly like a single node, so it is the reference.
 
-The nodes listen on HTTP 9400-9402 (transport 9500-9502; shift with SPLADE_ES_TEST_PORT_SHIFT)
-and are stopped when the module ends: three JVMs are too much to leave on a shared machine
-(SPLADE_ES_KEEP_CLUSTER=1 keeps them up for the next run).
+On OpenSearch only (CI time; the client, bulk and Beam paths are the engines' same code): the
+Beam `index` with a node killed, `upgrade` in place, a rolling restart and a paused node.
+
+The OpenSearch nodes listen on HTTP 9400-9402 (transport 9500-9502), the Elasticsearch ones on
+9410-9412 (shift both with SPLADE_ES_TEST_PORT_SHIFT); each cluster is stopped when its tests end:
+three JVMs are too much to leave on a shared machine (SPLADE_ES_KEEP_CLUSTER=1 keeps them up).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -24,11 +29,13 @@ import pytest
 from click.testing import CliRunner
 from opensearchpy import OpenSearch
 from opensearchpy.exceptions import ConnectionTimeout
+from opensearchpy.helpers import scan
 from splade_es_workshop.engines import (
     DEFAULT_SPECS,
     EngineSpec,
     kill_hard,
     start_cluster,
+    stop,
     stop_cluster,
 )
 from splade_es_workshop.engines.cluster import cluster_members
@@ -62,11 +69,14 @@ class ThreeNodes:
     info: EngineInfo
 
 
-@pytest.fixture(scope="module")
-def three_nodes() -> Iterator[ThreeNodes]:
-    """Three OpenSearch nodes of one cluster, stopped at the end of the module."""
+FIRST_PORT = {"opensearch": 9400, "elasticsearch": 9410}
+
+
+@pytest.fixture(scope="module", params=sorted(FIRST_PORT, reverse=True))
+def three_nodes(request: pytest.FixtureRequest) -> Iterator[ThreeNodes]:
+    """Three nodes of one cluster of each default engine, stopped when its tests end."""
     shift = int(os.environ.get("SPLADE_ES_TEST_PORT_SHIFT", "0"))
-    spec = replace(DEFAULT_SPECS["opensearch"], port=9400 + shift)
+    spec = replace(DEFAULT_SPECS[request.param], port=FIRST_PORT[request.param] + shift)
     try:
         urls = start_cluster(spec, NODES)
         client, info = open_cluster(ConnectionSettings(url=urls))
@@ -74,6 +84,11 @@ def three_nodes() -> Iterator[ThreeNodes]:
     finally:
         if os.environ.get("SPLADE_ES_KEEP_CLUSTER") != "1":
             stop_cluster(spec, NODES)
+
+
+def opensearch_only(nodes: ThreeNodes) -> None:
+    if nodes.spec.engine != "opensearch":
+        pytest.skip("on the OpenSearch cluster only (CI time: the same client and bulk code)")
 
 
 def index_vectors(urls: str, source: Path, index: str, *extra: str) -> str:
@@ -85,15 +100,11 @@ def index_vectors(urls: str, source: Path, index: str, *extra: str) -> str:
     return result.output
 
 
-def held(client: OpenSearch, index: str) -> dict[str, dict[str, int]]:
+def held(client: OpenSearch, index: str) -> dict[str, dict[str, float]]:
     """Every document's id and stored SPLADE features."""
     client.indices.refresh(index=index)
-    hits = client.search(
-        index=index,
-        body={"size": 10000, "query": {"match_all": {}}, "_source": ["splade"]},
-        params={"request_timeout": 120},
-    )
-    return {h["_id"]: h["_source"].get("splade", {}) for h in hits["hits"]["hits"]}
+    hits = scan(client, index=index, query={"_source": ["splade"]}, size=2000, request_timeout=120)
+    return {h["_id"]: h["_source"].get("splade", {}) for h in hits}
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +169,8 @@ def recall(hits: list[list[Hit]], exact: list[list[Hit]]) -> float:
 
 
 def say(request: pytest.FixtureRequest, line: str) -> None:
-    request.config.get_terminal_writer().line(f"\n[cluster] {line}")
+    params = request.node.name.partition("[")[2].rstrip("]")
+    request.config.get_terminal_writer().line(f"\n[cluster {params}] {line}")
 
 
 # --------------------------------------------------------------------------- the launcher
@@ -180,7 +192,7 @@ def test_three_nodes_form_one_cluster_and_the_six_shard_index_spreads_over_them(
     status = CliRunner().invoke(
         main,
         [
-            "engine", "status", "--nodes", "3",
+            "engine", "status", "--nodes", "3", "--engine", three_nodes.spec.engine,
             "--port", str(three_nodes.spec.port), "--version", three_nodes.spec.version,
         ],
     )  # fmt: skip
@@ -255,8 +267,9 @@ def test_two_phase_and_pruning_against_the_exact_query_on_one_and_six_shards(
             "rescore_window": WINDOW,
             "rescore_scope": "global",
         },
-        "neural_sparse_two_phase_processor": {"two_phase": TwoPhase()},
     }
+    if three_nodes.spec.engine == "opensearch":
+        forms["neural_sparse_two_phase_processor"] = {"two_phase": TwoPhase()}
     exact = searcher(three_nodes, ONE, splade_tiny).search_many(queries, "splade", DEPTH)
     figures: dict[str, dict[str, float]] = {}
     results: dict[tuple[str, str], list[list[Hit]]] = {}
@@ -310,6 +323,7 @@ def test_a_paused_node_times_out_while_the_others_answer_and_index(
     """SIGSTOP one node (not the cluster manager): direct requests to it time out, the others
     answer; searches through all three URLs give the same hits, and an `index-vectors` run
     completes with exactly its input, once the cluster has dropped the silent node."""
+    opensearch_only(three_nodes)
     client = three_nodes.client
     rows = client.cat.nodes(format="json", h="name,m")
     manager = next(row["name"] for row in rows if row["m"] == "*")
@@ -328,7 +342,9 @@ def test_a_paused_node_times_out_while_the_others_answer_and_index(
         for member in others:
             assert connect(ConnectionSettings(url=url_of(member), **quick)).info()  # type: ignore[arg-type]
         started = time.monotonic()
-        output = index_vectors(three_nodes.urls, encoded, name, "--shards", "6", "--replicas", "1")
+        output = index_vectors(  # a request to the silent node is given up after 10 s
+            three_nodes.urls, encoded, name, "--shards", "6", "--replicas", "1", "--timeout", "10"
+        )
         took = time.monotonic() - started
         after = searcher(three_nodes, SIX, splade_tiny).search_many(queries[:20], "splade", 10)
         stored = held(client, name)
@@ -393,4 +409,245 @@ def test_a_node_killed_mid_bulk_loses_and_duplicates_nothing(
         index=name, wait_for_status="green", timeout="180s", request_timeout=190
     )
     assert health["status"] == "green"
+    client.indices.delete(index=name)
+
+
+# --------------------------------------------------------------------------- Beam, upgrade, restarts
+
+BEAM_DOCS = 1500
+
+
+def splade_es(*args: str) -> list[str]:
+    return [sys.executable, "-m", "splade_es.cli", *args]
+
+
+def subprocess_env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+
+
+def wait_for_count(client: OpenSearch, index: str, at_least: int, run: subprocess.Popen) -> None:
+    """Until the index holds `at_least` documents; fails if the run ends first."""
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and run.poll() is None:
+        if client.indices.exists(index=index):
+            client.indices.refresh(index=index)
+            if int(client.count(index=index)["count"]) >= at_least:
+                return
+        time.sleep(0.5)
+    raise AssertionError(f"the run ended (or stalled) before {index} held {at_least} documents")
+
+
+def expected_vectors(scifact_encoded: EncodedCorpus, ids: set[str]) -> dict[str, dict[str, float]]:
+    return {r.id: dict(r.features) for r in scifact_encoded.records if r.id in ids}
+
+
+def off_by_rounding(got: dict[str, dict[str, float]], want: dict[str, dict[str, float]]) -> int:
+    """How many documents differ from `want`, failing if any differs by more than rounding: the
+    pipeline encodes in other batches than the fixture, so a quantized weight may move by 1 (and
+    a weight of 1 appear or vanish); every id must be there, every other weight equal."""
+    assert got.keys() == want.keys()
+    differ = 0
+    for doc, features in got.items():
+        expected = want[doc]
+        if features == expected:
+            continue
+        differ += 1
+        for term in features.keys() | expected.keys():
+            a, b = features.get(term, 0), expected.get(term, 0)
+            assert abs(a - b) <= 1, (doc, term, a, b)
+    assert differ <= 0.02 * len(want), differ
+    return differ
+
+
+@pytest.fixture(scope="module")
+def beam_corpus(scifact: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The first BEAM_DOCS SciFact documents, as BEIR JSONL (what `index` reads)."""
+    path = tmp_path_factory.mktemp("beam") / "corpus.jsonl"
+    with (scifact / "corpus.jsonl").open(encoding="utf-8") as source:
+        path.write_text("".join(line for _, line in zip(range(BEAM_DOCS), source, strict=False)))
+    return path
+
+
+def test_beam_index_into_six_shards_survives_a_node_killed_mid_run(
+    three_nodes: ThreeNodes,
+    indices: dict[str, str],
+    beam_corpus: Path,
+    scifact_encoded: EncodedCorpus,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> None:
+    """`splade-es index` (Beam, FnApiRunner) encodes and writes through all three URLs into a new
+    6 x 1 index; kill -9 of a data node part-way. The run completes (or `--resume` finishes it)
+    and the index holds exactly the corpus's ids with the vectors the encoder gives."""
+    opensearch_only(three_nodes)
+    name, client = "cluster-beam", three_nodes.client
+    client.indices.delete(index=name, ignore_unavailable=True)
+    command = splade_es(
+        "index", "--input", str(beam_corpus), "--index", name, "--url", three_nodes.urls,
+        "--shards", "6", "--replicas", "1", "--bulk-size", "50", "--concurrency", "1",
+        "--device", "cpu", "--workers", "1", "--dead-letter", str(tmp_path / "dead"),
+    )  # fmt: skip
+    victim = cluster_members(three_nodes.spec, NODES)[-1]
+    run = subprocess.Popen(
+        command, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        wait_for_count(client, name, 300, run)
+        kill_hard(victim)
+        output = run.communicate(timeout=600)[0].decode()
+        tries = [run.returncode]
+        if run.returncode != 0:
+            again = subprocess.run(
+                [*command, "--resume"], env=subprocess_env(), capture_output=True, text=True,
+                timeout=600,
+            )  # fmt: skip
+            output += again.stdout + again.stderr
+            tries.append(again.returncode)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert tries[-1] == 0 and "Traceback" not in output, output[-2000:]
+    stored = held(client, name)
+    assert int(client.count(index=name)["count"]) == len(stored) == BEAM_DOCS
+    rounding = off_by_rounding(stored, expected_vectors(scifact_encoded, set(stored)))
+    say(
+        request,
+        f"Beam index, kill -9 of node {victim.port} mid-run: exit codes {tries}; "
+        f"{BEAM_DOCS} ids, {rounding} vectors off by rounding from the fixture's batches",
+    )
+    settings = client.indices.get_settings(index=name)[name]["settings"]["index"]
+    assert (settings["number_of_shards"], settings["number_of_replicas"]) == ("6", "1")
+    start_cluster(three_nodes.spec, NODES)
+    client.cluster.health(index=name, wait_for_status="green", timeout="180s", request_timeout=190)
+    client.indices.delete(index=name)
+
+
+def test_upgrade_adds_splade_to_a_six_shard_index_in_place(
+    three_nodes: ThreeNodes,
+    indices: dict[str, str],
+    scifact: Path,
+    scifact_encoded: EncodedCorpus,
+    tmp_path: Path,
+) -> None:
+    """A BM25-only 6 x 1 index (text only) gets its SPLADE field through all three URLs by
+    `splade-es upgrade`: sliced scrolls read every shard, partial updates write back."""
+    opensearch_only(three_nodes)
+    name, client = "cluster-upgrade", three_nodes.client
+    client.indices.delete(index=name, ignore_unavailable=True)
+    client.indices.create(
+        index=name,
+        body={
+            "settings": {"number_of_shards": 6, "number_of_replicas": 1},
+            "mappings": {"properties": {"title": {"type": "text"}, "text": {"type": "text"}}},
+        },
+    )
+    docs = [json.loads(line) for line in (scifact / "corpus.jsonl").open(encoding="utf-8")][:600]
+    body = "".join(
+        json.dumps({"index": {"_index": name, "_id": d["_id"]}})
+        + "\n"
+        + json.dumps({"title": d["title"], "text": d["text"]})
+        + "\n"
+        for d in docs
+    )
+    assert not client.bulk(body=body, refresh=True, params={"request_timeout": 120})["errors"]
+    result = subprocess.run(
+        splade_es(
+            "upgrade", "--index", name, "--url", three_nodes.urls, "--slices", "6",
+            "--device", "cpu", "--workers", "1", "--dead-letter", str(tmp_path / "dead"),
+        ),
+        env=subprocess_env(), capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    output = result.stdout + result.stderr
+    assert result.returncode == 0 and "Traceback" not in output, output[-2000:]
+    assert "read 600" in output and "indexed 600" in output, output[-1000:]
+    client.indices.refresh(index=name)
+    hits = client.search(index=name, body={"size": 1000}, params={"request_timeout": 120})
+    sources = {h["_id"]: h["_source"] for h in hits["hits"]["hits"]}
+    want = expected_vectors(scifact_encoded, {d["_id"] for d in docs})
+    off_by_rounding({i: src.get("splade") or {} for i, src in sources.items()}, want)
+    assert all(sources[d["_id"]]["title"] == d["title"] for d in docs)
+    client.indices.delete(index=name)
+
+
+def test_a_rolling_restart_during_a_bulk_run_loses_and_duplicates_nothing(
+    three_nodes: ThreeNodes,
+    indices: dict[str, str],
+    scifact_encoded: EncodedCorpus,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> None:
+    """Every node restarted in turn (clean stop, start, wait for green) while `index-vectors`
+    sends small bulks of SciFact x 3 through all three URLs. A run that stops on the way is
+    re-run (it resumes); so is one that ends before the restarts do. The last run's summary,
+    `_count`, the ids and the stored vectors all agree with the input."""
+    opensearch_only(three_nodes)
+    name, client = "cluster-rolling", three_nodes.client
+    client.indices.delete(index=name, ignore_unavailable=True)
+    source, want = tmp_path / "rolling.jsonl", {}
+    with EncodedWriter(source) as writer:
+        for copy in range(3):
+            for record in scifact_encoded.records:
+                writer.write(replace(record, id=f"{record.id}~{copy}"))
+                want[f"{record.id}~{copy}"] = dict(record.features)
+    FieldProfile(model="splade-tiny", quantization=100.0).write(source)
+    command = splade_es(
+        "index-vectors", "--input", str(source), "--index", name, "--url", three_nodes.urls,
+        "--shards", "6", "--replicas", "1", "--bulk-size", "5", "--concurrency", "1",
+    )  # fmt: skip
+    restarted: list[tuple[int, bool]] = []  # (port, a run was in flight when it came back)
+    failures: list[BaseException] = []
+    runs: list[subprocess.Popen[bytes]] = []
+
+    def roll() -> None:
+        try:
+            for member in cluster_members(three_nodes.spec, NODES):
+                stop(member)
+                start_cluster(three_nodes.spec, NODES)
+                client.cluster.health(
+                    wait_for_nodes=str(NODES), wait_for_status="green", timeout="180s",
+                    request_timeout=190,
+                )  # fmt: skip
+                restarted.append((member.port, runs[-1].poll() is None))
+        except BaseException as exc:  # re-raised by the test
+            failures.append(exc)
+
+    def launch() -> subprocess.Popen[bytes]:
+        run = subprocess.Popen(
+            command, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        runs.append(run)
+        return run
+
+    roller = threading.Thread(target=roll)
+    output, codes = "", []
+    run = launch()
+    try:
+        wait_for_count(client, name, 500, run)
+        roller.start()
+        while True:
+            output += run.communicate(timeout=600)[0].decode()
+            codes.append(run.returncode)
+            if (run.returncode == 0 and not roller.is_alive()) or len(codes) >= 10:
+                break
+            run = launch()  # resumes what a restart interrupted; or goes on while they last
+    finally:
+        roller.join(timeout=600)
+        for each in runs:
+            if each.poll() is None:
+                each.kill()
+    if failures:
+        raise failures[0]
+    during = sum(flag for _, flag in restarted)
+    say(
+        request,
+        f"rolling restart of {[port for port, _ in restarted]}: {during} of {NODES} nodes came "
+        f"back while a run was in flight; exit codes of the runs {codes}",
+    )
+    assert len(restarted) == NODES and during >= 1
+    assert codes[-1] == 0 and "Traceback" not in output, output[-2000:]
+    stored = held(client, name)
+    assert int(client.count(index=name)["count"]) == len(stored) == len(want)
+    assert stored == want
+    last = output.strip().splitlines()[-1]
+    assert f"read {len(want)}:" in last, last
     client.indices.delete(index=name)

@@ -113,6 +113,7 @@ def test_bad_documents_are_dead_lettered_with_reasons(cluster: Cluster, tmp_path
     assert "finite" in by_id["huge"]["reason"]
 
 
+@pytest.mark.one_generation
 def test_killed_node_then_rerun_indexes_every_document_exactly_once(
     cluster: Cluster, scifact_encoded: EncodedCorpus, tmp_path: Path
 ) -> None:

@@ -135,8 +135,20 @@ def test_two_phase_keeps_the_full_queries_top_hits(
         assert b[0].id == a[0].id and b[0].score == pytest.approx(a[0].score, rel=1e-5)
 
 
-def test_eval_runs_every_hybrid_method(neural: tuple[Any, Any, str], scifact: Path) -> None:
+def test_eval_runs_every_hybrid_method(
+    neural: tuple[Any, Any, str], scifact: Path, tmp_path: Path
+) -> None:
+    """Every mode through the engine, on 40 judged queries (the methods' scores are checked
+    against the client's in test_engine_and_client_fusion_agree; this is the CLI's path)."""
     _, _, url = neural
+    beir = tmp_path / scifact.name
+    (beir / "qrels").mkdir(parents=True)
+    (beir / "corpus.jsonl").symlink_to(scifact / "corpus.jsonl")
+    (beir / "queries.jsonl").symlink_to(scifact / "queries.jsonl")
+    lines = (scifact / "qrels" / "test.tsv").read_text().splitlines()
+    judged = list(dict.fromkeys(line.split("\t")[0] for line in lines[1:]))[:40]
+    kept = [line for line in lines[1:] if line.split("\t")[0] in judged]
+    (beir / "qrels" / "test.tsv").write_text("\n".join([lines[0], *kept]) + "\n")
     modes = "bm25,splade,splade:two-phase,hybrid,hybrid:min_max,hybrid:l2,hybrid:min_max@client"
     result = CliRunner().invoke(
         main,
@@ -147,7 +159,7 @@ def test_eval_runs_every_hybrid_method(neural: tuple[Any, Any, str], scifact: Pa
             "--url",
             url,
             "--beir-dir",
-            str(scifact),
+            str(beir),
             "--modes",
             modes,
             "--json",

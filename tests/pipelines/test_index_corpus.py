@@ -61,6 +61,17 @@ def test_reading_an_index_without_an_output_upgrades_it_in_place() -> None:
     assert not p.update and p.input_cluster is not None and p.input_cluster.url == "http://h:1"
 
 
+def test_a_new_output_index_takes_the_shard_layout_and_the_request_timeout() -> None:
+    p = plan("--input", "c.jsonl", "--output_index", "docs", "--es_url", "http://a:1,http://b:2")
+    assert (p.layout.shards, p.layout.replicas) == (1, 0)
+    p = plan(
+        "--input", "c.jsonl", "--output_index", "docs", "--shards", "6", "--replicas", "1",
+        "--es_timeout", "12.5",
+    )  # fmt: skip
+    assert (p.layout.shards, p.layout.replicas) == (6, 1)
+    assert p.output_cluster is not None and p.output_cluster.timeout == 12.5
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
