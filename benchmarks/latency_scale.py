@@ -603,7 +603,21 @@ class Bench:
                     records = map(transform, records)
                 loads[index] = self.load(client, index, records, body)
             sizes[index] = self.size_on_disk(client, index)
+        self.settle()
         return loads, sizes
+
+    def settle(self) -> None:
+        """Wait until no shard is copying or moving: on a cluster, replicas recover and the
+        balancer relocates shards for minutes after loading, and timings taken meanwhile
+        measure that, not the queries."""
+        wanted = "green" if self.layout.replicas < self.nodes() else "yellow"
+        self.client.cluster.health(
+            wait_for_status=wanted,
+            wait_for_no_relocating_shards=True,
+            wait_for_no_initializing_shards=True,
+            timeout="900s",
+            request_timeout=910,
+        )
 
     def seismic_mapping(self, size: int) -> dict[str, Any]:
         postings = max(500, int(self.seismic_postings * size))
@@ -739,10 +753,8 @@ def where(run: SizeRun) -> str:
     """Where the main indexes lived, in words."""
     if (run.nodes, run.shards, run.replicas) == (1, 1, 0):
         return "one node, one shard"
-    return (
-        f"{run.nodes} nodes on this one machine, {run.shards} primary shards x {run.replicas} "
-        "replica(s): every node shares the same 2 cores"
-    )
+    nodes = "one node" if run.nodes == 1 else f"{run.nodes} nodes sharing this machine's 2 cores"
+    return f"{nodes}, {run.shards} primary shards × {run.replicas} replica(s)"
 
 
 def write_report(folder: Path, command: str) -> str:

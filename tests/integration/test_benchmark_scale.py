@@ -28,6 +28,7 @@ def test_latency_scale_on_a_tiny_corpus(
     out = tmp_path / "report"
     sizes = (40, 150)
     args = ["--encoded", str(real), "--sizes", ",".join(map(str, sizes)), "--queries", "6"]
+    args += ["--shards", "2"]  # the main indexes' layout, recorded in each run and the report
     try:
         latency_scale([*args, "--url", cluster.url, "--beir-dir", str(scifact), "--out", str(out)])
         for size in sizes:
@@ -37,10 +38,14 @@ def test_latency_scale_on_a_tiny_corpus(
             assert [r["variant"] for r in run["results"]] == [
                 v.name for v in VARIANTS if v.index != "seismic"
             ]
+            assert (run["nodes"], run["shards"], run["replicas"]) == (1, 2, 0)
+            index_settings = cluster.client.indices.get_settings(index=main_index(size))
+            assert index_settings[main_index(size)]["settings"]["index"]["number_of_shards"] == "2"
             full = next(r for r in run["results"] if r["variant"] == "SPLADE full")
             assert full["exact_recall100"] == 1.0
         report = (out / "README.md").read_text()
         assert "## 150 documents" in report and "ms per million docs" in report
+        assert "one node, 2 primary shards × 0 replica(s)" in report
         assert (out / "latency_vs_size.png").stat().st_size > 0
         assert (out / "pareto.png").stat().st_size > 0
     finally:
