@@ -18,6 +18,7 @@ Results accumulate in `benchmarks/results/training/results.json`; every invocati
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shlex
 import statistics
@@ -638,6 +639,42 @@ def base(beir_dir: Path) -> None:
     write_report()
 
 
+SETTINGS = (
+    "loss",
+    "negatives",
+    "negative_source",
+    "teacher",
+    "lr",
+    "max_steps",
+    "batch_size",
+    "lambda_d",
+    "lambda_q",
+    "eval_every",
+)
+"""Always named in a run's settings (the first runs recorded only these)."""
+NOT_SETTINGS = frozenset(
+    {"beir_dir", "out", "seed", "progress", "resume", "report_to", "log_every", "save_every"}
+    | {"save_total_limit", "stop_at_step"}
+)
+"""What does not change the model a run trains (seeds differ by design)."""
+
+
+def settings_of(config: dict[str, Any]) -> str:
+    """What a run was trained with, for grouping runs that differ only in their seed: the
+    SETTINGS, then every other option that is not at its default (`--anchor-weight`,
+    `--teacher-bm25-weight`, ...), so two recipes never pass for two seeds of one."""
+    from splade_es.training.trainer import TrainConfig
+
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    named = [f"{k}={config[k]}" for k in SETTINGS]
+    named += [
+        f"{k}={v}"
+        for k, v in config.items()
+        if k not in SETTINGS and k not in NOT_SETTINGS and k in defaults and v != defaults[k]
+    ]
+    return ", ".join(named)
+
+
 @main.command(context_settings={"ignore_unknown_options": True})
 @click.argument("name")
 @click.argument("train_args", nargs=-1, type=click.UNPROCESSED)
@@ -663,23 +700,8 @@ def run(name: str, train_args: tuple[str, ...], beir_dir: Path, order: int, xeva
     config = json.loads((out / "train_config.json").read_text())
     (RESULTS / "cache" / f"{name}.jsonl").unlink(missing_ok=True)
     result = score_model(str(out), beir_dir, name)
-    keys = (
-        "loss",
-        "negatives",
-        "negative_source",
-        "teacher",
-        "lr",
-        "max_steps",
-        "batch_size",
-        "lambda_d",
-        "lambda_q",
-        "eval_every",
-    )
     result.update(
-        train_seconds=train_seconds,
-        command=_command(),
-        order=order,
-        settings=", ".join(f"{k}={config[k]}" for k in keys),
+        train_seconds=train_seconds, command=_command(), order=order, settings=settings_of(config)
     )
     if xeval:
         result["xeval"] = cross_collections(str(out))

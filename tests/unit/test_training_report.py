@@ -3,9 +3,12 @@ scored through a node."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
-from splade_es.benchmarks.training_sweep import engine_table, seed_spread
+from splade_es.benchmarks.training_sweep import engine_table, seed_spread, settings_of
+from splade_es.training.trainer import TrainConfig
 
 
 def run(ndcg: float, hybrid: float, settings: str, engine: bool) -> dict[str, object]:
@@ -96,3 +99,25 @@ def test_in_and_out_of_domain_means_and_their_change_against_the_base_model() ->
     assert cells[9:] == ["0.4000", "0.1000", "0.7000", "0.2000"]  # out-of-domain collections
     assert not any(line.startswith("| unscored |") for line in lines)
     assert domain_table({"tuned": runs["tuned"]}, ["tuned"]) == []  # nothing to compare with
+
+
+def test_only_the_seed_may_differ_between_runs_pooled_as_seeds() -> None:
+    """A recipe option off its default (the anchor, the teacher's BM25 share) is part of the
+    settings, so such a run is never pooled with the plain recipe as one of its seeds."""
+    config = dataclasses.asdict(TrainConfig(beir_dir="b", out="o"))
+    plain = settings_of(config)
+    assert settings_of({**config, "seed": 7, "out": "elsewhere"}) == plain
+    anchored = settings_of({**config, "anchor_weight": 0.01})
+    assert anchored != plain and anchored.endswith("anchor_weight=0.01")
+    assert "teacher_bm25_weight=0.0" in settings_of({**config, "teacher_bm25_weight": 0.0})
+    runs = {
+        "a": {"settings": plain, "ndcg@10": 0.70, "hybrid_ndcg@10": 0.74},
+        "b": {
+            "settings": settings_of({**config, "seed": 1}),
+            "ndcg@10": 0.69,
+            "hybrid_ndcg@10": 0.73,
+        },
+        "c": {"settings": anchored, "ndcg@10": 0.60, "hybrid_ndcg@10": 0.60},
+    }
+    (line,) = seed_spread(runs, ["a", "b", "c"])
+    assert "2 seeds (`a`, `b`)" in line
