@@ -38,7 +38,12 @@ def test_latency_scale_on_a_tiny_corpus(
             assert [r["variant"] for r in run["results"]] == [
                 v.name for v in VARIANTS if v.index != "seismic"
             ]
-            assert (run["nodes"], run["shards"], run["replicas"]) == (1, 2, 0)
+            assert (run["nodes"], run["shards"], run["replicas"], run["warmed_all"]) == (
+                1,
+                2,
+                0,
+                True,
+            )
             index_settings = cluster.client.indices.get_settings(index=main_index(size))
             assert index_settings[main_index(size)]["settings"]["index"]["number_of_shards"] == "2"
             full = next(r for r in run["results"] if r["variant"] == "SPLADE full")
