@@ -97,7 +97,8 @@ def shifted(spec: Any) -> Any:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """`one_generation` tests run on the default generation only: what they check (process
-    handling, client retries) is the launcher's and the client's, not the engine version's."""
+    handling, client retries, the CLI path) is the launcher's and the client's, not the engine
+    version's (mappings, query forms and scores per version are checked on both)."""
     skip = pytest.mark.skip(reason="one_generation: checked on the default engine generation")
     for item in items:
         if item.get_closest_marker("one_generation") and item.get_closest_marker("oldgen"):

@@ -76,6 +76,7 @@ def _search_score(url: str, spec: EngineSpec) -> float:
     return float(hits[0]["_score"])
 
 
+@pytest.mark.one_generation
 def test_start_index_query_and_crash_recovery(spec: EngineSpec) -> None:
     url = launcher.start(spec, wait_s=180)
     assert url == f"http://127.0.0.1:{spec.port}"

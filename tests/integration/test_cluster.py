@@ -363,6 +363,56 @@ def run_through_a_kill(
     return output, tries
 
 
+def test_a_paused_node_times_out_while_the_others_answer_and_index(
+    three_nodes: ThreeNodes,
+    indices: dict[str, str],
+    encoded: Path,
+    scifact_encoded: EncodedCorpus,
+    queries: list[str],
+    splade_tiny,
+    request: pytest.FixtureRequest,
+) -> None:
+    """SIGSTOP one node (not the cluster manager): direct requests to it time out, the others
+    answer; searches through all three URLs give the same hits, and an `index-vectors` run
+    completes with exactly its input, once the cluster has dropped the silent node."""
+    opensearch_only(three_nodes)
+    client = three_nodes.client
+    rows = client.cat.nodes(format="json", h="name,m")
+    manager = next(row["name"] for row in rows if row["m"] == "*")
+    members = cluster_members(three_nodes.spec, NODES)
+    victim = next(m for m in members if f"splade-es-{m.port}" != manager)
+    others = [m for m in members if m != victim]
+    before = searcher(three_nodes, SIX, splade_tiny).search_many(queries[:20], "splade", 10)
+    pid = status(victim)["pid"]
+    name = "cluster-paused-node"
+    client.indices.delete(index=name, ignore_unavailable=True)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        quick = dict(timeout=3.0, max_retries=0)
+        with pytest.raises(ConnectionTimeout):
+            connect(ConnectionSettings(url=url_of(victim), **quick)).cluster.health()  # type: ignore[arg-type]
+        for member in others:
+            assert connect(ConnectionSettings(url=url_of(member), **quick)).info()  # type: ignore[arg-type]
+        started = time.monotonic()
+        output = index_vectors(  # a request to the silent node is given up after 10 s
+            three_nodes.urls, encoded, name, "--shards", "6", "--replicas", "1", "--timeout", "10"
+        )
+        took = time.monotonic() - started
+        after = searcher(three_nodes, SIX, splade_tiny).search_many(queries[:20], "splade", 10)
+        stored = held(client, name)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    say(request, f"SIGSTOP of node {victim.port}: index-vectors took {took:.0f}s; {output.strip()}")
+    assert all(same_ranking(a, b) for a, b in zip(before, after, strict=True))
+    assert int(client.count(index=name)["count"]) == len(stored) == len(scifact_encoded.ids)
+    assert stored == {r.id: dict(r.features) for r in scifact_encoded.records}
+    health = client.cluster.health(
+        wait_for_nodes=str(NODES), wait_for_status="green", timeout="180s", request_timeout=190
+    )
+    assert health["number_of_nodes"] == NODES and health["status"] == "green"
+    client.indices.delete(index=name)
+
+
 def test_a_node_killed_mid_bulk_loses_and_duplicates_nothing(
     three_nodes: ThreeNodes,
     indices: dict[str, str],
@@ -594,59 +644,4 @@ def test_a_rolling_restart_during_a_bulk_run_loses_and_duplicates_nothing(
     assert stored == want
     last = output.strip().splitlines()[-1]
     assert f"read {len(want)}:" in last, last
-    client.indices.delete(index=name)
-
-
-def test_a_paused_node_times_out_while_the_others_answer_and_index(
-    three_nodes: ThreeNodes,
-    indices: dict[str, str],
-    encoded: Path,
-    scifact_encoded: EncodedCorpus,
-    queries: list[str],
-    splade_tiny,
-    request: pytest.FixtureRequest,
-) -> None:
-    """SIGSTOP one node (not the cluster manager): direct requests to it time out, the others
-    answer; searches through all three URLs give the same hits, and an `index-vectors` run
-    completes with exactly its input, once the cluster has dropped the silent node. Last on its
-    cluster, which is stopped next: nothing waits for the rejoined node's copies to recover."""
-    opensearch_only(three_nodes)
-    client = three_nodes.client
-    rows = client.cat.nodes(format="json", h="name,m")
-    manager = next(row["name"] for row in rows if row["m"] == "*")
-    members = cluster_members(three_nodes.spec, NODES)
-    victim = next(m for m in members if f"splade-es-{m.port}" != manager)
-    others = [m for m in members if m != victim]
-    before = searcher(three_nodes, SIX, splade_tiny).search_many(queries[:20], "splade", 10)
-    pid = status(victim)["pid"]
-    name = "cluster-paused-node"
-    client.indices.delete(index=name, ignore_unavailable=True)
-    os.kill(pid, signal.SIGSTOP)
-    try:
-        quick = dict(timeout=3.0, max_retries=0)
-        with pytest.raises(ConnectionTimeout):
-            connect(ConnectionSettings(url=url_of(victim), **quick)).cluster.health()  # type: ignore[arg-type]
-        for member in others:
-            assert connect(ConnectionSettings(url=url_of(member), **quick)).info()  # type: ignore[arg-type]
-        started = time.monotonic()
-        output = index_vectors(  # a request to the silent node is given up after 10 s
-            three_nodes.urls, encoded, name, "--shards", "6", "--replicas", "1", "--timeout", "10"
-        )
-        took = time.monotonic() - started
-        patient = connect(ConnectionSettings(url=three_nodes.urls, timeout=10))
-        after = searcher(three_nodes, SIX, splade_tiny, client=patient).search_many(
-            queries[:20], "splade", 10
-        )
-        stored = held(patient, name)
-    finally:
-        os.kill(pid, signal.SIGCONT)
-    say(request, f"SIGSTOP of node {victim.port}: index-vectors took {took:.0f}s; {output.strip()}")
-    assert all(same_ranking(a, b) for a, b in zip(before, after, strict=True))
-    assert int(client.count(index=name)["count"]) == len(stored) == len(scifact_encoded.ids)
-    assert stored == {r.id: dict(r.features) for r in scifact_encoded.records}
-    # the node rejoins (its shard copies would recover next)
-    health = client.cluster.health(
-        wait_for_nodes=str(NODES), wait_for_status="yellow", timeout="180s", request_timeout=190
-    )
-    assert health["number_of_nodes"] == NODES
     client.indices.delete(index=name)

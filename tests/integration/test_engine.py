@@ -179,6 +179,7 @@ def test_existing_index_with_another_mapping_is_not_overwritten(cluster: Cluster
     )
 
 
+@pytest.mark.one_generation
 def test_cli_index_search_eval(cluster: Cluster, scifact: Path, tmp_path: Path) -> None:
     corpus = tmp_path / "corpus.jsonl"
     lines = list(islice((scifact / "corpus.jsonl").open(), 200))
