@@ -115,7 +115,9 @@ class Pass:
             "padded_tokens": self.padded_tokens,
             "padding_share": round(1 - self.real_tokens / max(1, self.padded_tokens), 4),
             "peak_mib": None if self.peak_mib is None else round(self.peak_mib, 1),
-            "tflops": None if tflops is None else round(tflops, 2),
+            # 3 significant digits: a tiny model on a CPU does a few GFLOP/s, which 2 decimals
+            # of TFLOP/s rounded to 0 on a busy machine
+            "tflops": None if tflops is None else float(f"{tflops:.3g}"),
             "share_of_bf16_peak": None if tflops is None or not peak else round(tflops / peak, 4),
         }
 
