@@ -43,6 +43,7 @@ from splade_es.encoder import SpladeEncoder
 from splade_es.evaluation import evaluate
 from splade_es.indices import ShardLayout, SpladeField, ensure_index
 from splade_es.models import DEFAULT_MODEL
+from splade_es.options import LAYOUT, shard_layout
 from splade_es.query import QueryPruning
 from splade_es.records import EncodedRecord
 from splade_es.search import Mode, Searcher
@@ -933,8 +934,8 @@ def main(argv: list[str] | None = None) -> None:
         help="compare query shapes (totals counted or not; filter with msm 1 or 0), interleaved",
     )
     parser.add_argument("--shape-hits", type=int, default=10, help="top hits per query (--shapes)")
-    parser.add_argument("--shards", type=int, default=1, help="primary shards of the main indexes")
-    parser.add_argument("--replicas", type=int, default=0, help="replicas of each shard")
+    for opt in LAYOUT:  # the main indexes' shards and replicas, as `index-vectors` takes them
+        opt.add_argparse(parser)
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     given = sys.argv[1:] if argv is None else argv
@@ -968,7 +969,7 @@ def main(argv: list[str] | None = None) -> None:
             args.rebuild,
             seismic_max_size=args.seismic_max_size,
             prefix="wiki-" if args.distractors else "scale-",
-            layout=ShardLayout(args.shards, args.replicas),
+            layout=shard_layout(vars(args)),
         )
         if args.shapes:
             shape_runs = [bench.shapes(int(s), args.shape_hits) for s in args.sizes.split(",")]
