@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: lock setup demo test lint typecheck unit integration stop clean-engines
+.PHONY: lock setup demo test test-extended lint typecheck unit integration stop clean-engines
 
 $(STAMP): setup.cfg pyproject.toml workshop/setup.cfg constraints.txt
 	@echo "== setting up $(VENV): pip, then the project with its [dev] extras and the workshop (local nodes, runners, demo), every version pinned by constraints.txt"
@@ -39,6 +39,10 @@ integration: setup
 test: lint typecheck
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 	@echo "note: the engine nodes the tests started stay up for the next run (~750 MB each): make stop"
+
+# The long cluster fault drills (rolling restart, paused node) on top of the cluster tests.
+test-extended: setup
+	$(PY) -m pytest -q -m cluster --extended $(PYTEST_ARGS)
 
 stop: setup
 	-$(VENV)/bin/splade-es engine stop --engine opensearch

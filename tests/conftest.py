@@ -95,14 +95,29 @@ def shifted(spec: Any) -> Any:
     return replace(spec, port=spec.port + int(os.environ.get("SPLADE_ES_TEST_PORT_SHIFT", "0")))
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--extended",
+        action="store_true",
+        help="also run the `extended` tests (long cluster fault drills; `make test-extended`)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """`one_generation` tests run on the default generation only: what they check (process
     handling, client retries, the CLI path) is the launcher's and the client's, not the engine
-    version's (mappings, query forms and scores per version are checked on both)."""
+    version's (mappings, query forms and scores per version are checked on both).
+
+    `extended` tests (a rolling restart of a 3-node cluster, a paused node: minutes each) run
+    with `--extended` only, so the default run (CI's) stays well under 30 minutes; they are
+    listed as skipped, not silently dropped."""
     skip = pytest.mark.skip(reason="one_generation: checked on the default engine generation")
+    long = pytest.mark.skip(reason="extended: run with --extended (make test-extended)")
     for item in items:
         if item.get_closest_marker("one_generation") and item.get_closest_marker("oldgen"):
             item.add_marker(skip)
+        if item.get_closest_marker("extended") and not config.getoption("--extended"):
+            item.add_marker(long)
 
 
 def generation_params(*names: str) -> list[Any]:

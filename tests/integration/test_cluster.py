@@ -363,6 +363,26 @@ def run_through_a_kill(
     return output, tries
 
 
+def serving_pid(client: OpenSearch, node_name: str) -> int:
+    """The process id the node itself reports (`_nodes/<name>/process`)."""
+    nodes = client.nodes.info(node_id=node_name, metric="process")["nodes"]
+    (info,) = nodes.values()
+    return int(info["process"]["id"])
+
+
+def wait_until_stopped(pid: int) -> None:
+    """Until the kernel shows every thread of `pid` stopped (state T), at most 10 s."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        tasks = Path(f"/proc/{pid}/task")
+        states = [(t / "stat").read_text().rsplit(")", 1)[1].split()[0] for t in tasks.iterdir()]
+        if all(state in "Tt" for state in states):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"pid {pid} was sent SIGSTOP but still runs")
+
+
+@pytest.mark.extended
 def test_a_paused_node_times_out_while_the_others_answer_and_index(
     three_nodes: ThreeNodes,
     indices: dict[str, str],
@@ -383,11 +403,13 @@ def test_a_paused_node_times_out_while_the_others_answer_and_index(
     victim = next(m for m in members if f"splade-es-{m.port}" != manager)
     others = [m for m in members if m != victim]
     before = searcher(three_nodes, SIX, splade_tiny).search_many(queries[:20], "splade", 10)
-    pid = status(victim)["pid"]
+    pid = serving_pid(client, f"splade-es-{victim.port}")
+    assert pid == status(victim)["pid"], "the launcher's pid file names another process"
     name = "cluster-paused-node"
     client.indices.delete(index=name, ignore_unavailable=True)
     os.kill(pid, signal.SIGSTOP)
     try:
+        wait_until_stopped(pid)
         quick = dict(timeout=3.0, max_retries=0)
         with pytest.raises(ConnectionTimeout):
             connect(ConnectionSettings(url=url_of(victim), **quick)).cluster.health()  # type: ignore[arg-type]
@@ -563,6 +585,7 @@ def test_upgrade_adds_splade_to_a_six_shard_index_in_place(
     client.indices.delete(index=name)
 
 
+@pytest.mark.extended
 def test_a_rolling_restart_during_a_bulk_run_loses_and_duplicates_nothing(
     three_nodes: ThreeNodes,
     indices: dict[str, str],

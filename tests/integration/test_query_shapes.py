@@ -91,3 +91,30 @@ def test_an_engine_fused_hybrid_is_filtered_too(
     assert all({h.id for h in hits} <= allowed for hits in got)
     assert sum(len(hits) for hits in got) > 0
     same(got, counting.search_many(texts, "hybrid", size=10))
+
+
+def test_the_flat_sum_hybrid_scores_bm25_plus_weighted_splade(
+    base: Searcher, scifact: Path
+) -> None:
+    """The `sum` hybrid is one flat disjunction (SPLADE's weight in each token's boost; on
+    Elasticsearch, `term` clauses on the `sparse_vector` field): every hit's score is still the
+    weighted BM25 score plus the weighted SPLADE score that the two modes give alone."""
+    texts = shapes_data.queries(scifact)
+    weighted = replace(base, hybrid=replace(base.hybrid, bm25_weight=0.5, splade_weight=2.0))
+    size = shapes_data.N_DOCS
+    checked = 0
+    for text, hybrid, bm25, splade in zip(
+        texts,
+        weighted.search_many(texts, "hybrid", size=10),
+        base.search_many(texts, "bm25", size=size),
+        base.search_many(texts, "splade", size=size),
+        strict=True,
+    ):
+        alone = {h.id: 0.5 * weighted.hybrid.bm25_correction * h.score for h in bm25}
+        for h in splade:
+            alone[h.id] = alone.get(h.id, 0.0) + 2.0 * h.score
+        assert hybrid, text
+        for hit in hybrid:
+            assert hit.score == pytest.approx(alone[hit.id], rel=1e-4), (text, hit.id)
+            checked += 1
+    assert checked >= 10 * len(texts) // 2

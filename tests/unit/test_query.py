@@ -84,12 +84,31 @@ def test_global_second_phase_scores_only_the_window_with_the_full_query() -> Non
     assert pruned.restricted_body("q", [], size=10)["query"] == {"match_none": {}}
 
 
-def test_hybrid_adds_weighted_bm25() -> None:
+def test_hybrid_adds_weighted_bm25_in_one_flat_disjunction() -> None:
     body = rewriter(hybrid=Hybrid(bm25_weight=0.3, splade_weight=2.0)).body("vitamin d")
-    bm25, splade = body["query"]["bool"]["should"]
+    bm25, *splade = body["query"]["bool"]["should"]
     assert bm25 == {"match": {"content": {"query": "vitamin d", "boost": 0.3}}}
-    assert splade["bool"]["boost"] == 2.0
-    assert len(splade["bool"]["should"][0]["bool"]["should"]) == len(WEIGHTS)
+    # no nested bool: SPLADE's weight is in each token's boost, so Lucene can skip weak tokens
+    boosts = {c["rank_feature"]["field"]: c["rank_feature"]["boost"] for c in splade}
+    assert boosts["splade.vitamin"] == pytest.approx(2.0 * 2.0 / 100)
+    assert len(boosts) == len(WEIGHTS)
+
+
+def test_elasticsearch_hybrid_uses_boosted_term_clauses_not_the_sparse_vector_wrapper() -> None:
+    es = rewriter(engine="elasticsearch", form="sparse_vector", hybrid=Hybrid(splade_weight=0.5))
+    bm25, *splade = es.body("vitamin d")["query"]["bool"]["should"]
+    assert "match" in bm25
+    terms = {c["term"]["splade"]["value"]: c["term"]["splade"]["boost"] for c in splade}
+    assert terms["vitamin"] == pytest.approx(0.5 * 2.0 / 100) and len(terms) == len(WEIGHTS)
+    # alone, the SPLADE query stays Elasticsearch's own, unpruned
+    alone = rewriter(engine="elasticsearch", form="sparse_vector").body("q")["query"]
+    assert alone["sparse_vector"]["prune"] is False
+
+
+def test_neural_sparse_hybrid_keeps_its_one_plugin_clause() -> None:
+    os_ = rewriter(form="neural_sparse", hybrid=Hybrid(splade_weight=2.0))
+    _bm25, splade = os_.body("vitamin d")["query"]["bool"]["should"]
+    assert splade["bool"]["boost"] == 2.0 and "neural_sparse" in splade["bool"]["should"][0]
 
 
 def test_empty_query_matches_nothing_instead_of_erroring() -> None:
