@@ -330,18 +330,19 @@ def write_report() -> None:
         "with `SpladeEncoder.load`. Hybrid = SPLADE score + w x BM25 score (in-process BM25,",
         "k1=0.9 b=0.4), w chosen on the dev queries (10% of the training queries, held out from",
         "training), never on test. Terms = average nonzero entries per document / query vector",
-        "(the FLOPS cost).",
+        "(the FLOPS cost). Query ms = median time to encode one test query alone on this CPU",
+        "(`query-speed`, after 20 warm-up queries; an inference-free model only tokenizes).",
         "",
         "| run | nDCG@10 | R@100 | MRR@10 | doc terms | query terms | hybrid nDCG@10 | hybrid R@100"
-        " | hybrid w | dev nDCG@10 | train wall time |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        " | hybrid w | dev nDCG@10 | query ms | train wall time |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     bm25 = results.get("bm25")
     if bm25:
         lines.append(
             f"| BM25 (in-process) | {_fmt(bm25['ndcg@10'])} | {_fmt(bm25['recall@100'])} "
             f"| {_fmt(bm25['mrr@10'])} | {bm25['doc_terms']:.1f} (unique words) "
-            f"| {bm25['query_terms']:.1f} | - | - | - | - | - |"
+            f"| {bm25['query_terms']:.1f} | - | - | - | - | - | - |"
         )
     order = sorted(runs, key=lambda n: (n != "base", runs[n].get("order", 0), n))
     for name in order:
@@ -351,7 +352,7 @@ def write_report() -> None:
             f"| {name} | {_fmt(r['ndcg@10'])} | {_fmt(r['recall@100'])} | {_fmt(r['mrr@10'])} "
             f"| {r['doc_terms']:.1f} | {r['query_terms']:.1f} | {_fmt(r['hybrid_ndcg@10'])} "
             f"| {_fmt(r['hybrid_recall@100'])} | {r['hybrid_bm25_weight']:g} "
-            f"| {_fmt(r.get('dev_ndcg@10'))} | {wall} |"
+            f"| {_fmt(r.get('dev_ndcg@10'))} | {_fmt(r.get('query_ms_p50'), 2)} | {wall} |"
         )
     at_edge = [
         n for n in order if runs[n]["hybrid_bm25_weight"] >= runs[n].get("hybrid_grid_max", 3)
@@ -708,6 +709,42 @@ def run(name: str, train_args: tuple[str, ...], beir_dir: Path, order: int, xeva
     store_result(name, result)
     print(name, result, flush=True)
     shutil.rmtree(out / "checkpoints", ignore_errors=True)  # keep the exported model and logs
+    write_report()
+
+
+def query_speed(
+    model: str, beir_dir: Path, warmup: int = 20, limit: int | None = None
+) -> dict[str, float]:
+    """Query-side cost on this CPU: each test query (the first `limit`) encoded alone, as a search
+    request does, after `warmup` untimed ones; median milliseconds and the average query terms."""
+    from splade_es.encoder import SpladeEncoder
+    from splade_es.training.data import load_beir
+
+    encoder = SpladeEncoder.load(model, device="cpu")
+    test = load_beir(beir_dir, "test")
+    texts = [test.queries[q] for q in sorted(test.qrels)][:limit]
+    for text in texts[:warmup]:
+        encoder.encode_query(text)
+    times, terms = [], []
+    for text in texts:
+        started = time.perf_counter()
+        vector = encoder.encode_query(text)
+        times.append((time.perf_counter() - started) * 1000)
+        terms.append(len(vector))
+    return {"query_ms_p50": statistics.median(times), "query_terms_one": statistics.mean(terms)}
+
+
+@main.command("query-speed")
+@click.argument("names", nargs=-1, required=True)
+@click.option("--beir-dir", type=click.Path(path_type=Path), default=DEFAULT_BEIR)
+def query_speed_command(names: tuple[str, ...], beir_dir: Path) -> None:
+    """Time query encoding (one query at a time) for stored runs (or `base`); nothing else runs."""
+    for name in names:
+        if name not in load_results():
+            raise click.BadParameter(f"{name!r} has no stored result", param_hint="NAMES")
+        speed = query_speed(run_model(name), beir_dir)
+        store_result(name, {**load_results()[name], **speed})
+        print(f"{name}: {speed['query_ms_p50']:.2f} ms p50, {speed['query_terms_one']:.1f} terms")
     write_report()
 
 

@@ -4,10 +4,13 @@ scored through a node."""
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-from splade_es.benchmarks.training_sweep import engine_table, seed_spread, settings_of
+from splade_es.benchmarks.training_sweep import engine_table, query_speed, seed_spread, settings_of
+from splade_es.corpus import read_qrels, read_queries
 from splade_es.training.trainer import TrainConfig
 
 
@@ -121,3 +124,14 @@ def test_only_the_seed_may_differ_between_runs_pooled_as_seeds() -> None:
     }
     (line,) = seed_spread(runs, ["a", "b", "c"])
     assert "2 seeds (`a`, `b`)" in line
+
+
+def test_query_speed_times_every_test_query_and_counts_its_terms(
+    scifact: Path, splade_tiny: Any
+) -> None:
+    speed = query_speed("splade-tiny", scifact, warmup=2, limit=20)
+    queries = read_queries(scifact / "queries.jsonl")
+    texts = [queries[q] for q in sorted(read_qrels(scifact / "qrels" / "test.tsv"))][:20]
+    terms = [len(splade_tiny.encode_query(t)) for t in texts]
+    assert speed["query_terms_one"] == pytest.approx(sum(terms) / len(terms))
+    assert 0 < speed["query_ms_p50"] < 1000
