@@ -46,9 +46,15 @@ def invoke(command: Any, *args: str) -> Result:
     return result
 
 
-def ids_in(client: OpenSearch, index: str) -> dict[str, dict[str, Any]]:
+def ids_in(
+    client: OpenSearch, index: str, fields: list[str] | None = None
+) -> dict[str, dict[str, Any]]:
+    """Every id in `index` with its source (only `fields` of it when given: big documents)."""
     client.indices.refresh(index=index)
-    hits = client.search(index=index, body={"size": 10000, "query": {"match_all": {}}})
+    body: dict[str, Any] = {"size": 10000, "query": {"match_all": {}}}
+    if fields is not None:
+        body["_source"] = fields
+    hits = client.search(index=index, body=body)
     return {h["_id"]: h["_source"] for h in hits["hits"]["hits"]}
 
 
