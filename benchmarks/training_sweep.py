@@ -712,6 +712,30 @@ def run(name: str, train_args: tuple[str, ...], beir_dir: Path, order: int, xeva
     write_report()
 
 
+@main.command()
+@click.argument("name")
+@click.option("--from", "source", required=True, help="The stored run whose model is merged.")
+@click.option("--alpha", type=click.FloatRange(0, 1), required=True, help="Weight of the run.")
+@click.option("--beir-dir", type=click.Path(path_type=Path), default=DEFAULT_BEIR)
+@click.option("--order", type=int, default=0, help="Row position in the report.")
+def merge(name: str, source: str, alpha: float, beir_dir: Path, order: int) -> None:
+    """runs/NAME = ALPHA x runs/SOURCE + (1 - ALPHA) x its base model (`interpolate_weights`),
+    scored as `run` scores a trained model (SciFact, then all six collections)."""
+    from splade_es.training.model import interpolate_weights
+
+    config = json.loads((RESULTS / "runs" / source / "train_config.json").read_text())
+    out = interpolate_weights(config["base_model"], RESULTS / "runs" / source, alpha,
+                              RESULTS / "runs" / name)  # fmt: skip
+    (RESULTS / "cache" / f"{name}.jsonl").unlink(missing_ok=True)
+    result = score_model(str(out), beir_dir, name)
+    settings = load_results()[source].get("settings") or settings_of(config)
+    result.update(command=_command(), order=order, settings=f"{settings}, merge_base={alpha}")
+    result["xeval"] = cross_collections(str(out))
+    store_result(name, result)
+    print(name, {k: v for k, v in result.items() if k != "xeval"}, flush=True)
+    write_report()
+
+
 def query_speed(
     model: str, beir_dir: Path, warmup: int = 20, limit: int | None = None
 ) -> dict[str, float]:

@@ -227,3 +227,40 @@ def export_model(
         settings = ModelSettings(shape, str(folder), None, doc_max_length, query_max_length)
     write_settings(folder, settings)
     return folder
+
+
+WEIGHTS_FILE = "model.safetensors"
+
+
+def interpolate_weights(base: str, tuned: Path, alpha: float, out: Path) -> Path:
+    """Write to `out` the model whose weights are `alpha * tuned + (1 - alpha) * base`
+    (WiSE-FT, Wortsman et al. 2022): a fine-tuned model averaged with the one it started from
+    keeps much of its in-domain gain and gives back much of what tuning lost elsewhere, at
+    no cost at query time. `tuned` is an exported `shared` folder; `base` a folder or alias of
+    the same architecture (the run's `--base-model`). `out` may be `tuned` itself."""
+    from safetensors.torch import load_file, save_file
+
+    from splade_es.models import resolve
+
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"merge weight {alpha} is outside 0..1")
+    tuned, out = Path(tuned), Path(out)
+    shape = read_settings(str(tuned)).shape
+    if shape != "shared":
+        raise ValueError(f"{tuned} is a {shape!r} model: weight merging takes shape 'shared'")
+    start = load_file(str(Path(resolve(base)) / WEIGHTS_FILE))
+    end = load_file(str(tuned / WEIGHTS_FILE))
+    if start.keys() != end.keys() or any(start[k].shape != end[k].shape for k in end):
+        raise ValueError(f"{base} and {tuned} are not the same architecture: cannot merge")
+    merged = {
+        k: (alpha * end[k].float() + (1 - alpha) * start[k].float()).to(end[k].dtype)
+        if end[k].is_floating_point()
+        else end[k]
+        for k in end
+    }
+    if out != tuned:  # the folder's files (tokenizer, splade_es.json, ...) name nothing absolute
+        shutil.copytree(
+            tuned, out, dirs_exist_ok=True, ignore=shutil.ignore_patterns("checkpoints")
+        )
+    save_file(merged, str(out / WEIGHTS_FILE), metadata={"format": "pt"})
+    return out

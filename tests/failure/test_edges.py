@@ -227,7 +227,7 @@ def test_two_runs_of_the_same_file_at_once_both_finish(
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     command = [sys.executable, "-m", "splade_es.cli", "index-vectors", "--quantization", "100",
                "--input", str(source),
-               "--index", index_name, "--url", url, "--bulk-size", "3"]  # fmt: skip
+               "--index", index_name, "--url", url, "--bulk-size", "20"]  # fmt: skip
     for _ in range(3):
         runs = [
             subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

@@ -72,9 +72,15 @@ class ThreeNodes:
 FIRST_PORT = {"opensearch": 9400, "elasticsearch": 9410}
 
 
-@pytest.fixture(scope="module", params=sorted(FIRST_PORT, reverse=True))
+@pytest.fixture(
+    scope="module",
+    params=["opensearch", pytest.param("elasticsearch", marks=pytest.mark.extended)],
+)
 def three_nodes(request: pytest.FixtureRequest) -> Iterator[ThreeNodes]:
-    """Three nodes of one cluster of each default engine, stopped when its tests end."""
+    """Three nodes of one cluster of each default engine, stopped when its tests end. The
+    Elasticsearch cluster's tests are `extended` (CI time: ~2.5 min; the client, bulk and query
+    code they drive is the one the OpenSearch cluster tests drive, and one-node Elasticsearch
+    tests check its mappings, query forms and scores)."""
     shift = int(os.environ.get("SPLADE_ES_TEST_PORT_SHIFT", "0"))
     spec = replace(DEFAULT_SPECS[request.param], port=FIRST_PORT[request.param] + shift)
     try:
