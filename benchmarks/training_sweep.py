@@ -763,11 +763,12 @@ def query_speed(
 @click.option("--beir-dir", type=click.Path(path_type=Path), default=DEFAULT_BEIR)
 def query_speed_command(names: tuple[str, ...], beir_dir: Path) -> None:
     """Time query encoding (one query at a time) for stored runs (or `base`); nothing else runs."""
+    results = load_results()
     for name in names:
-        if name not in load_results():
+        if name not in results:
             raise click.BadParameter(f"{name!r} has no stored result", param_hint="NAMES")
         speed = query_speed(run_model(name), beir_dir)
-        store_result(name, {**load_results()[name], **speed})
+        store_result(name, {**results[name], **speed})
         print(f"{name}: {speed['query_ms_p50']:.2f} ms p50, {speed['query_terms_one']:.1f} terms")
     write_report()
 

@@ -110,7 +110,11 @@ def sparse_clause(
     quantization: float | None = DEFAULT_QUANTIZATION_FACTOR,
 ) -> dict[str, Any]:
     """The sparse part of a query in one form; scores equal the float dot product."""
-    tokens = vector.query_features(quantization)
+    return tokens_clause(vector.query_features(quantization), form, field)
+
+
+def tokens_clause(tokens: dict[str, float], form: Form, field: str) -> dict[str, Any]:
+    """`sparse_clause` for query tokens already weighted (and quantized)."""
     if not tokens:
         return {"match_none": {}}
     if form == "rank_feature":
@@ -189,7 +193,7 @@ def hybrid_clause(
     if not tokens:
         return {"bool": {"should": [bm25]}}
     if form == "neural_sparse":
-        sparse = sparse_clause(vector, form, field, quantization)
+        sparse = tokens_clause(tokens, form, field)
         return {
             "bool": {
                 "should": [bm25, {"bool": {"should": [sparse], "boost": hybrid.splade_weight}}]
