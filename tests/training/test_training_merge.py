@@ -1,0 +1,73 @@
+"""Weight merging (WiSE-FT): the merged folder holds alpha * tuned + (1 - alpha) * base, loads in
+the encoder, and ends of the range give back the two models' own vectors."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from splade_es.encoder import SpladeEncoder
+from splade_es.training.model import WEIGHTS_FILE, interpolate_weights
+from tests.conftest import build_tiny_mlm
+
+TEXTS = ["vitamin d deficiency and cancer risk", "heart disease"]
+
+
+@pytest.fixture(scope="module")
+def base_and_tuned(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("merge")
+    return build_tiny_mlm(root / "base", seed=11), build_tiny_mlm(root / "tuned", seed=12)
+
+
+def vectors(folder: Path) -> list[dict[str, float]]:
+    return SpladeEncoder.load(str(folder), device="cpu").encode_documents(TEXTS)
+
+
+def test_the_merged_weights_are_the_weighted_mean(
+    base_and_tuned: tuple[Path, Path], tmp_path: Path
+) -> None:
+    base, tuned = base_and_tuned
+    out = interpolate_weights(str(base), tuned, 0.25, tmp_path / "merged")
+    start, end = load_file(str(base / WEIGHTS_FILE)), load_file(str(tuned / WEIGHTS_FILE))
+    merged = load_file(str(out / WEIGHTS_FILE))
+    assert merged.keys() == end.keys()
+    for key, value in merged.items():
+        if value.is_floating_point():
+            torch.testing.assert_close(value, 0.25 * end[key] + 0.75 * start[key])
+    assert (out / "tokenizer.json").is_file()
+    assert load_file(str(tuned / WEIGHTS_FILE)).keys() == end.keys()  # the source is untouched
+
+
+def test_the_ends_of_the_range_are_the_two_models(
+    base_and_tuned: tuple[Path, Path], tmp_path: Path
+) -> None:
+    base, tuned = base_and_tuned
+    own = vectors(tuned)
+    assert vectors(interpolate_weights(str(base), tuned, 1.0, tmp_path / "one")) == own
+    start = vectors(interpolate_weights(str(base), tuned, 0.0, tmp_path / "zero"))
+    assert start == vectors(base) and start != own
+    half = vectors(interpolate_weights(str(base), tuned, 0.5, tmp_path / "half"))
+    assert half not in (own, start)
+
+
+def test_a_folder_merged_in_place(base_and_tuned: tuple[Path, Path], tmp_path: Path) -> None:
+    base, tuned = base_and_tuned
+    copy = tmp_path / "copy"
+    shutil.copytree(tuned, copy)
+    assert interpolate_weights(str(base), copy, 0.0, copy) == copy
+    assert vectors(copy) == vectors(base)
+
+
+def test_what_cannot_be_merged_is_one_clear_error(
+    base_and_tuned: tuple[Path, Path], tmp_path: Path
+) -> None:
+    base, tuned = base_and_tuned
+    wider = build_tiny_mlm(tmp_path / "wider", seed=13, hidden=48)
+    with pytest.raises(ValueError, match="not the same architecture"):
+        interpolate_weights(str(wider), tuned, 0.5, tmp_path / "x")
+    with pytest.raises(ValueError, match="outside 0..1"):
+        interpolate_weights(str(base), tuned, 1.5, tmp_path / "y")
