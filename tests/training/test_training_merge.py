@@ -11,6 +11,7 @@ import torch
 from safetensors.torch import load_file
 
 from splade_es.encoder import SpladeEncoder
+from splade_es.sparse import SparseVector
 from splade_es.training.model import WEIGHTS_FILE, interpolate_weights
 from tests.conftest import build_tiny_mlm
 
@@ -23,7 +24,7 @@ def base_and_tuned(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path
     return build_tiny_mlm(root / "base", seed=11), build_tiny_mlm(root / "tuned", seed=12)
 
 
-def vectors(folder: Path) -> list[dict[str, float]]:
+def vectors(folder: Path) -> list[SparseVector]:
     return SpladeEncoder.load(str(folder), device="cpu").encode_documents(TEXTS)
 
 
@@ -69,5 +70,5 @@ def test_what_cannot_be_merged_is_one_clear_error(
     wider = build_tiny_mlm(tmp_path / "wider", seed=13, hidden=48)
     with pytest.raises(ValueError, match="not the same architecture"):
         interpolate_weights(str(wider), tuned, 0.5, tmp_path / "x")
-    with pytest.raises(ValueError, match="outside 0..1"):
+    with pytest.raises(ValueError, match=r"outside 0\.\.1"):
         interpolate_weights(str(base), tuned, 1.5, tmp_path / "y")
