@@ -229,38 +229,49 @@ def export_model(
     return folder
 
 
-WEIGHTS_FILE = "model.safetensors"
-
-
-def interpolate_weights(base: str, tuned: Path, alpha: float, out: Path) -> Path:
-    """Write to `out` the model whose weights are `alpha * tuned + (1 - alpha) * base`
-    (WiSE-FT, Wortsman et al. 2022): a fine-tuned model averaged with the one it started from
-    keeps much of its in-domain gain and gives back much of what tuning lost elsewhere, at
-    no cost at query time. `tuned` is an exported `shared` folder; `base` a folder or alias of
-    the same architecture (the run's `--base-model`). `out` may be `tuned` itself."""
-    from safetensors.torch import load_file, save_file
+def merge_weights(module: torch.nn.Module, base: str, alpha: float) -> None:
+    """Set `module`'s weights to `alpha * its own + (1 - alpha) * base's` (WiSE-FT, Wortsman et
+    al. 2022): a fine-tuned model averaged with the one it started from keeps much of its
+    in-domain gain and gives back much of what tuning lost elsewhere, at no cost at query time.
+    `module` is a fine-tuned MLM; `base` a folder, alias or hub name of the same architecture."""
+    from transformers import AutoModelForMaskedLM
 
     from splade_es.models import resolve
 
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"merge weight {alpha} is outside 0..1")
+    if alpha == 1.0:
+        return
+    start = dict(AutoModelForMaskedLM.from_pretrained(resolve(base)).named_parameters())
+    end = dict(module.named_parameters())  # tied weights once, so each is merged once
+    if start.keys() != end.keys() or any(start[k].shape != end[k].shape for k in end):
+        raise ValueError(f"{base} is not the architecture of the model trained from it")
+    with torch.no_grad():
+        for name, weight in end.items():
+            weight.mul_(alpha).add_(start[name].to(weight.dtype), alpha=1 - alpha)
+
+
+def merge_with_base(model: SparseEncoder, base: str, alpha: float) -> None:
+    """`merge_weights` on a trained `shared` model in memory, before it is exported."""
+    if model_shape(model) != "shared":
+        raise ValueError("weight merging takes shape 'shared'")
+    merge_weights(_side(model, "document").model, base, alpha)
+
+
+def interpolate_weights(base: str, tuned: Path, alpha: float, out: Path) -> Path:
+    """`merge_weights` on an exported `shared` folder: `out` (may be `tuned` itself) gets the
+    folder's files with the merged weights, loadable wherever `--model` is."""
+    from transformers import AutoModelForMaskedLM
+
     tuned, out = Path(tuned), Path(out)
     shape = read_settings(str(tuned)).shape
     if shape != "shared":
         raise ValueError(f"{tuned} is a {shape!r} model: weight merging takes shape 'shared'")
-    start = load_file(str(Path(resolve(base)) / WEIGHTS_FILE))
-    end = load_file(str(tuned / WEIGHTS_FILE))
-    if start.keys() != end.keys() or any(start[k].shape != end[k].shape for k in end):
-        raise ValueError(f"{base} and {tuned} are not the same architecture: cannot merge")
-    merged = {
-        k: (alpha * end[k].float() + (1 - alpha) * start[k].float()).to(end[k].dtype)
-        if end[k].is_floating_point()
-        else end[k]
-        for k in end
-    }
+    model = AutoModelForMaskedLM.from_pretrained(str(tuned))
+    merge_weights(model, base, alpha)
     if out != tuned:  # the folder's files (tokenizer, splade_es.json, ...) name nothing absolute
         shutil.copytree(
             tuned, out, dirs_exist_ok=True, ignore=shutil.ignore_patterns("checkpoints")
         )
-    save_file(merged, str(out / WEIGHTS_FILE), metadata={"format": "pt"})
+    model.save_pretrained(out)
     return out

@@ -89,6 +89,7 @@ class TrainConfig:
     loss: str = "auto"  # auto | infonce | margin-mse | kl
     contrastive_weight: float = 0.0  # extra InfoNCE weight next to a distillation loss
     anchor_weight: float = 0.0  # L2 pull toward the base model's weights (keeps general quality)
+    merge_weight: float | None = None  # exported = w * trained + (1 - w) * base; None: 0.5 (shared)
     kl_temperature: float = 1.0
     doc_max_length: int = 256  # exported model
     train_doc_max_length: int = 128  # training and dev evaluation
@@ -130,6 +131,15 @@ class TrainConfig:
         return "margin-mse" if self.has_teacher else "infonce"
 
     @property
+    def export_merge_weight(self) -> float:
+        """The trained model's share in the exported weights (WiSE-FT with the base model):
+        0.5 by default for `shared`, the general-preserving recipe (the training report's
+        ablation); `pair` and `inference-free` export what they trained."""
+        if self.merge_weight is not None:
+            return self.merge_weight
+        return 0.5 if self.shape == "shared" else 1.0
+
+    @property
     def has_teacher(self) -> bool:
         return bool(self.teacher_scores) or self.teacher == "ensemble"
 
@@ -159,6 +169,11 @@ class TrainConfig:
             (self.negatives >= 0, "negatives must be >= 0"),
             (self.lambda_d >= 0 and self.lambda_q >= 0, "lambda_d and lambda_q must be >= 0"),
             (self.anchor_weight >= 0, "anchor_weight must be >= 0"),
+            (0.0 <= self.export_merge_weight <= 1.0, "merge_weight must be in [0, 1]"),
+            (
+                self.shape == "shared" or self.export_merge_weight == 1.0,
+                "merge_weight other than 1 needs shape 'shared'",
+            ),
             (0.0 <= self.teacher_bm25_weight <= 1.0, "teacher_bm25_weight must be in [0, 1]"),
             (
                 self.loss in ("auto", "infonce") or self.has_teacher,
@@ -472,7 +487,7 @@ def train(config: TrainConfig, searcher: Searcher | None = None) -> TrainResult:
     from transformers.trainer_utils import get_last_checkpoint
 
     from .losses import Objective, build_loss
-    from .model import build_model, export_model
+    from .model import build_model, export_model, merge_with_base
 
     config.validate()
     started = time.time()
@@ -539,6 +554,8 @@ def train(config: TrainConfig, searcher: Searcher | None = None) -> TrainResult:
         with (out / "train_log.jsonl").open("w", encoding="utf-8") as handle:
             for entry in history:
                 handle.write(json.dumps(entry) + "\n")
+        if config.export_merge_weight < 1.0:
+            merge_with_base(model, config.base_model, config.export_merge_weight)
         export_model(model, out, config.doc_max_length, config.query_max_length)
     best_step, best_metrics = _best(trainer.state, history)
     return TrainResult(

@@ -92,6 +92,25 @@ def test_shared_export(scifact_slice: Path, tiny_mlm: Path, tmp_path: Path) -> N
     assert not torch.allclose(trained[key], base[key])  # it trained
 
 
+def test_a_shared_model_is_exported_merged_with_its_base_by_default(
+    scifact_slice: Path, tiny_mlm: Path, tmp_path: Path
+) -> None:
+    """The default export is 0.5 x trained + 0.5 x base (the same run with `merge_weight=1`
+    gives the trained weights); other shapes refuse a merge weight."""
+    merged = train(config(scifact_slice, tmp_path / "merged", tiny_mlm, lr=1e-2))
+    trained = train(config(scifact_slice, tmp_path / "own", tiny_mlm, lr=1e-2, merge_weight=1.0))
+    base = load_file(str(tiny_mlm / "model.safetensors"))
+    own = load_file(str(trained.out / "model.safetensors"))
+    half = load_file(str(merged.out / "model.safetensors"))
+    key = "bert.encoder.layer.0.attention.self.query.weight"
+    assert not torch.allclose(own[key], base[key], atol=1e-4)
+    for name, value in half.items():
+        if value.is_floating_point():
+            torch.testing.assert_close(value, 0.5 * own[name] + 0.5 * base[name])
+    with pytest.raises(ValueError, match="needs shape 'shared'"):
+        config(scifact_slice, tmp_path, tiny_mlm, shape="pair", merge_weight=0.5).validate()
+
+
 def test_pair_export(scifact_slice: Path, tiny_mlm: Path, tmp_path: Path) -> None:
     result = train(config(scifact_slice, tmp_path / "pair", tiny_mlm, shape="pair"))
     encoder = assert_export_matches(result)
