@@ -671,8 +671,15 @@ def settings_of(config: dict[str, Any]) -> str:
     named += [
         f"{k}={v}"
         for k, v in config.items()
-        if k not in SETTINGS and k not in NOT_SETTINGS and k in defaults and v != defaults[k]
+        if k not in SETTINGS
+        and k not in NOT_SETTINGS
+        and k in defaults
+        and v != defaults[k]
+        and k != "merge_weight"
     ]
+    if "merge_weight" in config:  # runs from before the option exported the trained model as is
+        known = {k: v for k, v in config.items() if k in defaults}
+        named.append(f"merge_weight={TrainConfig(**known).export_merge_weight}")
     return ", ".join(named)
 
 

@@ -111,7 +111,11 @@ def test_only_the_seed_may_differ_between_runs_pooled_as_seeds() -> None:
     plain = settings_of(config)
     assert settings_of({**config, "seed": 7, "out": "elsewhere"}) == plain
     anchored = settings_of({**config, "anchor_weight": 0.01})
-    assert anchored != plain and anchored.endswith("anchor_weight=0.01")
+    assert anchored != plain and "anchor_weight=0.01" in anchored
+    assert plain.endswith("merge_weight=0.5")  # the default export, named: it changes the model
+    assert settings_of({**config, "merge_weight": 1.0}).endswith("merge_weight=1.0")
+    older = {k: v for k, v in config.items() if k != "merge_weight"}  # before the option
+    assert "merge_weight" not in settings_of(older)
     assert "teacher_bm25_weight=0.0" in settings_of({**config, "teacher_bm25_weight": 0.0})
     runs = {
         "a": {"settings": plain, "ndcg@10": 0.70, "hybrid_ndcg@10": 0.74},
