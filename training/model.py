@@ -251,22 +251,31 @@ def merge_weights(module: torch.nn.Module, base: str, alpha: float) -> None:
             weight.mul_(alpha).add_(start[name].to(weight.dtype), alpha=1 - alpha)
 
 
+MERGEABLE: tuple[Shape, ...] = ("shared", "inference-free")
+"""Shapes whose one MLM (for inference-free the document side; its query table stays as trained)
+starts from `--base-model`, so it can be merged with it."""
+
+
 def merge_with_base(model: SparseEncoder, base: str, alpha: float) -> None:
-    """`merge_weights` on a trained `shared` model in memory, before it is exported."""
-    if model_shape(model) != "shared":
-        raise ValueError("weight merging takes shape 'shared'")
+    """`merge_weights` on a trained model's MLM in memory, before it is exported."""
+    shape = model_shape(model)
+    if shape not in MERGEABLE:
+        raise ValueError(f"weight merging takes shape {' or '.join(map(repr, MERGEABLE))}")
     merge_weights(_side(model, "document").model, base, alpha)
 
 
 def interpolate_weights(base: str, tuned: Path, alpha: float, out: Path) -> Path:
-    """`merge_weights` on an exported `shared` folder: `out` (may be `tuned` itself) gets the
+    """`merge_weights` on an exported folder's MLM: `out` (may be `tuned` itself) gets the
     folder's files with the merged weights, loadable wherever `--model` is."""
     from transformers import AutoModelForMaskedLM
 
     tuned, out = Path(tuned), Path(out)
     shape = read_settings(str(tuned)).shape
-    if shape != "shared":
-        raise ValueError(f"{tuned} is a {shape!r} model: weight merging takes shape 'shared'")
+    if shape not in MERGEABLE:
+        raise ValueError(
+            f"{tuned} is a {shape!r} model: weight merging takes "
+            + " or ".join(map(repr, MERGEABLE))
+        )
     model = AutoModelForMaskedLM.from_pretrained(str(tuned))
     merge_weights(model, base, alpha)
     if out != tuned:  # the folder's files (tokenizer, splade_es.json, ...) name nothing absolute

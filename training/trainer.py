@@ -134,7 +134,7 @@ class TrainConfig:
     def export_merge_weight(self) -> float:
         """The trained model's share in the exported weights (WiSE-FT with the base model):
         0.5 by default for `shared`, the general-preserving recipe (the training report's
-        ablation); `pair` and `inference-free` export what they trained."""
+        ablation); `inference-free` (its document MLM only) when asked; `pair` never."""
         if self.merge_weight is not None:
             return self.merge_weight
         return 0.5 if self.shape == "shared" else 1.0
@@ -171,8 +171,8 @@ class TrainConfig:
             (self.anchor_weight >= 0, "anchor_weight must be >= 0"),
             (0.0 <= self.export_merge_weight <= 1.0, "merge_weight must be in [0, 1]"),
             (
-                self.shape == "shared" or self.export_merge_weight == 1.0,
-                "merge_weight other than 1 needs shape 'shared'",
+                self.shape != "pair" or self.export_merge_weight == 1.0,
+                "merge_weight other than 1 needs shape 'shared' or 'inference-free'",
             ),
             (0.0 <= self.teacher_bm25_weight <= 1.0, "teacher_bm25_weight must be in [0, 1]"),
             (

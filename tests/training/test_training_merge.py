@@ -3,6 +3,7 @@ the encoder, and ends of the range give back the two models' own vectors."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import torch
 from safetensors.torch import load_file
 
 from splade_es.encoder import SpladeEncoder
+from splade_es.models import IDF_FILE, ModelSettings, read_settings, write_settings
 from splade_es.sparse import SparseVector
 from splade_es.training.model import interpolate_weights
 from tests.conftest import build_tiny_mlm
@@ -73,3 +75,28 @@ def test_what_cannot_be_merged_is_one_clear_error(
         interpolate_weights(str(wider), tuned, 0.5, tmp_path / "x")
     with pytest.raises(ValueError, match=r"outside 0\.\.1"):
         interpolate_weights(str(base), tuned, 1.5, tmp_path / "y")
+
+
+def test_an_inference_free_folder_merges_its_document_side_and_keeps_its_table(
+    base_and_tuned: tuple[Path, Path], tmp_path: Path
+) -> None:
+    base, tuned = base_and_tuned
+    free = tmp_path / "free"
+    shutil.copytree(tuned, free)
+    table = {"vitamin": 3.5, "d": 1.25}
+    (free / IDF_FILE).write_text(json.dumps(table))
+    out = interpolate_weights(str(base), free, 0.0, tmp_path / "out")
+    assert read_settings(str(out)).shape == "inference-free"
+    assert json.loads((out / IDF_FILE).read_text()) == table
+    encoder = SpladeEncoder.load(str(out), device="cpu")
+    assert encoder.encode_documents(TEXTS) == vectors(base)
+
+
+def test_a_pair_folder_is_refused(base_and_tuned: tuple[Path, Path], tmp_path: Path) -> None:
+    base, tuned = base_and_tuned
+    pair = tmp_path / "pair"
+    for side in ("document", "query"):
+        shutil.copytree(tuned, pair / side)
+    write_settings(pair, ModelSettings("pair", str(pair / "document"), str(pair / "query")))
+    with pytest.raises(ValueError, match="'pair' model: weight merging takes 'shared' or"):
+        interpolate_weights(str(base), pair, 0.5, tmp_path / "out")

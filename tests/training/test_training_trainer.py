@@ -107,7 +107,7 @@ def test_a_shared_model_is_exported_merged_with_its_base_by_default(
     for name, value in half.items():
         if value.is_floating_point():
             torch.testing.assert_close(value, 0.5 * own[name] + 0.5 * base[name])
-    with pytest.raises(ValueError, match="needs shape 'shared'"):
+    with pytest.raises(ValueError, match="needs shape 'shared' or 'inference-free'"):
         config(scifact_slice, tmp_path, tiny_mlm, shape="pair", merge_weight=0.5).validate()
 
 
