@@ -48,10 +48,10 @@ _OPTIONS: list[tuple[str, dict[str, Any]]] = [
         },
     ),
     ("--train-split", {"help": "qrels/<split>.tsv used for training. [train]"}),
-    ("--max-steps", {"type": int, "help": "Optimizer steps. [1000]"}),
+    ("--max-steps", {"type": int, "help": "Optimizer steps. [720]"}),
     ("--batch-size", {"type": int, "help": "Queries per micro-batch (per device). [16]"}),
     ("--grad-accum", {"type": int, "help": "Gradient accumulation micro-batches. [1]"}),
-    ("--lr", {"type": _FLOAT, "help": "Peak learning rate (linear warm-up and decay). [5e-5]"}),
+    ("--lr", {"type": _FLOAT, "help": "Peak learning rate (linear warm-up and decay). [1e-4]"}),
     ("--lambda-d", {"type": _FLOAT, "help": "FLOPS weight on documents. [1e-3]"}),
     ("--lambda-q", {"type": _FLOAT, "help": "FLOPS/L1 weight on queries. [1e-3]"}),
     ("--query-reg", {"type": click.Choice(["flops", "l1"]), "help": "Query regularizer. [flops]"}),
@@ -63,7 +63,7 @@ _OPTIONS: list[tuple[str, dict[str, Any]]] = [
         "--negative-source",
         {
             "type": click.Choice(["bm25", "splade", "bm25+splade", "engine", "random"]),
-            "help": "Where hard negatives come from. [bm25]",
+            "help": "Where hard negatives come from. [bm25+splade]",
         },
     ),
     (
@@ -90,11 +90,11 @@ _OPTIONS: list[tuple[str, dict[str, Any]]] = [
         "--teacher",
         {
             "type": click.Choice(["none", "ensemble"]),
-            "help": "ensemble: teacher scores from BM25 + the base SPLADE model, fused. [none]",
+            "help": "ensemble: teacher scores from BM25 + the base SPLADE model, fused. [ensemble]",
         },
     ),
     ("--teacher-bm25-weight", {"type": _FLOAT, "help": "BM25 share of the fused teacher. [0.5]"}),
-    ("--contrastive-weight", {"type": _FLOAT, "help": "InfoNCE weight next to distillation. [0]"}),
+    ("--contrastive-weight", {"type": _FLOAT, "help": "InfoNCE weight next to distillation. [1]"}),
     (
         "--anchor-weight",
         {
@@ -117,7 +117,8 @@ _OPTIONS: list[tuple[str, dict[str, Any]]] = [
         "--loss",
         {
             "type": click.Choice(["auto", "infonce", "margin-mse", "kl"]),
-            "help": "auto: margin-mse with teacher scores, else infonce. [auto]",
+            "help": "auto: kl with the ensemble teacher, margin-mse with --teacher-scores, else "
+            "infonce. [auto]",
         },
     ),
     ("--doc-max-length", {"type": int, "help": "Document length of the saved model. [256]"}),

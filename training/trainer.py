@@ -65,10 +65,10 @@ class TrainConfig:
     train_split: str = "train"
     max_train_queries: int | None = None
     # optimisation (passed to SparseEncoderTrainingArguments)
-    max_steps: int = 1000
+    max_steps: int = 720
     batch_size: int = 16
     grad_accum: int = 1
-    lr: float = 5e-5
+    lr: float = 1e-4
     query_weights_lr: float | None = None  # inference-free query table (default: 100 * lr)
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
@@ -79,15 +79,15 @@ class TrainConfig:
     # data
     negatives: int = 1
     negative_depth: int = 50
-    negative_source: str = "bm25"  # bm25 | splade | bm25+splade | engine | random
+    negative_source: str = "bm25+splade"  # bm25 | splade | bm25+splade | engine | random
     engine_index: str | None = None
     engine_mode: str = "bm25"  # bm25 | splade | hybrid (on the engine index)
     engine_text_field: str | None = None
-    teacher: str = "none"  # none | ensemble (BM25 + the base SPLADE model, fused)
+    teacher: str = "ensemble"  # none | ensemble (BM25 + the base SPLADE model, fused)
     teacher_scores: str | None = None  # TSV query_id doc_id score
     teacher_bm25_weight: float = 0.5
     loss: str = "auto"  # auto | infonce | margin-mse | kl
-    contrastive_weight: float = 0.0  # extra InfoNCE weight next to a distillation loss
+    contrastive_weight: float = 1.0  # extra InfoNCE weight next to a distillation loss
     anchor_weight: float = 0.0  # L2 pull toward the base model's weights (keeps general quality)
     merge_weight: float | None = None  # exported = w * trained + (1 - w) * base; None: 0.5 (shared)
     kl_temperature: float = 1.0
@@ -128,7 +128,9 @@ class TrainConfig:
     def ranking_loss(self) -> str:
         if self.loss != "auto":
             return self.loss
-        return "margin-mse" if self.has_teacher else "infonce"
+        if self.teacher_scores:  # scores of another model (a cross-encoder): margins
+            return "margin-mse"
+        return "kl" if self.teacher == "ensemble" else "infonce"
 
     @property
     def export_merge_weight(self) -> float:

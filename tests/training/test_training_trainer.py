@@ -47,6 +47,8 @@ def config(beir: Path, out: Path, model: Path | str, **overrides: object) -> Tra
         log_every=1,
         progress=False,
         seed=11,
+        teacher="none",  # the tests' runs: no teacher to build, BM25 negatives (the defaults are
+        negative_source="bm25",  # the README recipe's, which every test would pay for)
     )
     values.update(overrides)
     return TrainConfig(**values)
@@ -255,7 +257,7 @@ def test_cli_config_file_options_and_bad_data(
     unknown.write_text(json.dumps({"beir_dir": str(scifact_slice), "out": str(out), "lamda_d": 1}))
     usage = runner.invoke(train_command, ["--config", str(unknown)])
     assert usage.exit_code == 2 and "lamda_d" in usage.output
-    no_teacher = runner.invoke(train_command, [*args, "--loss", "kl"])
+    no_teacher = runner.invoke(train_command, [*args, "--loss", "kl", "--teacher", "none"])
     assert no_teacher.exit_code == 2 and "needs teacher_scores" in no_teacher.output
 
 
@@ -277,6 +279,8 @@ def test_short_real_run_improves_dev_metric(scifact: Path, tmp_path: Path) -> No
             dev_max_queries=40,
             log_every=10,
             progress=False,
+            teacher="none",
+            negative_source="bm25",
         )
     )
     assert result.base_metrics is not None and result.best_metrics is not None
