@@ -332,6 +332,8 @@ def write_report() -> None:
         "training), never on test. Terms = average nonzero entries per document / query vector",
         "(the FLOPS cost). Query ms = median time to encode one test query alone on this CPU",
         "(`query-speed`, after 20 warm-up queries; an inference-free model only tokenizes).",
+        "`-mergeA` rows (`merge`) are a trained run's weights averaged with its base model's,",
+        "A x trained + (1 - A) x base (WiSE-FT; no training: `--merge-weight A` does it at export).",
         "",
         "| run | nDCG@10 | R@100 | MRR@10 | doc terms | query terms | hybrid nDCG@10 | hybrid R@100"
         " | hybrid w | dev nDCG@10 | query ms | train wall time |",
