@@ -109,7 +109,7 @@ _OPTIONS: list[tuple[str, dict[str, Any]]] = [
             "type": click.FloatRange(0, 1),
             "help": "The trained model's share in the exported weights, the rest the base "
             "model's (WiSE-FT: keeps what the base model knew outside the training domain); "
-            "1 exports the trained model as is. [0.5 for shape shared, else 1]",
+            "1 exports the trained model as is (pair always). [0.5]",
         },
     ),
     ("--kl-temperature", {"type": _FLOAT, "help": "Temperature of the KL loss. [1.0]"}),

@@ -89,7 +89,9 @@ class TrainConfig:
     loss: str = "auto"  # auto | infonce | margin-mse | kl
     contrastive_weight: float = 1.0  # extra InfoNCE weight next to a distillation loss
     anchor_weight: float = 0.0  # L2 pull toward the base model's weights (keeps general quality)
-    merge_weight: float | None = None  # exported = w * trained + (1 - w) * base; None: 0.5 (shared)
+    merge_weight: float | None = (
+        None  # exported = w * trained + (1 - w) * base; None: 0.5 (not pair)
+    )
     kl_temperature: float = 1.0
     doc_max_length: int = 256  # exported model
     train_doc_max_length: int = 128  # training and dev evaluation
@@ -135,11 +137,11 @@ class TrainConfig:
     @property
     def export_merge_weight(self) -> float:
         """The trained model's share in the exported weights (WiSE-FT with the base model):
-        0.5 by default for `shared`, the general-preserving recipe (the training report's
-        ablation); `inference-free` (its document MLM only) when asked; `pair` never."""
+        0.5 by default, the general-preserving recipe (the training report's ablation): for
+        `inference-free` its document MLM (the query table stays as trained); `pair` never."""
         if self.merge_weight is not None:
             return self.merge_weight
-        return 0.5 if self.shape == "shared" else 1.0
+        return 1.0 if self.shape == "pair" else 0.5
 
     @property
     def has_teacher(self) -> bool:

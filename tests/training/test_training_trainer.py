@@ -98,7 +98,7 @@ def test_a_shared_model_is_exported_merged_with_its_base_by_default(
     scifact_slice: Path, tiny_mlm: Path, tmp_path: Path
 ) -> None:
     """The default export is 0.5 x trained + 0.5 x base (the same run with `merge_weight=1`
-    gives the trained weights); other shapes refuse a merge weight."""
+    gives the trained weights); a pair model refuses a merge weight."""
     merged = train(config(scifact_slice, tmp_path / "merged", tiny_mlm, lr=1e-2))
     trained = train(config(scifact_slice, tmp_path / "own", tiny_mlm, lr=1e-2, merge_weight=1.0))
     base = load_file(str(tiny_mlm / "model.safetensors"))
