@@ -200,6 +200,13 @@ class MLMSide:
             self.model = quantize_int8(self.model)
         self.oom_token_limit: int | None = None
         """Padded tokens per batch known to fit, learned from out-of-memory splits."""
+        limits = [getattr(self.model.config, "max_position_embeddings", None)]
+        limits.append(self.tokenizer.model_max_length)  # RoBERTa: 512 of 514 positions
+        self.max_tokens = min(
+            (n for n in limits if isinstance(n, int) and 0 < n < 1_000_000), default=1_000_000
+        )
+        """The longest input the model takes: a longer `max_length` is cut to it, not sent to
+        crash in the position embeddings (a 128-position model asked for 256 tokens)."""
         vocab = self.tokenizer.convert_ids_to_tokens(list(range(len(self.tokenizer))))
         self.id_to_token: list[str] = [str(t) for t in vocab]
         self.special_ids = torch.tensor(
@@ -208,6 +215,7 @@ class MLMSide:
 
     def weights(self, texts: Sequence[str], max_length: int) -> torch.Tensor:
         """SPLADE weights `[len(texts), vocab]` on CPU, special tokens zeroed."""
+        max_length = min(max_length, self.max_tokens)
         batch = self.tokenizer(
             list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt"
         ).to(self.device)
@@ -241,6 +249,7 @@ class MLMSide:
             )
 
     def _longest(self, texts: Sequence[str], max_length: int) -> int:
+        max_length = min(max_length, self.max_tokens)
         ids = self.tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
         return max(len(i) for i in ids)
 
@@ -265,6 +274,7 @@ class MLMSide:
 
         Batches hold at most `batch_size` texts and `max_tokens_per_batch` padded tokens (and
         stay under any size that ran out of memory before)."""
+        max_length = min(max_length, self.max_tokens)
         lengths = [
             len(ids)
             for ids in self.tokenizer(list(texts), truncation=True, max_length=max_length)[

@@ -61,7 +61,7 @@ def test_train_command_mines_through_the_engine(
     args = [
         "--beir-dir", str(scifact_slice), "--base-model", str(tiny_mlm), "--max-steps", "2",
         "--batch-size", "4", "--train-doc-max-length", "32", "--no-progress",
-        "--negative-source", "engine", "--engine-index", INDEX, "--url", url,
+        "--negative-source", "engine", "--engine-index", INDEX, "--url", url, "--teacher", "none",
         "--user", SECURED_USER,
     ]  # fmt: skip
     runner = CliRunner()

@@ -286,3 +286,14 @@ def test_importing_and_loading_leave_transformers_progress_bars_alone() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
     )
     assert done.stdout.split()[-2:] == ["True", "True"]
+
+
+def test_a_length_beyond_the_models_positions_is_cut_to_them(tiny_models: dict[str, Path]) -> None:
+    """The tiny model has 128 positions: asked for 256 tokens of a longer text, it encodes the
+    first 128 (as when asked for 128) instead of failing in the position embeddings."""
+    encoder = SpladeEncoder.load(str(tiny_models["doc"]), device="cpu", doc_max_length=256)
+    text = " ".join(f"word{i} vitamin cells" for i in range(200))
+    side = encoder.document_side
+    assert side.max_tokens == 128
+    assert side.encode([text], 256) == side.encode([text], 128)
+    assert encoder.encode_documents([text]) == side.encode([text], 128)
