@@ -215,10 +215,7 @@ class MLMSide:
 
     def weights(self, texts: Sequence[str], max_length: int) -> torch.Tensor:
         """SPLADE weights `[len(texts), vocab]` on CPU, special tokens zeroed."""
-        max_length = min(max_length, self.max_tokens)
-        batch = self.tokenizer(
-            list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt"
-        ).to(self.device)
+        batch = self._tokenize(texts, max_length, padding=True, return_tensors="pt").to(self.device)
         with torch.inference_mode():
             weights = splade_pool(self.model, batch["input_ids"], batch["attention_mask"]).cpu()
             weights[:, self.special_ids[self.special_ids < weights.shape[1]]] = 0.0
@@ -249,9 +246,13 @@ class MLMSide:
             )
 
     def _longest(self, texts: Sequence[str], max_length: int) -> int:
-        max_length = min(max_length, self.max_tokens)
-        ids = self.tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
-        return max(len(i) for i in ids)
+        return max(len(i) for i in self._tokenize(texts, max_length)["input_ids"])
+
+    def _tokenize(self, texts: Sequence[str], max_length: int, **options: Any) -> Any:
+        """The tokenizer on `texts`, truncated to `max_length` or the model's `max_tokens`."""
+        return self.tokenizer(
+            list(texts), truncation=True, max_length=min(max_length, self.max_tokens), **options
+        )
 
     def to_vectors(self, weights: torch.Tensor) -> list[SparseVector]:
         """Rows of a `[n, vocab]` weight matrix as SparseVectors (nonzero entries only)."""
@@ -274,13 +275,7 @@ class MLMSide:
 
         Batches hold at most `batch_size` texts and `max_tokens_per_batch` padded tokens (and
         stay under any size that ran out of memory before)."""
-        max_length = min(max_length, self.max_tokens)
-        lengths = [
-            len(ids)
-            for ids in self.tokenizer(list(texts), truncation=True, max_length=max_length)[
-                "input_ids"
-            ]
-        ]
+        lengths = [len(ids) for ids in self._tokenize(texts, max_length)["input_ids"]]
         limits = [n for n in (max_tokens_per_batch, self.oom_token_limit) if n is not None]
         batches = token_batches(lengths, batch_size, min(limits) if limits else None)
         out: list[SparseVector | None] = [None] * len(texts)
