@@ -487,8 +487,9 @@ def training_phase(ctx: Context, deadline: float) -> Results:
         f"--base-model={ctx.model('bert-base')}",
         f"--max-steps={a.train_steps}",
         f"--batch-size={a.train_batch_size}",
-        "--negative-source=random",  # the steps are timed, not the mining or the teacher's
-        "--teacher=none",  # scoring before them (the defaults' BM25 + SPLADE passes)
+        # the steps are timed: no mining, teacher scoring or merge around them
+        "--negative-source=random",
+        "--teacher=none",
         "--merge-weight=1",
         "--eval-every=0",
         f"--log-every={max(1, a.train_steps // 5)}",

@@ -738,7 +738,7 @@ def merge(name: str, source: str, alpha: float, beir_dir: Path, order: int) -> N
     (RESULTS / "cache" / f"{name}.jsonl").unlink(missing_ok=True)
     result = score_model(str(out), beir_dir, name)
     settings = load_results()[source].get("settings") or settings_of(config)
-    result.update(command=_command(), order=order, settings=f"{settings}, merge_base={alpha}")
+    result.update(command=_command(), order=order, settings=f"{settings}, merge_weight={alpha}")
     result["xeval"] = cross_collections(str(out))
     store_result(name, result)
     print(name, {k: v for k, v in result.items() if k != "xeval"}, flush=True)

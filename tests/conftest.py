@@ -109,9 +109,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     version's (mappings, query forms and scores per version are checked on both).
 
     `extended` tests (a rolling restart of a 3-node cluster, a paused node, the Elasticsearch
-    cluster's half: minutes each) run
-    with `--extended` only, so the default run (CI's) stays well under 30 minutes; they are
-    listed as skipped, not silently dropped."""
+    cluster's half: minutes each) run with `--extended` only, so the default run (CI's) stays
+    well under 30 minutes; they are listed as skipped, not silently dropped."""
     skip = pytest.mark.skip(reason="one_generation: checked on the default engine generation")
     long = pytest.mark.skip(reason="extended: run with --extended (make test-extended)")
     for item in items:

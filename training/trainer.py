@@ -89,9 +89,7 @@ class TrainConfig:
     loss: str = "auto"  # auto | infonce | margin-mse | kl
     contrastive_weight: float = 1.0  # extra InfoNCE weight next to a distillation loss
     anchor_weight: float = 0.0  # L2 pull toward the base model's weights (keeps general quality)
-    merge_weight: float | None = (
-        None  # exported = w * trained + (1 - w) * base; None: 0.5 (not pair)
-    )
+    merge_weight: float | None = None  # export w * trained + (1 - w) * base; None: 0.5, pair 1
     kl_temperature: float = 1.0
     doc_max_length: int = 256  # exported model
     train_doc_max_length: int = 128  # training and dev evaluation
