@@ -680,8 +680,10 @@ def settings_of(config: dict[str, Any]) -> str:
         and k != "merge_weight"
     ]
     if "merge_weight" in config:  # runs from before the option exported the trained model as is
-        known = {k: v for k, v in config.items() if k in defaults}
-        named.append(f"merge_weight={TrainConfig(**known).export_merge_weight}")
+        weight = config["merge_weight"]  # None: the first default, 0.5 (pair 1)
+        if weight is None:
+            weight = 1.0 if config.get("shape") == "pair" else 0.5
+        named.append(f"merge_weight={weight}")
     return ", ".join(named)
 
 
@@ -738,7 +740,9 @@ def merge(name: str, source: str, alpha: float, beir_dir: Path, order: int) -> N
     (RESULTS / "cache" / f"{name}.jsonl").unlink(missing_ok=True)
     result = score_model(str(out), beir_dir, name)
     settings = load_results()[source].get("settings") or settings_of(config)
-    result.update(command=_command(), order=order, settings=f"{settings}, merge_weight={alpha}")
+    kept = [part for part in settings.split(", ") if not part.startswith("merge_weight=")]
+    settings = ", ".join([*kept, f"merge_weight={alpha}"])
+    result.update(command=_command(), order=order, settings=settings)
     result["xeval"] = cross_collections(str(out))
     store_result(name, result)
     print(name, {k: v for k, v in result.items() if k != "xeval"}, flush=True)

@@ -35,8 +35,8 @@ def splade_tiny():
     return SpladeEncoder.load("splade-tiny", device="cpu")
 
 
-def build_tiny_mlm(folder: Path, seed: int, hidden: int = 32) -> Path:
-    """Save a randomly initialised 1-layer BertForMaskedLM with splade-tiny's tokenizer to `folder`.
+def build_tiny_mlm(folder: Path, seed: int, hidden: int = 32, layers: int = 1) -> Path:
+    """Save a randomly initialised small BertForMaskedLM with splade-tiny's tokenizer to `folder`.
 
     Stands in for a hub model (no hub here): loaded by path exactly as `from_pretrained` would.
     """
@@ -50,7 +50,7 @@ def build_tiny_mlm(folder: Path, seed: int, hidden: int = 32) -> Path:
     config = BertConfig(
         vocab_size=len(tokenizer),
         hidden_size=hidden,
-        num_hidden_layers=1,
+        num_hidden_layers=layers,
         num_attention_heads=2,
         intermediate_size=hidden * 2,
         max_position_embeddings=128,

@@ -33,6 +33,14 @@ _OPTIONS: list[tuple[str, dict[str, Any]]] = [
     ),
     ("--query-base-model", {"help": "Separate starting query encoder (shape pair)."}),
     (
+        "--query-layers",
+        {
+            "type": click.IntRange(min=1),
+            "help": "Shape pair: keep only the first N layers of the query encoder (a smaller, "
+            "faster query side).",
+        },
+    ),
+    (
         "--out",
         {
             "type": click.Path(file_okay=False, path_type=Path),
@@ -107,9 +115,9 @@ _OPTIONS: list[tuple[str, dict[str, Any]]] = [
         "--merge-weight",
         {
             "type": click.FloatRange(0, 1),
-            "help": "The trained model's share in the exported weights, the rest the base "
-            "model's (WiSE-FT: keeps what the base model knew outside the training domain); "
-            "1 exports the trained model as is (pair always). [0.5]",
+            "help": "The trained document model's share in the exported weights, the rest the "
+            "base model's (WiSE-FT: keeps what the base model knew outside the training "
+            "domain; a query side of its own stays as trained); 1 exports as trained. [0.5]",
         },
     ),
     ("--kl-temperature", {"type": _FLOAT, "help": "Temperature of the KL loss. [1.0]"}),

@@ -27,7 +27,14 @@ from sentence_transformers.sparse_encoder import SparseEncoder
 from sentence_transformers.sparse_encoder.modules import SparseStaticEmbedding, SpladePooling
 from transformers import PreTrainedTokenizerBase
 
-from splade_es.models import IDF_FILE, ModelSettings, Shape, read_settings, write_settings
+from splade_es.models import (
+    IDF_FILE,
+    ModelSettings,
+    Shape,
+    read_settings,
+    resolve,
+    write_settings,
+)
 from splade_es.pooling import splade_pool
 
 SHAPES: tuple[Shape, ...] = ("shared", "pair", "inference-free")
@@ -104,6 +111,26 @@ def corpus_idf(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str]) -> torc
     return torch.log1p((n - df + 0.5) / (df + 0.5))
 
 
+def keep_first_layers(model: torch.nn.Module, layers: int) -> None:
+    """Cut a transformer MLM to its first `layers` blocks, in place (its config says so too, so
+    the exported folder loads as the smaller model). A small query encoder started this way keeps
+    the base model's embeddings and vocabulary head: efficient SPLADE's cheap query side."""
+    config: Any = getattr(model, "config", None)
+    key = next((k for k in ("num_hidden_layers", "n_layers") if hasattr(config, k)), None)
+    total = int(getattr(config, key)) if key else 0
+    blocks = [
+        m for m in model.modules() if isinstance(m, torch.nn.ModuleList) and len(m) == total > 0
+    ]
+    if key is None or len(blocks) != 1:
+        raise ValueError(f"{type(model).__name__}: cannot find its one list of transformer layers")
+    if not 1 <= layers <= total:
+        raise ValueError(
+            f"query_layers must be in 1..{total} (the model has {total}), got {layers}"
+        )
+    del blocks[0][layers:]
+    setattr(config, key, layers)
+
+
 def _mlm(location: str, pooling: Pooling, query_length: int, document_length: int) -> list[Any]:
     lengths = {"query_length": query_length, "document_length": document_length}
     if pooling == "fast":
@@ -138,12 +165,13 @@ def build_model(
     pooling: Pooling = "fast",
     query_length: int = 64,
     document_length: int = 128,
+    query_layers: int | None = None,
 ) -> SparseEncoder:
     """A `SparseEncoder` of `shape` starting from a model the encoder could load (alias, folder).
 
     `base` may itself be any shape: a pair base keeps its two sides, an inference-free base keeps its
     `idf.json` as the initial query weights; otherwise inference-free query weights start at the
-    corpus IDF of `idf_texts`.
+    corpus IDF of `idf_texts`. `query_layers` (pair) keeps only the first layers of the query MLM.
     """
     if shape not in SHAPES:
         raise ValueError(f"shape must be one of {SHAPES}, got {shape!r}")
@@ -154,6 +182,8 @@ def build_model(
     if shape == "pair":
         location = read_settings(query_base).document if query_base else settings.query
         query = _mlm(location or settings.document, pooling, query_length, document_length)
+        if query_layers is not None:
+            keep_first_layers(query[0].model, query_layers)
         router = Router.for_query_document(query_modules=query, document_modules=document)
         return SparseEncoder(modules=[router], similarity_fn_name="dot")
     tokenizer = document[0].tokenizer
@@ -236,13 +266,12 @@ def merge_weights(module: torch.nn.Module, base: str, alpha: float) -> None:
     `module` is a fine-tuned MLM; `base` a folder, alias or hub name of the same architecture."""
     from transformers import AutoModelForMaskedLM
 
-    from splade_es.models import resolve
-
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"merge weight {alpha} is outside 0..1")
     if alpha == 1.0:
         return
-    start = dict(AutoModelForMaskedLM.from_pretrained(resolve(base)).named_parameters())
+    location = read_settings(base).document  # an alias, a folder, a pair's document side
+    start = dict(AutoModelForMaskedLM.from_pretrained(location).named_parameters())
     end = dict(module.named_parameters())  # tied weights once, so each is merged once
     if start.keys() != end.keys() or any(start[k].shape != end[k].shape for k in end):
         raise ValueError(f"{base} is not the architecture of the model trained from it")
@@ -251,36 +280,29 @@ def merge_weights(module: torch.nn.Module, base: str, alpha: float) -> None:
             weight.mul_(alpha).add_(start[name].to(weight.dtype), alpha=1 - alpha)
 
 
-MERGEABLE: tuple[Shape, ...] = ("shared", "inference-free")
-"""Shapes whose one MLM (for inference-free the document side; its query table stays as trained)
-starts from `--base-model`, so it can be merged with it."""
-
-
 def merge_with_base(model: SparseEncoder, base: str, alpha: float) -> None:
-    """`merge_weights` on a trained model's MLM in memory, before it is exported."""
-    shape = model_shape(model)
-    if shape not in MERGEABLE:
-        raise ValueError(f"weight merging takes shape {' or '.join(map(repr, MERGEABLE))}")
+    """`merge_weights` on a trained model's document MLM in memory, before it is exported.
+
+    Every shape's document MLM starts from `--base-model`, so it can be merged with it. The query
+    side (pair: its own MLM, maybe cut or from `--query-base-model`; inference-free: the table)
+    stays as trained: it may have no base of its architecture, and its sparsity is what the
+    efficient shapes are trained for."""
     merge_weights(_side(model, "document").model, base, alpha)
 
 
 def interpolate_weights(base: str, tuned: Path, alpha: float, out: Path) -> Path:
-    """`merge_weights` on an exported folder's MLM: `out` (may be `tuned` itself) gets the
-    folder's files with the merged weights, loadable wherever `--model` is."""
+    """`merge_weights` on an exported folder's document MLM (the query side kept, as
+    `merge_with_base`): `out` (may be `tuned` itself) gets the folder's files with the merged
+    weights, loadable wherever `--model` is."""
     from transformers import AutoModelForMaskedLM
 
-    tuned, out = Path(tuned), Path(out)
-    shape = read_settings(str(tuned)).shape
-    if shape not in MERGEABLE:
-        raise ValueError(
-            f"{tuned} is a {shape!r} model: weight merging takes "
-            + " or ".join(map(repr, MERGEABLE))
-        )
-    model = AutoModelForMaskedLM.from_pretrained(str(tuned))
+    tuned, out = Path(resolve(str(tuned))), Path(out)
+    document = Path(read_settings(str(tuned)).document)  # pair: tuned/document
+    model = AutoModelForMaskedLM.from_pretrained(str(document))
     merge_weights(model, base, alpha)
-    if out != tuned:  # the folder's files (tokenizer, splade_es.json, ...) name nothing absolute
+    if out.resolve() != tuned:  # the folder's files (tokenizer, splade_es.json, ...) are relative
         shutil.copytree(
             tuned, out, dirs_exist_ok=True, ignore=shutil.ignore_patterns("checkpoints")
         )
-    model.save_pretrained(out)
+    model.save_pretrained(out / document.relative_to(tuned))
     return out

@@ -60,6 +60,7 @@ class TrainConfig:
     out: str = ""
     base_model: str = DEFAULT_MODEL
     query_base_model: str | None = None
+    query_layers: int | None = None  # pair: keep the first N layers of the query MLM (smaller)
     shape: str = "shared"  # shared | pair | inference-free
     pooling: str = "fast"  # fast (splade_es.pooling) | library (SpladePooling)
     train_split: str = "train"
@@ -89,7 +90,7 @@ class TrainConfig:
     loss: str = "auto"  # auto | infonce | margin-mse | kl
     contrastive_weight: float = 1.0  # extra InfoNCE weight next to a distillation loss
     anchor_weight: float = 0.0  # L2 pull toward the base model's weights (keeps general quality)
-    merge_weight: float | None = None  # export w * trained + (1 - w) * base; None: 0.5, pair 1
+    merge_weight: float = 0.5  # export the document MLM as w * trained + (1 - w) * base
     kl_temperature: float = 1.0
     doc_max_length: int = 256  # exported model
     train_doc_max_length: int = 128  # training and dev evaluation
@@ -133,15 +134,6 @@ class TrainConfig:
         return "kl" if self.teacher == "ensemble" else "infonce"
 
     @property
-    def export_merge_weight(self) -> float:
-        """The trained model's share in the exported weights (WiSE-FT with the base model):
-        0.5 by default, the general-preserving recipe (the training report's ablation): for
-        `inference-free` its document MLM (the query table stays as trained); `pair` never."""
-        if self.merge_weight is not None:
-            return self.merge_weight
-        return 1.0 if self.shape == "pair" else 0.5
-
-    @property
     def has_teacher(self) -> bool:
         return bool(self.teacher_scores) or self.teacher == "ensemble"
 
@@ -171,10 +163,10 @@ class TrainConfig:
             (self.negatives >= 0, "negatives must be >= 0"),
             (self.lambda_d >= 0 and self.lambda_q >= 0, "lambda_d and lambda_q must be >= 0"),
             (self.anchor_weight >= 0, "anchor_weight must be >= 0"),
-            (0.0 <= self.export_merge_weight <= 1.0, "merge_weight must be in [0, 1]"),
+            (0.0 <= self.merge_weight <= 1.0, "merge_weight must be in [0, 1]"),
             (
-                self.shape != "pair" or self.export_merge_weight == 1.0,
-                "merge_weight other than 1 needs shape 'shared' or 'inference-free'",
+                self.query_layers is None or (self.shape == "pair" and self.query_layers >= 1),
+                "query_layers needs shape 'pair' and must be >= 1",
             ),
             (0.0 <= self.teacher_bm25_weight <= 1.0, "teacher_bm25_weight must be in [0, 1]"),
             (
@@ -520,6 +512,7 @@ def train(config: TrainConfig, searcher: Searcher | None = None) -> TrainResult:
         pooling=config.pooling,  # type: ignore[arg-type]
         query_length=config.query_max_length,
         document_length=config.train_doc_max_length,
+        query_layers=config.query_layers,
     )
     objective = Objective(
         ranking=config.ranking_loss,  # type: ignore[arg-type]
@@ -556,8 +549,7 @@ def train(config: TrainConfig, searcher: Searcher | None = None) -> TrainResult:
         with (out / "train_log.jsonl").open("w", encoding="utf-8") as handle:
             for entry in history:
                 handle.write(json.dumps(entry) + "\n")
-        if config.export_merge_weight < 1.0:
-            merge_with_base(model, config.base_model, config.export_merge_weight)
+        merge_with_base(model, config.base_model, config.merge_weight)
         export_model(model, out, config.doc_max_length, config.query_max_length)
     best_step, best_metrics = _best(trainer.state, history)
     return TrainResult(

@@ -92,11 +92,21 @@ def test_an_inference_free_folder_merges_its_document_side_and_keeps_its_table(
     assert encoder.encode_documents(TEXTS) == vectors(base)
 
 
-def test_a_pair_folder_is_refused(base_and_tuned: tuple[Path, Path], tmp_path: Path) -> None:
+def test_a_pair_folder_merges_its_document_side_and_keeps_its_query_side(
+    base_and_tuned: tuple[Path, Path], tmp_path: Path
+) -> None:
     base, tuned = base_and_tuned
     pair = tmp_path / "pair"
-    for side in ("document", "query"):
-        shutil.copytree(tuned, pair / side)
+    shutil.copytree(tuned, pair / "document")
+    build_tiny_mlm(pair / "query", seed=14)
     write_settings(pair, ModelSettings("pair", str(pair / "document"), str(pair / "query")))
-    with pytest.raises(ValueError, match="'pair' model: weight merging takes 'shared' or"):
-        interpolate_weights(str(base), pair, 0.5, tmp_path / "out")
+    query_before = load_file(str(pair / "query" / WEIGHTS_FILE))
+    out = interpolate_weights(str(base), pair, 0.0, tmp_path / "out")
+    assert read_settings(str(out)).shape == "pair"
+    assert not (out / WEIGHTS_FILE).exists()  # the document side is written where it was read
+    query_after = load_file(str(out / "query" / WEIGHTS_FILE))
+    for key, value in query_before.items():
+        torch.testing.assert_close(query_after[key], value)
+    encoder = SpladeEncoder.load(str(out), device="cpu")
+    assert encoder.encode_documents(TEXTS) == vectors(base)
+    assert encoder.encode_queries(TEXTS) == vectors(pair / "query")

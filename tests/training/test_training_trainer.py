@@ -26,6 +26,7 @@ from splade_es.training.trainer import (
     train,
     training_and_dev_queries,
 )
+from tests.conftest import build_tiny_mlm
 
 TEXTS = ["vitamin d deficiency and cancer risk", "cells divide " * 30, "heart disease"]
 
@@ -98,7 +99,7 @@ def test_a_shared_model_is_exported_merged_with_its_base_by_default(
     scifact_slice: Path, tiny_mlm: Path, tmp_path: Path
 ) -> None:
     """The default export is 0.5 x trained + 0.5 x base (the same run with `merge_weight=1`
-    gives the trained weights); a pair model refuses a merge weight."""
+    gives the trained weights); `query_layers` is for a pair model only."""
     merged = train(config(scifact_slice, tmp_path / "merged", tiny_mlm, lr=1e-2))
     trained = train(config(scifact_slice, tmp_path / "own", tiny_mlm, lr=1e-2, merge_weight=1.0))
     base = load_file(str(tiny_mlm / "model.safetensors"))
@@ -109,8 +110,8 @@ def test_a_shared_model_is_exported_merged_with_its_base_by_default(
     for name, value in half.items():
         if value.is_floating_point():
             torch.testing.assert_close(value, 0.5 * own[name] + 0.5 * base[name])
-    with pytest.raises(ValueError, match="needs shape 'shared' or 'inference-free'"):
-        config(scifact_slice, tmp_path, tiny_mlm, shape="pair", merge_weight=0.5).validate()
+    with pytest.raises(ValueError, match="query_layers needs shape 'pair'"):
+        config(scifact_slice, tmp_path, tiny_mlm, query_layers=1).validate()
 
 
 def test_pair_export(scifact_slice: Path, tiny_mlm: Path, tmp_path: Path) -> None:
@@ -124,6 +125,30 @@ def test_pair_export(scifact_slice: Path, tiny_mlm: Path, tmp_path: Path) -> Non
     assert not torch.allclose(doc[key], query[key])  # trained as two models
     for side in ("document", "query"):
         assert (result.out / side / "tokenizer.json").is_file()
+
+
+def test_a_pair_with_a_cut_query_encoder_merges_its_document_side_only(
+    scifact_slice: Path, tmp_path: Path
+) -> None:
+    """`query_layers=1` on a 2-layer base: the exported query side has one layer (and loads);
+    the default export averages the document side with the base, never the query side."""
+    base = build_tiny_mlm(tmp_path / "base", seed=5, layers=2)
+    options = dict(shape="pair", query_layers=1, lr=1e-2)
+    merged = train(config(scifact_slice, tmp_path / "merged", base, **options))
+    trained = train(config(scifact_slice, tmp_path / "own", base, merge_weight=1.0, **options))
+    assert_export_matches(trained)
+    encoder = SpladeEncoder.load(str(merged.out), device="cpu")
+    assert encoder.query_side.model.config.num_hidden_layers == 1
+    assert encoder.document_side.model.config.num_hidden_layers == 2
+    start = load_file(str(base / "model.safetensors"))
+    for side in ("document", "query"):
+        own = load_file(str(trained.out / side / "model.safetensors"))
+        half = load_file(str(merged.out / side / "model.safetensors"))
+        key = "bert.encoder.layer.0.attention.self.query.weight"
+        assert not torch.allclose(own[key], start[key], atol=1e-4)
+        expected = 0.5 * own[key] + 0.5 * start[key] if side == "document" else own[key]
+        torch.testing.assert_close(half[key], expected)
+    assert "bert.encoder.layer.1.output.dense.weight" not in half  # one query layer
 
 
 def test_inference_free_export(scifact_slice: Path, tiny_mlm: Path, tmp_path: Path) -> None:
