@@ -43,7 +43,7 @@ from transformers import (
 from transformers.utils import logging as hf_logging
 
 from splade_es.models import DEFAULT_MODEL, IDF_FILE, ModelSettings, read_settings
-from splade_es.pooling import splade_pool
+from splade_es.pooling import own_token_pool, splade_pool
 from splade_es.sparse import SparseVector
 
 log = logging.getLogger(__name__)
@@ -187,11 +187,14 @@ class MLMSide:
         device: torch.device,
         dtype: torch.dtype = torch.float32,
         int8: bool = False,
+        expand: bool = True,
     ) -> None:
         if dtype == torch.float16 and device.type == "cpu":
             raise ValueError("float16 needs a GPU; use bfloat16 or float32 on CPU")
         self.location = location
         self.device = device
+        self.pool = splade_pool if expand else own_token_pool
+        """Expansion terms, or each text's own tokens only (a pair model's cheap query side)."""
         with _quiet_hub_progress():
             self.tokenizer: PreTrainedTokenizerBase = AutoTokenizer.from_pretrained(location)
             model = AutoModelForMaskedLM.from_pretrained(location, dtype=dtype)
@@ -217,7 +220,7 @@ class MLMSide:
         """SPLADE weights `[len(texts), vocab]` on CPU, special tokens zeroed."""
         batch = self._tokenize(texts, max_length, padding=True, return_tensors="pt").to(self.device)
         with torch.inference_mode():
-            weights = splade_pool(self.model, batch["input_ids"], batch["attention_mask"]).cpu()
+            weights = self.pool(self.model, batch["input_ids"], batch["attention_mask"]).cpu()
             weights[:, self.special_ids[self.special_ids < weights.shape[1]]] = 0.0
         return weights
 
@@ -389,7 +392,8 @@ class SpladeEncoder:
         document = MLMSide(settings.document, torch_device, torch_dtype, int8)
         query: QuerySide
         if settings.shape == "pair" and settings.query is not None:
-            query = MLMSide(settings.query, torch_device, torch_dtype, int8)
+            expand = settings.query_expansion
+            query = MLMSide(settings.query, torch_device, torch_dtype, int8, expand)
         elif settings.shape == "inference-free":
             query = IdfQuerySide.from_folder(settings.document, document.tokenizer)
         else:

@@ -71,6 +71,8 @@ class ModelSettings:
     query: str | None
     doc_max_length: int = 256
     query_max_length: int = 64
+    query_expansion: bool = True
+    """pair: False keeps each query to its own tokens' weights (`pooling.own_token_pool`)."""
 
 
 def read_settings(
@@ -113,6 +115,7 @@ def read_settings(
         query=query,
         doc_max_length=length(doc_max_length, "doc_max_length", 256),
         query_max_length=length(query_max_length, "query_max_length", 64),
+        query_expansion=shape != "pair" or stored.get("query_expansion", True) is not False,
     )
 
 
@@ -126,6 +129,7 @@ def write_settings(folder: Path, settings: ModelSettings) -> None:
     if settings.shape == "pair":
         data["document"] = Path(settings.document).name
         data["query"] = Path(settings.query or "query").name
+        data["query_expansion"] = settings.query_expansion
     (folder / SETTINGS_FILE).write_text(json.dumps(data, indent=2) + "\n")
 
 

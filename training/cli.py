@@ -41,6 +41,13 @@ _OPTIONS: list[tuple[str, dict[str, Any]]] = [
         },
     ),
     (
+        "--query-expansion/--no-query-expansion",
+        {
+            "help": "Shape pair: --no-query-expansion keeps each query to its own tokens' "
+            "weights (no vocabulary head at query time: the cheapest query side). [on]",
+        },
+    ),
+    (
         "--out",
         {
             "type": click.Path(file_okay=False, path_type=Path),
@@ -165,7 +172,7 @@ _OPTIONS: list[tuple[str, dict[str, Any]]] = [
 
 
 def _field(option: str) -> str:
-    return option.lstrip("-").replace("-", "_")
+    return option.split("/")[0].lstrip("-").replace("-", "_")  # --x/--no-x: x
 
 
 def _decorate(func: Any) -> Any:

@@ -35,7 +35,7 @@ from splade_es.models import (
     resolve,
     write_settings,
 )
-from splade_es.pooling import splade_pool
+from splade_es.pooling import own_token_pool, splade_pool
 
 SHAPES: tuple[Shape, ...] = ("shared", "pair", "inference-free")
 Pooling = Literal["fast", "library"]
@@ -51,15 +51,18 @@ def special_token_mask(tokenizer: PreTrainedTokenizerBase, vocab: int) -> torch.
 class FastSpladeMLM(Transformer):
     """A fill-mask `Transformer` that pools SPLADE weights itself, without `[B, L, V]` logits."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, expand: bool = True, **kwargs: Any) -> None:
         kwargs["transformer_task"] = "fill-mask"
         super().__init__(*args, **kwargs)
+        self.expand = expand
+        """False: each text keeps its own tokens only (`own_token_pool`, a cheap query side)."""
         vocab = int(self.model.get_output_embeddings().out_features)
         tokenizer: Any = self.tokenizer
         self.register_buffer("keep", special_token_mask(tokenizer, vocab), persistent=False)
 
     def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-        weights = splade_pool(self.model, features["input_ids"], features["attention_mask"])
+        pool = splade_pool if self.expand else own_token_pool
+        weights = pool(self.model, features["input_ids"], features["attention_mask"])
         features["sentence_embedding"] = weights * self.keep.to(weights.device)
         return features
 
@@ -131,10 +134,14 @@ def keep_first_layers(model: torch.nn.Module, layers: int) -> None:
     setattr(config, key, layers)
 
 
-def _mlm(location: str, pooling: Pooling, query_length: int, document_length: int) -> list[Any]:
+def _mlm(
+    location: str, pooling: Pooling, query_length: int, document_length: int, expand: bool = True
+) -> list[Any]:
     lengths = {"query_length": query_length, "document_length": document_length}
     if pooling == "fast":
-        return [FastSpladeMLM(location, **lengths)]
+        return [FastSpladeMLM(location, expand=expand, **lengths)]
+    if not expand:
+        raise ValueError("a query side without expansion needs pooling 'fast'")
     return [
         Transformer(location, transformer_task="fill-mask", **lengths),
         SpladePooling(pooling_strategy="max"),
@@ -166,12 +173,14 @@ def build_model(
     query_length: int = 64,
     document_length: int = 128,
     query_layers: int | None = None,
+    query_expansion: bool = True,
 ) -> SparseEncoder:
     """A `SparseEncoder` of `shape` starting from a model the encoder could load (alias, folder).
 
     `base` may itself be any shape: a pair base keeps its two sides, an inference-free base keeps its
     `idf.json` as the initial query weights; otherwise inference-free query weights start at the
-    corpus IDF of `idf_texts`. `query_layers` (pair) keeps only the first layers of the query MLM.
+    corpus IDF of `idf_texts`. `query_layers` (pair) keeps only the first layers of the query MLM;
+    `query_expansion=False` (pair) keeps each query to its own tokens.
     """
     if shape not in SHAPES:
         raise ValueError(f"shape must be one of {SHAPES}, got {shape!r}")
@@ -181,7 +190,9 @@ def build_model(
         return SparseEncoder(modules=document, similarity_fn_name="dot")
     if shape == "pair":
         location = read_settings(query_base).document if query_base else settings.query
-        query = _mlm(location or settings.document, pooling, query_length, document_length)
+        query = _mlm(
+            location or settings.document, pooling, query_length, document_length, query_expansion
+        )
         if query_layers is not None:
             keep_first_layers(query[0].model, query_layers)
         router = Router.for_query_document(query_modules=query, document_modules=document)
@@ -248,6 +259,7 @@ def export_model(
             str(folder / "query"),
             doc_max_length,
             query_max_length,
+            query_expansion=getattr(_side(model, "query"), "expand", True),
         )
     else:
         _save_mlm(document, folder)

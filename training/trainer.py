@@ -61,6 +61,7 @@ class TrainConfig:
     base_model: str = DEFAULT_MODEL
     query_base_model: str | None = None
     query_layers: int | None = None  # pair: keep the first N layers of the query MLM (smaller)
+    query_expansion: bool = True  # pair: False keeps each query to its own tokens (cheaper)
     shape: str = "shared"  # shared | pair | inference-free
     pooling: str = "fast"  # fast (splade_es.pooling) | library (SpladePooling)
     train_split: str = "train"
@@ -167,6 +168,10 @@ class TrainConfig:
             (
                 self.query_layers is None or (self.shape == "pair" and self.query_layers >= 1),
                 "query_layers needs shape 'pair' and must be >= 1",
+            ),
+            (
+                self.query_expansion or (self.shape == "pair" and self.pooling == "fast"),
+                "query_expansion off needs shape 'pair' and pooling 'fast'",
             ),
             (0.0 <= self.teacher_bm25_weight <= 1.0, "teacher_bm25_weight must be in [0, 1]"),
             (
@@ -513,6 +518,7 @@ def train(config: TrainConfig, searcher: Searcher | None = None) -> TrainResult:
         query_length=config.query_max_length,
         document_length=config.train_doc_max_length,
         query_layers=config.query_layers,
+        query_expansion=config.query_expansion,
     )
     objective = Objective(
         ranking=config.ranking_loss,  # type: ignore[arg-type]

@@ -127,13 +127,14 @@ def test_pair_export(scifact_slice: Path, tiny_mlm: Path, tmp_path: Path) -> Non
         assert (result.out / side / "tokenizer.json").is_file()
 
 
-def test_a_pair_with_a_cut_query_encoder_merges_its_document_side_only(
+def test_a_pair_with_a_small_query_side_merges_its_document_side_only(
     scifact_slice: Path, tmp_path: Path
 ) -> None:
-    """`query_layers=1` on a 2-layer base: the exported query side has one layer (and loads);
-    the default export averages the document side with the base, never the query side."""
+    """`query_layers=1` on a 2-layer base and no query expansion: the exported query side has one
+    layer, loads, and keeps each query to its own tokens (as trained); the default export averages
+    the document side with the base, never the query side."""
     base = build_tiny_mlm(tmp_path / "base", seed=5, layers=2)
-    options = dict(shape="pair", query_layers=1, lr=1e-2)
+    options = dict(shape="pair", query_layers=1, query_expansion=False, lr=1e-2)
     merged = train(config(scifact_slice, tmp_path / "merged", base, **options))
     trained = train(config(scifact_slice, tmp_path / "own", base, merge_weight=1.0, **options))
     assert_export_matches(trained)
@@ -142,7 +143,10 @@ def test_a_pair_with_a_cut_query_encoder_merges_its_document_side_only(
         s: json.loads((merged.out / s / "config.json").read_text()) for s in ("query", "document")
     }
     assert (layers["query"]["num_hidden_layers"], layers["document"]["num_hidden_layers"]) == (1, 2)
-    assert encoder.encode_queries(TEXTS)  # the 1-layer query side loads and encodes
+    for text, vector in zip(TEXTS, encoder.encode_queries(TEXTS), strict=True):
+        assert vector and set(vector.as_dict()) <= set(
+            encoder.document_side.tokenizer.tokenize(text)
+        )
     start = load_file(str(base / "model.safetensors"))
     for side in ("document", "query"):
         own = load_file(str(trained.out / side / "model.safetensors"))

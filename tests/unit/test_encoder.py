@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ import torch
 
 from splade_es.encoder import SpladeEncoder
 from splade_es.models import ModelNotFoundError, ModelSettings, resolve, write_settings
-from splade_es.pooling import naive_splade_pool, splade_pool
+from splade_es.pooling import naive_splade_pool, own_token_pool, splade_pool
 
 pytestmark = pytest.mark.slow
 
@@ -64,6 +65,54 @@ def test_pooling_gradients_equal_naive_gradients(splade_tiny) -> None:
     assert grads[0].keys() == grads[1].keys() and grads[0]
     for name, grad in grads[0].items():
         torch.testing.assert_close(grad, grads[1][name], rtol=1e-4, atol=1e-5)
+
+
+def own_tokens(input_ids: torch.Tensor, attention_mask: torch.Tensor, vocab: int) -> torch.Tensor:
+    present = torch.zeros(input_ids.shape[0], vocab)
+    return present.scatter_reduce(1, input_ids, attention_mask.float(), reduce="amax")
+
+
+def test_own_token_pooling_is_full_pooling_kept_to_each_texts_tokens(splade_tiny) -> None:
+    """Values and gradients both: the max still runs over every position of the text."""
+    import copy
+
+    model = copy.deepcopy(splade_tiny.document_side.model).eval()
+    batch = splade_tiny.document_side.tokenizer(TEXTS, padding=True, return_tensors="pt")
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    present = own_tokens(ids, mask, model.config.vocab_size)
+    with torch.inference_mode():
+        own = own_token_pool(model, ids, mask)
+        full = naive_splade_pool(model, ids, mask)
+    torch.testing.assert_close(own, full * present)
+    assert set(torch.nonzero(own[2]).ravel().tolist()) <= set(ids[2][mask[2].bool()].tolist())
+    grads = []
+    for pool in (own_token_pool, lambda *a: naive_splade_pool(*a) * present):
+        model.zero_grad()
+        pool(model, ids, mask).pow(2).sum().backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+    assert grads[0].keys() == grads[1].keys() and grads[0]
+    for name, grad in grads[0].items():
+        torch.testing.assert_close(grad, grads[1][name], rtol=1e-4, atol=1e-5)
+
+
+def test_a_pair_without_query_expansion_keeps_queries_to_their_tokens(tmp_path: Path) -> None:
+    """`query_expansion: false` in a pair folder: queries hold only their own tokens (with the
+    full model's weights for them); documents still expand."""
+    folder = tmp_path / "pair"
+    for side in ("document", "query"):
+        shutil.copytree(resolve("splade-tiny"), folder / side)
+    settings = ModelSettings("pair", str(folder / "document"), str(folder / "query"))
+    write_settings(folder, replace(settings, query_expansion=False))
+    encoder = SpladeEncoder.load(str(folder), device="cpu")
+    expanding = SpladeEncoder.load("splade-tiny", device="cpu")
+    query = "symptoms of diabetes in children"
+    own, full = encoder.encode_query(query).as_dict(), expanding.encode_query(query).as_dict()
+    tokens = set(expanding.query_side.tokenizer.tokenize(query))
+    assert set(full) - tokens  # the same model expands
+    assert own.keys() == tokens & full.keys()
+    for token, weight in own.items():
+        assert weight == pytest.approx(full[token], abs=1e-5)
+    assert encoder.encode_documents(TEXTS) == expanding.encode_documents(TEXTS)
 
 
 def test_batching_does_not_change_vectors(splade_tiny) -> None:
