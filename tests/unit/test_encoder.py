@@ -107,7 +107,7 @@ def test_a_pair_without_query_expansion_keeps_queries_to_their_tokens(tmp_path: 
     expanding = SpladeEncoder.load("splade-tiny", device="cpu")
     query = "symptoms of diabetes in children"
     own, full = encoder.encode_query(query).as_dict(), expanding.encode_query(query).as_dict()
-    tokens = set(expanding.query_side.tokenizer.tokenize(query))
+    tokens = set(expanding.document_side.tokenizer.tokenize(query))
     assert set(full) - tokens  # the same model expands
     assert own.keys() == tokens & full.keys()
     for token, weight in own.items():
