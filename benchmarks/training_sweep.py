@@ -30,6 +30,7 @@ from typing import Any
 import click
 
 from . import paths
+from .query_cost import efficiency_table, query_terms
 
 RESULTS = paths.RESULTS / "training"
 DEFAULT_BEIR = paths.SCIFACT
@@ -368,6 +369,7 @@ def write_report() -> None:
         ]
     lines += engine_table(runs, order)
     lines += domain_table(runs, order)
+    lines += efficiency_table(runs, order)
     base = runs.get("base")
     lines += [
         "",
@@ -775,12 +777,15 @@ def query_speed(
 @click.argument("names", nargs=-1, required=True)
 @click.option("--beir-dir", type=click.Path(path_type=Path), default=DEFAULT_BEIR)
 def query_speed_command(names: tuple[str, ...], beir_dir: Path) -> None:
-    """Time query encoding (one query at a time) for stored runs (or `base`); nothing else runs."""
+    """Time query encoding (one query at a time) for stored runs (or `base`), and count their
+    query terms on all six collections; nothing else runs."""
     results = load_results()
+    folders = [paths.DATASETS / name for name in (*IN_DOMAIN, *OUT_OF_DOMAIN)]
     for name in names:
         if name not in results:
             raise click.BadParameter(f"{name!r} has no stored result", param_hint="NAMES")
-        speed = query_speed(run_model(name), beir_dir)
+        speed: dict[str, Any] = dict(query_speed(run_model(name), beir_dir))
+        speed["query_terms_by_collection"] = query_terms(run_model(name), folders)
         store_result(name, {**results[name], **speed})
         print(f"{name}: {speed['query_ms_p50']:.2f} ms p50, {speed['query_terms_one']:.1f} terms")
     write_report()

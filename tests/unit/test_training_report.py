@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from splade_es.benchmarks.query_cost import REFERENCE, efficiency_table, query_terms
 from splade_es.benchmarks.training_sweep import engine_table, query_speed, seed_spread, settings_of
 from splade_es.corpus import read_qrels, read_queries
 from splade_es.training.trainer import TrainConfig
@@ -139,3 +140,36 @@ def test_query_speed_times_every_test_query_and_counts_its_terms(
     terms = [len(splade_tiny.encode_query(t)) for t in texts]
     assert speed["query_terms_one"] == pytest.approx(sum(terms) / len(terms))
     assert 0 < speed["query_ms_p50"] < 1000
+
+
+def test_the_query_cost_table_holds_every_collection_to_the_reference() -> None:
+    """An efficient run meets the bar only with few terms, under a millisecond and within 2% of
+    the reference on every collection: one collection 3% under is a 'no'."""
+    reference = {"xeval": xeval({"scifact": 0.70, "npl": 0.40})}
+    close = {"scifact": 0.695, "npl": 0.394}
+    terms = {"scifact": 8.0, "npl": 6.0}
+    runs: dict[str, dict[str, Any]] = {
+        REFERENCE: reference,
+        "good": {"xeval": xeval(close), "query_ms_p50": 0.8, "query_terms_by_collection": terms},
+        "slow": {"xeval": xeval(close), "query_ms_p50": 1.2, "query_terms_by_collection": terms},
+        "npl-low": {
+            "xeval": xeval({"scifact": 0.70, "npl": 0.388}),
+            "query_ms_p50": 0.5,
+            "query_terms_by_collection": terms,
+        },
+        "untimed": {"xeval": xeval(close)},
+    }
+    lines = efficiency_table(runs, [REFERENCE, "good", "slow", "npl-low", "untimed"])
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in lines if line.startswith("| ")}
+    assert rows["good"].endswith("| 0.985 | yes |")
+    assert "| 7.0 |" in rows["good"] and "8.0 / 0.993" in rows["good"]
+    assert rows["slow"].endswith("| no |") and rows["npl-low"].endswith("| 0.970 | no |")
+    assert "untimed" not in rows and REFERENCE not in rows
+
+
+def test_query_terms_are_counted_on_each_collection(scifact: Path, splade_tiny: Any) -> None:
+    counted = query_terms("splade-tiny", [scifact])
+    queries = read_queries(scifact / "queries.jsonl")
+    judged = read_qrels(scifact / "qrels" / "test.tsv")
+    vectors = splade_tiny.encode_queries([queries[q] for q in queries if q in judged])
+    assert counted == {scifact.name: pytest.approx(sum(map(len, vectors)) / len(vectors))}

@@ -1,0 +1,76 @@
+"""What a query costs against what it finds: the efficient-model table of the training report.
+
+The training issue's bar for an efficient model is three numbers at once: at most `MAX_TERMS`
+query terms on average, query encoding at most `MAX_MS` per query on this CPU, and nDCG@10 within
+`WITHIN` of the full fine-tuned model on every collection. `query_terms` counts the terms on every
+collection (ArguAna's queries are whole arguments, SciFact's are claims: one collection's average
+says little), and `efficiency_table` puts the three side by side for every run that was timed.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+MAX_TERMS, MAX_MS, WITHIN = 10.0, 1.0, 0.02
+REFERENCE = "hybriddistill-720-merge0.5"
+"""The full fine-tuned model the efficient ones are held against: the README recipe."""
+
+
+def query_terms(model: str, folders: Sequence[Path]) -> dict[str, float]:
+    """Average nonzero terms of each collection's test queries (those with judgements), as the
+    encoder gives them to the engine."""
+    from splade_es.beir_eval import find_collections
+    from splade_es.encoder import SpladeEncoder
+
+    encoder = SpladeEncoder.load(model, device="cpu")
+    out = {}
+    for collection in find_collections(list(folders)):
+        queries = collection.queries(collection.qrels())
+        vectors = encoder.encode_queries(list(queries.values()))
+        out[collection.name] = statistics.fmean(len(v) for v in vectors)
+    return out
+
+
+def _ndcg(run: Mapping[str, Any], collection: str) -> float:
+    return float(run["xeval"]["collections"][collection]["modes"]["splade"]["ndcg@10"])
+
+
+def efficiency_table(runs: Mapping[str, Mapping[str, Any]], order: Sequence[str]) -> list[str]:
+    """Query ms, query terms and nDCG@10 relative to `REFERENCE`, collection by collection."""
+    timed = [n for n in order if "query_ms_p50" in runs[n] and "xeval" in runs[n]]
+    if REFERENCE not in runs or "xeval" not in runs[REFERENCE] or not timed:
+        return []
+    collections = list(runs[REFERENCE]["xeval"]["collections"])
+    lines = [
+        "",
+        "## Query cost (efficient models)",
+        "",
+        f"Bar (the training issue): ≤ {MAX_TERMS:g} query terms on average, query encoding ≤ "
+        f"{MAX_MS:g} ms per query on this CPU, SPLADE nDCG@10 within {WITHIN:.0%} of `{REFERENCE}` "
+        "(the README recipe) on every collection. ms: median over SciFact's test queries, each "
+        "encoded alone after 20 warm-up ones (`query-speed`); terms: average nonzero entries "
+        "of the test queries of each collection (float32); nDCG@10 as a ratio of the "
+        "reference's (exact in process, `xeval`).",
+        "",
+        "| run | query ms | terms (mean of 6) | "
+        + " | ".join(f"{c} terms / nDCG ratio" for c in collections)
+        + " | worst ratio | meets |",
+        "|---|---:|---:|" + "---:|" * (len(collections) + 2),
+    ]
+    for name in timed:
+        run = runs[name]
+        terms: Mapping[str, float] = run.get("query_terms_by_collection", {})
+        ratios = {c: _ndcg(run, c) / _ndcg(runs[REFERENCE], c) for c in collections}
+        mean_terms = statistics.fmean(terms.values()) if terms else float("nan")
+        worst = min(ratios.values())
+        meets = mean_terms <= MAX_TERMS and run["query_ms_p50"] <= MAX_MS and worst >= 1 - WITHIN
+        cells = [f"{terms.get(c, float('nan')):.1f} / {ratios[c]:.3f}" for c in collections]
+        lines.append(
+            f"| {name} | {run['query_ms_p50']:.2f} | {mean_terms:.1f} | "
+            + " | ".join(cells)
+            + f" | {worst:.3f} | {'yes' if meets else 'no'} |"
+        )
+    return lines
