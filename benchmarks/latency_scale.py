@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import re
 import statistics
 import sys
 import time
@@ -247,6 +248,19 @@ class SizeRun:
     warmed_all: bool = False
     """Every variant's queries ran once before any was timed (runs before that: only each
     variant's own untimed pass)."""
+    model: str = DEFAULT_MODEL
+    """The model that encoded the corpus and encodes the queries (`--model`)."""
+
+
+def index_prefix(distractors: bool, model: str) -> str:
+    """`wiki-` (real distractors) or `scale-` (spliced), then the model's folder name unless it
+    is the default: indexes are reused when their count is right, so two models' indexes must
+    never share a name."""
+    prefix = "wiki-" if distractors else "scale-"
+    if model == DEFAULT_MODEL:
+        return prefix
+    slug = re.sub(r"[^a-z0-9._-]+", "-", Path(model).name.lower()).strip("-._")
+    return f"{prefix}{slug}-"
 
 
 def main_index(size: int, prefix: str = "scale-") -> str:
@@ -388,6 +402,8 @@ class Bench:
     """Index names: `<prefix><size>` (the synthetic and the mixed corpora must not share one)."""
     layout: ShardLayout = field(default_factory=ShardLayout)
     """Shards and replicas of the main indexes (SEISMIC's stays on one shard)."""
+    model: str = DEFAULT_MODEL
+    """What `encoder` was loaded from (named in each run and the report)."""
 
     def index_name(self, size: int) -> str:
         return main_index(size, self.prefix)
@@ -422,6 +438,7 @@ class Bench:
             nodes=self.nodes(),
             shards=self.layout.shards,
             replicas=self.layout.replicas,
+            model=self.model,
         )
         exact: list[dict[str, float]] | None = None
         self.warm_up(size, frequencies)
@@ -805,7 +822,8 @@ def write_report(folder: Path, command: str) -> str:
         "",
         f"Engine: {runs[0].engine} ({where(runs[0])}, merged to one segment per shard); SEISMIC on "
         f"{runs[0].seismic_engine or 'not run'}. Machine: {platform.machine()}, 2 cores shared by "
-        "the node(s) and the client, so read ratios, not absolute numbers. Model `splade-tiny`; "
+        "the node(s) and the client, so read ratios, not absolute numbers. Model "
+        f"`{Path(runs[0].model).name}`; "
         "queries: the 300 SciFact test queries, top 100 hits, ids and scores only.",
         "",
         MIXED if runs[0].makeup is not None else SYNTHETIC,
@@ -968,7 +986,8 @@ def main(argv: list[str] | None = None) -> None:
             qrels,
             args.rebuild,
             seismic_max_size=args.seismic_max_size,
-            prefix="wiki-" if args.distractors else "scale-",
+            prefix=index_prefix(args.distractors, args.model),
+            model=args.model,
             layout=shard_layout(vars(args)),
         )
         if args.shapes:
