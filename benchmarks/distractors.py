@@ -106,10 +106,23 @@ class MixedCorpus:
 
     @classmethod
     def load(cls, collection: Path, cache: Path = CACHE) -> MixedCorpus:
-        """`collection`: the judged collection encoded (e.g. `<cache>/scifact.parquet`)."""
+        """`collection`: the judged collection encoded (e.g. `<cache>/scifact.parquet`). Only
+        passages encoded as the collection was (`FieldProfile.clashes_with`: the same model and
+        quantization) join it; a corpus of another model is spliced past its judged documents
+        (the report's makeup says so) rather than scored against vectors of another model."""
+        from splade_es.records import FieldProfile
+
         from .synthetic import load_real
 
-        return cls(load_real(collection), encoded_parts(cache))
+        made = FieldProfile.read(collection) or FieldProfile()
+        parts: list[tuple[Path, str | None]] = []
+        other: list[tuple[Path, str | None]] = []
+        for part in encoded_parts(cache):
+            clash = made.clashes_with(FieldProfile.read(part) or FieldProfile())
+            (other if clash else parts).append((part, clash))
+        if other:
+            print(f"{len(other)} encoded passage parts not used: {other[0][1]}", file=sys.stderr)
+        return cls(load_real(collection), [part for part, _ in parts])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -66,3 +66,18 @@ def test_the_mixed_corpus_is_judged_then_passages_then_spliced(cache: Path) -> N
     assert corpus.makeup(11) == {"judged": 3, "wikipedia": 6, "spliced": 2}
     assert corpus.makeup(5) == {"judged": 3, "wikipedia": 2, "spliced": 0}
     assert [r.id for r in corpus.documents(5)] == ["j0", "j1", "j2", "10-0", "10-1"]
+
+
+def test_passages_of_another_model_never_join_the_collection(cache: Path, tmp_path: Path) -> None:
+    """A collection encoded by another model is spliced past its judged documents instead."""
+    import shutil
+
+    collection = tmp_path / "judged.parquet"
+    shutil.copy(part_path(cache, 1), collection)
+    made = FieldProfile.read(part_path(cache, 0))
+    assert made is not None and made.model == "splade-tiny"
+    made.write(collection)
+    assert MixedCorpus.load(collection, cache).parts == encoded_parts(cache)
+    FieldProfile("runs/pair", None, made.quantization).write(collection)
+    other = MixedCorpus.load(collection, cache)
+    assert other.parts == [] and other.makeup(4) == {"judged": 2, "wikipedia": 0, "spliced": 2}
