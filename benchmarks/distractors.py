@@ -134,24 +134,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dtype", default="bfloat16")
     parser.add_argument("--doc-max-length", type=int, default=256)
     parser.add_argument("--collections", nargs="*", default=list(COLLECTIONS))
+    parser.add_argument("--model", default=None, help="Encoder (default: splade-tiny); another "
+                        "model needs its own --cache.")  # fmt: skip
     args = parser.parse_args(argv)
 
     from splade_es.batch_encode import encode_file
     from splade_es.encoder import SpladeEncoder
-    from splade_es.models import DEFAULT_MODEL
+    from splade_es.models import DEFAULT_MODEL, model_identity
+    from splade_es.records import FieldProfile
 
     if not args.source.exists():
         print(f"--source {args.source}: not found", file=sys.stderr)
         return 2
+    model = args.model or DEFAULT_MODEL
+    for done_part in encoded_parts(args.cache) if args.cache.is_dir() else []:
+        made = (FieldProfile.read(done_part) or FieldProfile()).model
+        if made not in (None, model_identity(model)):
+            print(f"--cache {args.cache} holds passages of {made}: give {model} its own --cache",
+                  file=sys.stderr)  # fmt: skip
+            return 2
     args.cache.mkdir(parents=True, exist_ok=True)
-    encoder = SpladeEncoder.load(
-        DEFAULT_MODEL, dtype=args.dtype, doc_max_length=args.doc_max_length
-    )
+    encoder = SpladeEncoder.load(model, dtype=args.dtype, doc_max_length=args.doc_max_length)
     progress = args.cache / "progress.jsonl"
 
     def encode(name: str, input_path: Path, output: Path) -> None:
         start = time.perf_counter()
-        written, stats = encode_file(encoder, DEFAULT_MODEL, input_path, output)
+        written, stats = encode_file(encoder, model, input_path, output)
         seconds = time.perf_counter() - start
         line = {
             "part": name,

@@ -934,6 +934,12 @@ def main(argv: list[str] | None = None) -> None:
         help="real distractors: --encoded (default: the cached SciFact) inside the Wikipedia "
         "passages encoded by `benchmarks.distractors`, spliced documents only past them",
     )
+    parser.add_argument(
+        "--distractor-cache",
+        type=Path,
+        default=CACHE,
+        help="where `benchmarks.distractors --cache` put the passages (one folder per model)",
+    )
     parser.add_argument("--sizes", default="5183,100000,1000000")
     parser.add_argument("--url", default="http://127.0.0.1:9200")
     parser.add_argument("--seismic-url", help="an OpenSearch 3.6+ node with neural-search")
@@ -960,7 +966,7 @@ def main(argv: list[str] | None = None) -> None:
     command = "python -m splade_es.benchmarks.latency_scale " + " ".join(given)
     if not args.report:
         if args.encoded is None and args.distractors:
-            args.encoded = CACHE / "scifact.parquet"
+            args.encoded = args.distractor_cache / "scifact.parquet"
         if args.encoded is None:
             parser.error("--encoded is required to run sizes")
         client, info = open_cluster(ConnectionSettings(url=args.url))
@@ -979,7 +985,7 @@ def main(argv: list[str] | None = None) -> None:
             info,
             seismic,
             SpladeEncoder.load(args.model),
-            MixedCorpus.load(args.encoded)
+            MixedCorpus.load(args.encoded, args.distractor_cache)
             if args.distractors
             else Recombiner(load_real(args.encoded)),
             queries,

@@ -81,3 +81,13 @@ def test_passages_of_another_model_never_join_the_collection(cache: Path, tmp_pa
     FieldProfile("runs/pair", None, made.quantization).write(collection)
     other = MixedCorpus.load(collection, cache)
     assert other.parts == [] and other.makeup(4) == {"judged": 2, "wikipedia": 0, "spliced": 2}
+
+
+def test_a_cache_of_another_model_is_not_continued(
+    cache: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = ["--source", str(cache / "corpus.jsonl.gz"), "--part-size", "4", "--collections"]
+    assert main(["--cache", str(cache), *source, "--model", "runs/other"]) == 2
+    assert (
+        "holds passages of splade-tiny: give runs/other its own --cache" in capsys.readouterr().err
+    )
