@@ -278,9 +278,12 @@ class MLMSide:
 
         Batches hold at most `batch_size` texts and `max_tokens_per_batch` padded tokens (and
         stay under any size that ran out of memory before)."""
-        lengths = [len(ids) for ids in self._tokenize(texts, max_length)["input_ids"]]
-        limits = [n for n in (max_tokens_per_batch, self.oom_token_limit) if n is not None]
-        batches = token_batches(lengths, batch_size, min(limits) if limits else None)
+        if len(texts) == 1:  # one query: no batches to plan, so no second tokenizer pass
+            batches = [[0]]
+        else:
+            lengths = [len(ids) for ids in self._tokenize(texts, max_length)["input_ids"]]
+            limits = [n for n in (max_tokens_per_batch, self.oom_token_limit) if n is not None]
+            batches = token_batches(lengths, batch_size, min(limits) if limits else None)
         out: list[SparseVector | None] = [None] * len(texts)
         bar = tqdm(total=len(texts), unit="text", disable=not progress)
         for idx in batches:

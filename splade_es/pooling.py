@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 from itertools import accumulate
+from weakref import WeakKeyDictionary
 
 import torch
 from torch import nn
@@ -41,7 +42,7 @@ def _shallow_copy(module: nn.Module) -> nn.Module:
     return clone
 
 
-def _headless(model: nn.Module) -> tuple[nn.Module, nn.Linear]:
+def _build_headless(model: nn.Module) -> tuple[nn.Module, nn.Linear]:
     """A view of `model` that outputs hidden states where it would output vocabulary logits.
 
     Only the modules on the path from the root to the projection are copied (shallowly, each with
@@ -59,6 +60,24 @@ def _headless(model: nn.Module) -> tuple[nn.Module, nn.Linear]:
     return view, projection
 
 
+_VIEWS: WeakKeyDictionary[nn.Module, tuple[nn.Module, nn.Linear]] = WeakKeyDictionary()
+
+
+def _headless(model: nn.Module) -> tuple[nn.Module, nn.Linear]:
+    """`_build_headless`, made once per model (a tenth of a millisecond: a query's budget is
+    one); made again if the model's projection was swapped (e.g. quantized) since."""
+    view = _VIEWS.get(model)
+    get_output = getattr(model, "get_output_embeddings", None)
+    if view is None or not callable(get_output) or get_output() is not view[1]:
+        view = _VIEWS[model] = _build_headless(model)
+    return view
+
+
+def _unless_full(attention_mask: torch.Tensor) -> torch.Tensor | None:
+    """No mask for a batch without padding (one query): the model then skips building one."""
+    return None if bool(attention_mask.all()) else attention_mask
+
+
 def splade_pool(
     model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor
 ) -> torch.Tensor:
@@ -68,7 +87,7 @@ def splade_pool(
     (training) the arg-max path, whose backward pass touches only the winning positions.
     """
     headless, projection = _headless(model)
-    hidden = headless(input_ids=input_ids, attention_mask=attention_mask).logits
+    hidden = headless(input_ids=input_ids, attention_mask=_unless_full(attention_mask)).logits
     mask = attention_mask.bool()
     if torch.is_grad_enabled() and hidden.requires_grad:
         return _argmax_pool(hidden, mask, projection)
@@ -87,7 +106,7 @@ def own_token_pool(
     query has at most as many terms as it has distinct tokens. Differentiable (training).
     """
     headless, projection = _headless(model)
-    hidden = headless(input_ids=input_ids, attention_mask=attention_mask).logits  # [B, L, H]
+    hidden = headless(input_ids=input_ids, attention_mask=_unless_full(attention_mask)).logits
     ids, inverse = torch.unique(input_ids, return_inverse=True)
     logits = hidden @ projection.weight[ids].T.to(hidden.dtype)  # [B, L, U]
     if projection.bias is not None:
