@@ -67,9 +67,12 @@ def efficiency_table(runs: Mapping[str, Mapping[str, Any]], order: Sequence[str]
         mean_terms = statistics.fmean(terms.values()) if terms else float("nan")
         worst = min(ratios.values())
         meets = mean_terms <= MAX_TERMS and run["query_ms_p50"] <= MAX_MS and worst >= 1 - WITHIN
-        cells = [f"{terms.get(c, float('nan')):.1f} / {ratios[c]:.3f}" for c in collections]
+        cells = [
+            f"{terms[c]:.1f} / {ratios[c]:.3f}" if c in terms else f"- / {ratios[c]:.3f}"
+            for c in collections
+        ]
         lines.append(
-            f"| {name} | {run['query_ms_p50']:.2f} | {mean_terms:.1f} | "
+            f"| {name} | {run['query_ms_p50']:.2f} | {f'{mean_terms:.1f}' if terms else '-'} | "
             + " | ".join(cells)
             + f" | {worst:.3f} | {'yes' if meets else 'no'} |"
         )
