@@ -115,14 +115,17 @@ class MixedCorpus:
         from .synthetic import load_real
 
         made = FieldProfile.read(collection) or FieldProfile()
-        parts: list[tuple[Path, str | None]] = []
-        other: list[tuple[Path, str | None]] = []
+        parts: list[Path] = []
+        clashes: list[str] = []
         for part in encoded_parts(cache):
             clash = made.clashes_with(FieldProfile.read(part) or FieldProfile())
-            (other if clash else parts).append((part, clash))
-        if other:
-            print(f"{len(other)} encoded passage parts not used: {other[0][1]}", file=sys.stderr)
-        return cls(load_real(collection), [part for part, _ in parts])
+            if clash:
+                clashes.append(clash)
+            else:
+                parts.append(part)
+        if clashes:
+            print(f"{len(clashes)} encoded passage parts not used: {clashes[0]}", file=sys.stderr)
+        return cls(load_real(collection), parts)
 
 
 def main(argv: list[str] | None = None) -> int:
