@@ -43,7 +43,7 @@ from transformers import (
 from transformers.utils import logging as hf_logging
 
 from splade_es.models import DEFAULT_MODEL, IDF_FILE, ModelSettings, read_settings
-from splade_es.pooling import own_token_pool, splade_pool
+from splade_es.pooling import pool_for
 from splade_es.sparse import SparseVector
 
 log = logging.getLogger(__name__)
@@ -193,8 +193,7 @@ class MLMSide:
             raise ValueError("float16 needs a GPU; use bfloat16 or float32 on CPU")
         self.location = location
         self.device = device
-        self.pool = splade_pool if expand else own_token_pool
-        """Expansion terms, or each text's own tokens only (a pair model's cheap query side)."""
+        self.pool = pool_for(expand)
         with _quiet_hub_progress():
             self.tokenizer: PreTrainedTokenizerBase = AutoTokenizer.from_pretrained(location)
             model = AutoModelForMaskedLM.from_pretrained(location, dtype=dtype)

@@ -11,6 +11,7 @@ costs nothing, and it runs about 2x faster than masking full logits on CPU. Unde
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from itertools import accumulate
 from weakref import WeakKeyDictionary
 
@@ -116,6 +117,12 @@ def own_token_pool(
     present = present.scatter_reduce(1, inverse, attention_mask.float(), reduce="amax")
     out = torch.zeros(weights.shape[0], projection.out_features, device=weights.device)
     return out.index_copy(1, ids, weights.amax(dim=1) * present)
+
+
+def pool_for(expand: bool) -> Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The pooling a side runs: `splade_pool` (expansion terms), or `own_token_pool` (each text
+    its own tokens only: a pair model's cheap query side). Encoder and training both ask here."""
+    return splade_pool if expand else own_token_pool
 
 
 def _packed_pool(hidden: torch.Tensor, mask: torch.Tensor, projection: nn.Linear) -> torch.Tensor:

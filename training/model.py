@@ -35,7 +35,7 @@ from splade_es.models import (
     resolve,
     write_settings,
 )
-from splade_es.pooling import own_token_pool, splade_pool
+from splade_es.pooling import pool_for
 
 SHAPES: tuple[Shape, ...] = ("shared", "pair", "inference-free")
 Pooling = Literal["fast", "library"]
@@ -61,7 +61,7 @@ class FastSpladeMLM(Transformer):
         self.register_buffer("keep", special_token_mask(tokenizer, vocab), persistent=False)
 
     def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-        pool = splade_pool if self.expand else own_token_pool
+        pool = pool_for(self.expand)
         weights = pool(self.model, features["input_ids"], features["attention_mask"])
         features["sentence_embedding"] = weights * self.keep.to(weights.device)
         return features
