@@ -214,12 +214,25 @@ class MLMSide:
         self.special_ids = torch.tensor(
             sorted(set(self.tokenizer.all_special_ids)), dtype=torch.long
         )
+        backend = getattr(self.tokenizer, "backend_tokenizer", None)
+        self.one_text: Any = None
+        """A private copy of the fast tokenizer's backend, without padding or truncation: one text
+        tokenized by it costs 0.07 ms against 0.25 through the HF call (a query's budget is 1)."""
+        if backend is not None:
+            self.one_text = type(backend).from_str(backend.to_str())
+            self.one_text.no_padding()
+            self.one_text.no_truncation()
 
     def weights(self, texts: Sequence[str], max_length: int) -> torch.Tensor:
         """SPLADE weights `[len(texts), vocab]` on CPU, special tokens zeroed."""
-        batch = self._tokenize(texts, max_length, padding=True, return_tensors="pt").to(self.device)
+        ids = self._one_text_ids(texts, max_length)
+        if ids is None:
+            batch = self._tokenize(texts, max_length, padding=True, return_tensors="pt")
+            ids, mask = batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device)
+        else:
+            mask = torch.ones_like(ids)
         with torch.inference_mode():
-            weights = self.pool(self.model, batch["input_ids"], batch["attention_mask"]).cpu()
+            weights = self.pool(self.model, ids, mask).cpu()
             weights[:, self.special_ids[self.special_ids < weights.shape[1]]] = 0.0
         return weights
 
@@ -246,6 +259,16 @@ class MLMSide:
                     self.weights_splitting(texts[half:], max_length),
                 ]
             )
+
+    def _one_text_ids(self, texts: Sequence[str], max_length: int) -> torch.Tensor | None:
+        """`[1, length]` token ids of a single text from the backend directly, or None (several
+        texts, no fast tokenizer, or a text long enough to be cut: the HF call handles those)."""
+        if len(texts) != 1 or self.one_text is None:
+            return None
+        ids = self.one_text.encode(texts[0]).ids
+        if len(ids) > min(max_length, self.max_tokens):
+            return None
+        return torch.tensor([ids], device=self.device)
 
     def _longest(self, texts: Sequence[str], max_length: int) -> int:
         return max(len(i) for i in self._tokenize(texts, max_length)["input_ids"])

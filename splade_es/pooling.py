@@ -18,6 +18,8 @@ from weakref import WeakKeyDictionary
 import torch
 from torch import nn
 
+from splade_es.lean_bert import lean_forward
+
 CHUNK_ELEMENTS = 1 << 24
 """Logit elements computed at once (64 MB in float32)."""
 
@@ -74,9 +76,19 @@ def _headless(model: nn.Module) -> tuple[nn.Module, nn.Linear]:
     return view
 
 
-def _unless_full(attention_mask: torch.Tensor) -> torch.Tensor | None:
-    """No mask for a batch without padding (one query): the model then skips building one."""
-    return None if bool(attention_mask.all()) else attention_mask
+def _hidden(
+    model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor
+) -> torch.Tensor:
+    """The headless model's output `[batch, length, hidden]`. One text without padding and without
+    autograd (a search request's query) runs BERT's flat forward (`lean_bert`: 0.35 ms instead
+    of 0.7 for a one-layer query model); a batch without padding gets no mask to build."""
+    full = bool(attention_mask.all())
+    if full and input_ids.shape[0] == 1 and not torch.is_grad_enabled():
+        lean = lean_forward(model)
+        if lean is not None:
+            return lean(input_ids[0])[None]
+    headless, _ = _headless(model)
+    return headless(input_ids=input_ids, attention_mask=None if full else attention_mask).logits
 
 
 def splade_pool(
@@ -87,8 +99,8 @@ def splade_pool(
     Exact in both modes: without autograd (encoding) the packed-token path; with autograd
     (training) the arg-max path, whose backward pass touches only the winning positions.
     """
-    headless, projection = _headless(model)
-    hidden = headless(input_ids=input_ids, attention_mask=_unless_full(attention_mask)).logits
+    hidden = _hidden(model, input_ids, attention_mask)
+    projection = _headless(model)[1]
     mask = attention_mask.bool()
     if torch.is_grad_enabled() and hidden.requires_grad:
         return _argmax_pool(hidden, mask, projection)
@@ -106,8 +118,8 @@ def own_token_pool(
     the vocabulary head gone, which is what a query side under a millisecond needs on a CPU; the
     query has at most as many terms as it has distinct tokens. Differentiable (training).
     """
-    headless, projection = _headless(model)
-    hidden = headless(input_ids=input_ids, attention_mask=_unless_full(attention_mask)).logits
+    hidden = _hidden(model, input_ids, attention_mask)
+    projection = _headless(model)[1]
     ids, inverse = torch.unique(input_ids, return_inverse=True)
     logits = hidden @ projection.weight[ids].T.to(hidden.dtype)  # [B, L, U]
     if projection.bias is not None:

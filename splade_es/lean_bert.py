@@ -1,0 +1,72 @@
+"""BERT's forward pass for one unpadded text, as a flat run of torch calls.
+
+A search request encodes one query, and a query side that should cost under a millisecond on a CPU
+cannot spend most of it in Python: HF's `BertModel` walks dozens of modules, builds masks and
+checks arguments per call (about 0.7 ms for a one-layer model on this machine, for a few
+microseconds of arithmetic). With no padding there is no mask to build, and with no autograd
+and no dropout (eval) each layer is three projections, attention, two layer norms and a
+feed-forward block. The same modules are called (so an int8-quantized Linear or a bfloat16 model
+runs as it would inside HF) and no weight is copied, so a model trained further is read as it is
+now. Exact: equal to HF's output up to float rounding (`tests/unit/test_lean_bert.py`).
+
+Only BERT masked-LM models with absolute positions and no forward hooks qualify (`lean_forward`
+says None otherwise); the caller then runs the model as usual.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+Hidden = Callable[[torch.Tensor], torch.Tensor]
+"""Token ids `[length]` of one text -> the MLM head's hidden states `[length, hidden]` (the
+input of its vocabulary projection)."""
+
+
+def lean_forward(model: nn.Module) -> Hidden | None:
+    """The flat forward of `model` when it is a BERT masked LM in eval mode, else None."""
+    config = getattr(model, "config", None)
+    bert = getattr(model, "bert", None)
+    predictions = getattr(getattr(model, "cls", None), "predictions", None)
+    if (
+        config is None
+        or bert is None
+        or predictions is None
+        or getattr(config, "model_type", None) != "bert"
+        or getattr(config, "position_embedding_type", "absolute") != "absolute"
+        or getattr(config, "is_decoder", False)
+        or model.training
+        or any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
+    ):
+        return None  # hooks (a user's, accelerate's offloading) need HF's own calls
+    embeddings, layers, transform = bert.embeddings, bert.encoder.layer, predictions.transform
+    heads = config.num_attention_heads
+    width = config.hidden_size
+
+    def norm(x: torch.Tensor, layer_norm: nn.LayerNorm) -> torch.Tensor:
+        return F.layer_norm(x, (width,), layer_norm.weight, layer_norm.bias, layer_norm.eps)
+
+    def hidden(ids: torch.Tensor) -> torch.Tensor:
+        length = ids.shape[0]
+        x = (
+            embeddings.word_embeddings(ids)
+            + embeddings.position_embeddings.weight[:length]
+            + embeddings.token_type_embeddings.weight[0]
+        )
+        x = norm(x, embeddings.LayerNorm)
+        for layer in layers:
+            attention = layer.attention.self
+            q, k, v = (
+                part(x).view(length, heads, -1).transpose(0, 1)
+                for part in (attention.query, attention.key, attention.value)
+            )
+            context = F.scaled_dot_product_attention(q, k, v).transpose(0, 1).reshape(length, -1)
+            x = norm(layer.attention.output.dense(context) + x, layer.attention.output.LayerNorm)
+            inner = layer.intermediate.intermediate_act_fn(layer.intermediate.dense(x))
+            x = norm(layer.output.dense(inner) + x, layer.output.LayerNorm)
+        return norm(transform.transform_act_fn(transform.dense(x)), transform.LayerNorm)
+
+    return hidden
