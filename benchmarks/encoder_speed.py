@@ -36,7 +36,8 @@ from typing import Any
 import torch
 
 from splade_es.corpus import read_documents, read_qrels, read_queries
-from splade_es.encoder import CPU_BF16_FLAGS, SpladeEncoder, cpu_has_fast_bf16
+from splade_es.cpu import CPU_BF16_FLAGS, cpu_has_fast_bf16
+from splade_es.encoder import SpladeEncoder
 from splade_es.evaluation import ExactSparseIndex, evaluate
 from splade_es.models import DEFAULT_MODEL, resolve
 from splade_es.sparse import SparseVector

@@ -42,6 +42,7 @@ from transformers import (
 )
 from transformers.utils import logging as hf_logging
 
+from splade_es.cpu import cpu_has_fast_bf16
 from splade_es.models import DEFAULT_MODEL, IDF_FILE, ModelSettings, read_settings
 from splade_es.pooling import pool_for
 from splade_es.sparse import SparseVector
@@ -54,8 +55,6 @@ AUTO_DTYPE = "auto"
 INT8 = "int8"
 """Float32 weights whose transformer Linear layers are then quantized to int8 (CPU only)."""
 DTYPE_NAMES = (AUTO_DTYPE, *DTYPES, INT8)
-CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
-"""/proc/cpuinfo flags of CPUs whose bfloat16 matrix products outrun float32."""
 
 OutOfMemory: type[Exception] = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
 
@@ -91,19 +90,6 @@ def pick_device(device: str | None = None, index: int | None = None) -> torch.de
     if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
-
-
-def cpu_has_fast_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
-    """Whether this CPU multiplies bfloat16 matrices natively (AMX or AVX-512 BF16; Linux only)."""
-    try:
-        text = cpuinfo.read_text()
-    except OSError:
-        return False
-    flags = next(
-        (line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")),
-        [],
-    )
-    return any(flag in flags for flag in CPU_BF16_FLAGS)
 
 
 def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:

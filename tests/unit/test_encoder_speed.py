@@ -12,7 +12,8 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from splade_es.encoder import SpladeEncoder, cpu_has_fast_bf16, resolve_dtype
+from splade_es.cpu import cpu_has_fast_bf16
+from splade_es.encoder import SpladeEncoder, resolve_dtype
 from splade_es.options import ENCODER, add_argparse, click_options
 from splade_es.sparse import SparseVector
 
