@@ -12,20 +12,21 @@ from __future__ import annotations
 import statistics
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from splade_es.encoder import SpladeEncoder
 
 MAX_TERMS, MAX_MS, WITHIN = 10.0, 1.0, 0.02
 REFERENCE = "hybriddistill-720-merge0.5"
 """The full fine-tuned model the efficient ones are held against: the README recipe."""
 
 
-def query_terms(model: str, folders: Sequence[Path]) -> dict[str, float]:
+def query_terms(encoder: SpladeEncoder, folders: Sequence[Path]) -> dict[str, float]:
     """Average nonzero terms of each collection's test queries (those with judgements), as the
     encoder gives them to the engine."""
     from splade_es.beir_eval import find_collections
-    from splade_es.encoder import SpladeEncoder
 
-    encoder = SpladeEncoder.load(model, device="cpu")
     out = {}
     for collection in find_collections(list(folders)):
         queries = collection.queries(collection.qrels())

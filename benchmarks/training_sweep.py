@@ -25,12 +25,15 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from . import paths
 from .query_cost import efficiency_table, query_terms
+
+if TYPE_CHECKING:
+    from splade_es.encoder import SpladeEncoder
 
 RESULTS = paths.RESULTS / "training"
 DEFAULT_BEIR = paths.SCIFACT
@@ -752,14 +755,12 @@ def merge(name: str, source: str, alpha: float, beir_dir: Path, order: int) -> N
 
 
 def query_speed(
-    model: str, beir_dir: Path, warmup: int = 20, limit: int | None = None
+    encoder: SpladeEncoder, beir_dir: Path, warmup: int = 20, limit: int | None = None
 ) -> dict[str, float]:
     """Query-side cost on this CPU: each test query (the first `limit`) encoded alone, as a search
     request does, after `warmup` untimed ones; median milliseconds and the average query terms."""
-    from splade_es.encoder import SpladeEncoder
     from splade_es.training.data import load_beir
 
-    encoder = SpladeEncoder.load(model, device="cpu")
     test = load_beir(beir_dir, "test")
     texts = [test.queries[q] for q in sorted(test.qrels)][:limit]
     for text in texts[:warmup]:
@@ -784,8 +785,11 @@ def query_speed_command(names: tuple[str, ...], beir_dir: Path) -> None:
     for name in names:
         if name not in results:
             raise click.BadParameter(f"{name!r} has no stored result", param_hint="NAMES")
-        speed: dict[str, Any] = dict(query_speed(run_model(name), beir_dir))
-        speed["query_terms_by_collection"] = query_terms(run_model(name), folders)
+        from splade_es.encoder import SpladeEncoder
+
+        encoder = SpladeEncoder.load(run_model(name), device="cpu")
+        speed: dict[str, Any] = dict(query_speed(encoder, beir_dir))
+        speed["query_terms_by_collection"] = query_terms(encoder, folders)
         store_result(name, {**results[name], **speed})
         print(f"{name}: {speed['query_ms_p50']:.2f} ms p50, {speed['query_terms_one']:.1f} terms")
     write_report()

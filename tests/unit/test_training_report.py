@@ -134,7 +134,7 @@ def test_only_the_seed_may_differ_between_runs_pooled_as_seeds() -> None:
 def test_query_speed_times_every_test_query_and_counts_its_terms(
     scifact: Path, splade_tiny: Any
 ) -> None:
-    speed = query_speed("splade-tiny", scifact, warmup=2, limit=20)
+    speed = query_speed(splade_tiny, scifact, warmup=2, limit=20)
     queries = read_queries(scifact / "queries.jsonl")
     texts = [queries[q] for q in sorted(read_qrels(scifact / "qrels" / "test.tsv"))][:20]
     terms = [len(splade_tiny.encode_query(t)) for t in texts]
@@ -168,7 +168,7 @@ def test_the_query_cost_table_holds_every_collection_to_the_reference() -> None:
 
 
 def test_query_terms_are_counted_on_each_collection(scifact: Path, splade_tiny: Any) -> None:
-    counted = query_terms("splade-tiny", [scifact])
+    counted = query_terms(splade_tiny, [scifact])
     queries = read_queries(scifact / "queries.jsonl")
     judged = read_qrels(scifact / "qrels" / "test.tsv")
     vectors = splade_tiny.encode_queries([queries[q] for q in queries if q in judged])
