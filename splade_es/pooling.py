@@ -126,10 +126,12 @@ def own_token_pool(
     logits = hidden @ projection.weight[ids].T.to(hidden.dtype)  # [B, L, U]
     if projection.bias is not None:
         logits = logits + projection.bias[ids].to(hidden.dtype)
+    out = torch.zeros(input_ids.shape[0], projection.out_features, device=hidden.device)
+    if input_ids.shape[0] == 1 and bool(attention_mask.all()):  # one query: all its ids present
+        return out.index_copy(1, ids, torch.log1p(torch.relu(logits[0].amax(0).float()))[None])
     weights = torch.log1p(torch.relu(logits.float())) * attention_mask[..., None]
     present = torch.zeros(weights.shape[0], ids.shape[0], device=weights.device)
     present = present.scatter_reduce(1, inverse, attention_mask.float(), reduce="amax")
-    out = torch.zeros(weights.shape[0], projection.out_features, device=weights.device)
     return out.index_copy(1, ids, weights.amax(dim=1) * present)
 
 
