@@ -775,6 +775,63 @@ def slopes(runs: list[SizeRun]) -> dict[str, float]:
     return out
 
 
+WITHIN_FULL, TARGET_P50, TARGET_P99, TARGET_HYBRID, TARGET_SLOPE = 0.01, 1.2, 2.0, 2.0, 1.5
+"""The latency issue's bar: a SPLADE variant within 1% of full SPLADE's nDCG@10 at p50 <= 1.2x
+BM25's and p99 <= 2x, a slope <= 1.5x BM25's; hybrid p50 <= 2x."""
+
+
+def target_rows(runs: list[SizeRun], slope: dict[str, float]) -> list[str]:
+    """Per size, the fastest SPLADE variant that keeps full SPLADE's nDCG@10 (within 1%) and the
+    fastest hybrid, as multiples of BM25, each against its target: met, or missed by how much."""
+
+    def verdict(value: float, target: float) -> str:
+        met = "met" if value <= target else f"missed by {value / target - 1:.0%}"
+        return f"{value:.2f} ({met})"
+
+    rows = [
+        "",
+        "## Targets",
+        "",
+        f"The bar (latency issue): a SPLADE variant within {WITHIN_FULL:.0%} of full SPLADE's "
+        f"nDCG@10 at p50 ≤ {TARGET_P50:g}× BM25's and p99 ≤ {TARGET_P99:g}×, its slope ≤ "
+        f"{TARGET_SLOPE:g}× BM25's; hybrid p50 ≤ {TARGET_HYBRID:g}×. Per size, the fastest variant "
+        "that keeps the nDCG, and the fastest hybrid:",
+        "",
+        "| documents | fastest within 1% | nDCG@10 vs full | p50 × BM25 | p99 × BM25 | slope × "
+        "BM25's | fastest hybrid | hybrid p50 × BM25 |",
+        "|---|---|---:|---:|---:|---:|---|---:|",
+    ]
+    for run in runs:
+        by_name = {r.variant: r for r in run.results}
+        bm25, full = by_name["BM25"].timing, by_name["SPLADE full"]
+        kept = [
+            r
+            for r in run.results
+            if not r.variant.startswith(("BM25", "hybrid"))
+            and r.ndcg10 >= (1 - WITHIN_FULL) * full.ndcg10
+        ]
+        best = min(kept, key=lambda r: r.timing.p50)
+        hybrids = [r for r in run.results if r.variant.startswith("hybrid")]
+        grows = best.variant in slope and slope.get("BM25", 0.0) > 0
+        slope_ratio = slope[best.variant] / slope["BM25"] if grows else None
+        cells = [
+            f"{run.size:,}",
+            best.variant,
+            f"{best.ndcg10 / full.ndcg10 - 1:+.1%}",
+            verdict(best.timing.p50 / bm25.p50, TARGET_P50),
+            verdict(best.timing.p99 / bm25.p99, TARGET_P99),
+            "" if slope_ratio is None else verdict(slope_ratio, TARGET_SLOPE),
+        ]
+        if hybrids:
+            fast = min(hybrids, key=lambda r: r.timing.p50)
+            ratio = fast.timing.p50 / bm25.p50
+            cells += [fast.variant, verdict(ratio, TARGET_HYBRID)]
+        else:
+            cells += ["", ""]
+        rows.append("| " + " | ".join(cells) + " |")
+    return rows
+
+
 SYNTHETIC = (
     "**What is synthetic**: the 5,183 SciFact documents are real. Larger corpora add "
     "documents spliced from two real ones (text halves; each term of either vector kept "
@@ -889,6 +946,7 @@ def write_report(folder: Path, command: str) -> str:
         for name in [r.variant for r in largest.results]:
             if name in slope:
                 lines.append(f"| {name} | {slope[name]:.1f} | {slope[name] / slope['BM25']:.2f} |")
+    lines += target_rows(runs, slope)
     lines += ["", "![latency vs size](latency_vs_size.png) ![pareto](pareto.png)", ""]
     commands = dict.fromkeys(run.command or command for run in runs)
     encoded_by = (
