@@ -873,7 +873,10 @@ def write_report(folder: Path, command: str) -> str:
     runs = load_runs(folder)
     if not runs:
         raise SystemExit(f"no results in {folder}: run some sizes first")
-    slope = slopes(runs)
+    # a judged collection alone (no distractors, measured first, coldest) is no point on the
+    # growth curve: slopes are fitted over the sizes with distractors when there are two
+    with_distractors = [r for r in runs if r.makeup is None or r.size > r.makeup["judged"]]
+    slope = slopes(with_distractors if len(with_distractors) >= 2 else runs)
     largest = runs[-1]
     bm25 = {run.size: next(r for r in run.results if r.variant == "BM25") for run in runs}
     lines = [
@@ -894,7 +897,7 @@ def write_report(folder: Path, command: str) -> str:
         "expansion rate e; *two-phase (top-5, rescore 100)*: the project's own (5 heaviest terms "
         "retrieve, the full query rescores 100). SEISMIC runs up to `--seismic-max-size` (its "
         "merge-time clustering is the slowest build here). Slopes are least-squares fits of p50 "
-        "over the sizes.",
+        "over the sizes with distractors (BM25's may be flat: then no ratio).",
         "",
         "| corpus | judged / Wikipedia / spliced | docs sampled for the shape | SPLADE terms/doc "
         "(median) | words/doc (median) | DF correlation with real | query encode p50 ms |",
@@ -932,20 +935,18 @@ def write_report(folder: Path, command: str) -> str:
             load = run.load_seconds.get(name)
             took = "reused (built by an earlier run)" if load is None else f"{load:.0f}"
             lines.append(f"| {name} | {size / 1e6:.0f} | {took} |")
-    # a judged collection alone (no distractors, measured first, coldest) fits no slope with one
-    # other size: slopes need two sizes with distractors
-    with_distractors = [r for r in runs if r.makeup is None or r.size > r.makeup["judged"]]
     if len(with_distractors) >= 2:
         lines += [
             "",
-            "## Latency slope (p50, least squares over the sizes)",
+            "## Latency slope (p50, least squares over the sizes with distractors)",
             "",
             "| variant | ms per million docs | × BM25's slope |",
             "|---|---:|---:|",
         ]
         for name in [r.variant for r in largest.results]:
             if name in slope:
-                lines.append(f"| {name} | {slope[name]:.1f} | {slope[name] / slope['BM25']:.2f} |")
+                ratio = f"{slope[name] / slope['BM25']:.2f}" if slope["BM25"] > 0 else ""
+                lines.append(f"| {name} | {slope[name]:.1f} | {ratio} |")
     lines += target_rows(runs, slope)
     lines += ["", "![latency vs size](latency_vs_size.png) ![pareto](pareto.png)", ""]
     commands = dict.fromkeys(run.command or command for run in runs)
