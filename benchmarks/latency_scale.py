@@ -817,7 +817,7 @@ def target_rows(runs: list[SizeRun], slope: dict[str, float]) -> list[str]:
         cells = [
             f"{run.size:,}",
             best.variant,
-            f"{best.ndcg10 / full.ndcg10 - 1:+.1%}",
+            f"{best.ndcg10 / full.ndcg10 - 1:+.1%}" if full.ndcg10 > 0 else "(full 0)",
             verdict(best.timing.p50 / bm25.p50, TARGET_P50),
             verdict(best.timing.p99 / bm25.p99, TARGET_P99),
             "" if slope_ratio is None else verdict(slope_ratio, TARGET_SLOPE),

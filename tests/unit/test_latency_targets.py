@@ -40,3 +40,12 @@ def test_the_fastest_variant_within_one_percent_is_held_to_each_target() -> None
 def test_no_slope_ratio_without_a_growing_bm25() -> None:
     runs = [run(100_000, 1.0), run(1_000_000, 2.0)]
     assert "| 2.50 (missed by 25%) |  | hybrid" in target_rows(runs, slopes(runs))[-1]
+
+
+def test_a_corpus_where_full_splade_finds_nothing_still_reports() -> None:
+    """A tiny smoke corpus may hold no judged document: nDCG 0 everywhere, no division by it."""
+    runs = [run(40, 1.0), run(150, 2.0, bm25=11.0)]
+    for r in (x for one in runs for x in one.results):
+        r.ndcg10 = 0.0
+    rows = target_rows(runs, slopes(runs))
+    assert "| query top-10 | (full 0) | 1.05 (met) |" in rows[-2]
