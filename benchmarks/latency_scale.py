@@ -4,11 +4,12 @@
 `benchmarks.distractors`, then (past them) documents spliced from the collection; without it the
 corpus is the collection then spliced documents only (the older, synthetic report). One node
 holds, per corpus size, the BM25 text and the full SPLADE field in one index (so BM25, SPLADE and
-hybrid run on the same node, JVM and documents), plus document-pruned copies of the SPLADE field; a second node (OpenSearch 3.6, `--seismic-url`) holds the same vectors in a
-`sparse_vector` field with the SEISMIC approximate method. Every variant runs every SciFact test
-query: client round trip and engine `took` percentiles one query at a time, throughput with 1 and
-4 clients, nDCG@10 and recall@100 against the qrels, and recall@100 against exact full SPLADE on
-the same corpus (what an approximation loses). Each size's results go to `<out>/<size>.json`;
+hybrid run on the same node, JVM and documents), plus document-pruned copies of the SPLADE field;
+a second node (OpenSearch 3.6, `--seismic-url`) holds the same vectors in a `sparse_vector` field
+with the SEISMIC approximate method. Every variant runs every SciFact test query: client round
+trip and engine `took` percentiles one query at a time, throughput with 1 and 4 clients, nDCG@10
+and recall@100 against the qrels, and recall@100 against exact full SPLADE on the same corpus
+(what an approximation loses). Each size's results go to `<out>/<size>.json`;
 `--report` turns all of them into README.md and plots (latency vs size, fitted slopes, Pareto).
 
     python -m splade_es.benchmarks.latency_scale --distractors --sizes 5183,100000,671341,1000000

@@ -780,13 +780,13 @@ def query_speed(
 def query_speed_command(names: tuple[str, ...], beir_dir: Path) -> None:
     """Time query encoding (one query at a time) for stored runs (or `base`), and count their
     query terms on all six collections; nothing else runs."""
+    from splade_es.encoder import SpladeEncoder
+
     results = load_results()
     folders = [paths.DATASETS / name for name in (*IN_DOMAIN, *OUT_OF_DOMAIN)]
     for name in names:
         if name not in results:
             raise click.BadParameter(f"{name!r} has no stored result", param_hint="NAMES")
-        from splade_es.encoder import SpladeEncoder
-
         encoder = SpladeEncoder.load(run_model(name), device="cpu")
         speed: dict[str, Any] = dict(query_speed(encoder, beir_dir))
         speed["query_terms_by_collection"] = query_terms(encoder, folders)
