@@ -371,7 +371,9 @@ def index_size_bytes(client: OpenSearch, index: str, force_merge: bool = False) 
     `force_merge`, merged to one segment first so sizes compare across indexes."""
     client.indices.refresh(index=index)
     if force_merge:
-        client.indices.forcemerge(index=index, max_num_segments=1)
+        # the merge takes as long as the index is big; a client timeout would retry it, queued
+        # behind the first one on the node's force-merge pool
+        client.indices.forcemerge(index=index, max_num_segments=1, params={"request_timeout": 3600})
     client.indices.flush(index=index)
     stats = client.indices.stats(index=index, metric="store")
     return int(stats["indices"][index]["primaries"]["store"]["size_in_bytes"])

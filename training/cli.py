@@ -127,6 +127,13 @@ _OPTIONS: list[tuple[str, dict[str, Any]]] = [
             "domain; a query side of its own stays as trained); 1 exports as trained. [0.5]",
         },
     ),
+    (
+        "--freeze-documents/--train-documents",
+        {
+            "help": "pair/inference-free: train the query side alone; the document side stays "
+            "the base model's, so its index needs no re-encoding. [train both]",
+        },
+    ),
     ("--kl-temperature", {"type": _FLOAT, "help": "Temperature of the KL loss. [1.0]"}),
     (
         "--loss",

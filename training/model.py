@@ -222,6 +222,20 @@ def _side(model: SparseEncoder, route: str) -> Any:
     return routes[route][0]
 
 
+def freeze_documents(model: SparseEncoder) -> None:
+    """Keep the document MLM exactly as loaded: no gradient, no dropout (the trainer puts every
+    module in train mode each step, so dropout is switched off at the modules). Only the query
+    side learns, against the very vectors an index built with the base model already holds."""
+    if model_shape(model) == "shared":
+        raise ValueError("a shared model has one MLM for both sides: it cannot freeze one")
+    document = _side(model, "document").model
+    for parameter in document.parameters():
+        parameter.requires_grad_(False)
+    for module in document.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+
+
 def query_weights_parameter(model: SparseEncoder) -> str | None:
     """Name of the inference-free query table's parameter (it takes its own learning rate)."""
     if model_shape(model) != "inference-free":

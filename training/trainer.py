@@ -92,6 +92,9 @@ class TrainConfig:
     contrastive_weight: float = 1.0  # extra InfoNCE weight next to a distillation loss
     anchor_weight: float = 0.0  # L2 pull toward the base model's weights (keeps general quality)
     merge_weight: float = 0.5  # export the document MLM as w * trained + (1 - w) * base
+    # pair / inference-free: keep the base model's document MLM as it is and train the query side
+    # alone, so an index already encoded with the base model stays valid (no re-encoding)
+    freeze_documents: bool = False
     kl_temperature: float = 1.0
     doc_max_length: int = 256  # exported model
     train_doc_max_length: int = 128  # training and dev evaluation
@@ -172,6 +175,10 @@ class TrainConfig:
             (
                 self.query_expansion or (self.shape == "pair" and self.pooling == "fast"),
                 "query_expansion off needs shape 'pair' and pooling 'fast'",
+            ),
+            (
+                not self.freeze_documents or self.shape in ("pair", "inference-free"),
+                "freeze_documents needs shape 'pair' or 'inference-free' (a query side of its own)",
             ),
             (0.0 <= self.teacher_bm25_weight <= 1.0, "teacher_bm25_weight must be in [0, 1]"),
             (
@@ -486,7 +493,7 @@ def train(config: TrainConfig, searcher: Searcher | None = None) -> TrainResult:
     from transformers.trainer_utils import get_last_checkpoint
 
     from .losses import Objective, build_loss
-    from .model import build_model, export_model, merge_with_base
+    from .model import build_model, export_model, freeze_documents, merge_with_base
 
     config.validate()
     started = time.time()
@@ -520,6 +527,8 @@ def train(config: TrainConfig, searcher: Searcher | None = None) -> TrainResult:
         query_layers=config.query_layers,
         query_expansion=config.query_expansion,
     )
+    if config.freeze_documents:
+        freeze_documents(model)
     objective = Objective(
         ranking=config.ranking_loss,  # type: ignore[arg-type]
         lambda_d=config.lambda_d,
@@ -555,7 +564,8 @@ def train(config: TrainConfig, searcher: Searcher | None = None) -> TrainResult:
         with (out / "train_log.jsonl").open("w", encoding="utf-8") as handle:
             for entry in history:
                 handle.write(json.dumps(entry) + "\n")
-        merge_with_base(model, config.base_model, config.merge_weight)
+        if not config.freeze_documents:  # a frozen side is the base already, bit for bit
+            merge_with_base(model, config.base_model, config.merge_weight)
         export_model(model, out, config.doc_max_length, config.query_max_length)
     best_step, best_metrics = _best(trainer.state, history)
     return TrainResult(

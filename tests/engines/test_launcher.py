@@ -76,6 +76,7 @@ def _search_score(url: str, spec: EngineSpec) -> float:
     return float(hits[0]["_score"])
 
 
+@pytest.mark.one_generation
 def test_start_index_query_and_crash_recovery(spec: EngineSpec) -> None:
     url = launcher.start(spec, wait_s=180)
     assert url == f"http://127.0.0.1:{spec.port}"
@@ -108,6 +109,7 @@ def test_start_index_query_and_crash_recovery(spec: EngineSpec) -> None:
     assert _search_score(url, spec) == pytest.approx(WEIGHT * BOOST, rel=0.005)
 
 
+@pytest.mark.one_generation
 def test_stop_then_start_keeps_data(spec: EngineSpec) -> None:
     url = launcher.start(spec, wait_s=180)
     _http("PUT", f"{url}/{INDEX}-stop", _mapping(spec))

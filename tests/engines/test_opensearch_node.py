@@ -121,6 +121,7 @@ def _wait_state(pid: int, state: str) -> None:
     raise AssertionError(f"pid {pid} never became {state}")
 
 
+@pytest.mark.one_generation
 def test_stopped_and_killed_nodes_are_detected(node: tuple[EngineSpec, OpenSearch]) -> None:
     spec, client = node
     client.index(index=INDEX + "-crash", id="a", body={"splade": {"x": 1.0}}, refresh=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 from opensearchpy import OpenSearch
@@ -59,11 +58,10 @@ def scifact_encoded(splade_tiny, scifact: Path, request: pytest.FixtureRequest) 
 
 
 @pytest.fixture(scope="session")
-def encoded_slice(
-    splade_tiny: Any, scifact: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Path:
-    """The first SciFact documents encoded once (query-shape and BM25-scale tests)."""
+def encoded_slice(scifact_encoded: EncodedCorpus, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The first SciFact documents, as encoded for the session (query-shape and BM25-scale
+    tests)."""
     from . import shapes_data
 
     out = tmp_path_factory.mktemp("shapes") / "slice.jsonl"
-    return shapes_data.encode_slice(splade_tiny, scifact, out)
+    return shapes_data.write_slice(scifact_encoded.records, out)

@@ -1,31 +1,31 @@
-"""A small real index for the query-shape and BM25-scale tests: the first SciFact documents
-encoded with splade-tiny (once per session), indexed the way `index-vectors` does."""
+"""A small real index for the query-shape and BM25-scale tests: the first SciFact documents of
+the session's splade-tiny encoding, indexed the way `index-vectors` does."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from itertools import islice
 from pathlib import Path
 from typing import Any
 
 from opensearchpy import OpenSearch
 
-from splade_es.batch_encode import DocumentPruning, encoded_record
 from splade_es.benchmarks.latency_scale import term_filter_near
 from splade_es.client import EngineInfo
-from splade_es.corpus import EncodedWriter, read_documents, read_queries
+from splade_es.corpus import EncodedWriter, read_queries
 from splade_es.indexing import FileIndexer
 from splade_es.indices import IndexProfile, ensure_index
+from splade_es.records import EncodedRecord
 
 N_DOCS = 800
 N_QUERIES = 20
 
 
-def encode_slice(splade_tiny: Any, scifact: Path, out: Path) -> Path:
-    docs = list(islice(read_documents(scifact / "corpus.jsonl"), N_DOCS))
-    vectors = splade_tiny.encode_documents([d.full_text for d in docs], batch_size=32)
+def write_slice(records: Sequence[EncodedRecord], out: Path) -> Path:
+    """The first `N_DOCS` of the session's encoded SciFact records, as a file to index."""
     with EncodedWriter(out) as writer:
-        for doc, vector in zip(docs, vectors, strict=True):
-            writer.write(encoded_record(doc, vector, DocumentPruning()))
+        for record in islice(records, N_DOCS):
+            writer.write(record)
     return out
 
 
@@ -34,7 +34,9 @@ def fill(client: OpenSearch, info: EngineInfo, index: str, source: Path) -> Inde
     client.indices.delete(index=index, ignore_unavailable=True)
     profile = ensure_index(client, info, index)
     FileIndexer(client, profile, show_progress=False).run(source, source.with_suffix(f".{index}"))
-    client.indices.forcemerge(index=index, max_num_segments=1)
+    # a slow machine can take over the client's 60 s here (CI did, on Elasticsearch); a timed-out
+    # force merge would be retried and queue behind itself, so it gets the time it needs at once
+    client.indices.forcemerge(index=index, max_num_segments=1, params={"request_timeout": 600})
     client.indices.refresh(index=index)
     return IndexProfile.read(client, index)
 

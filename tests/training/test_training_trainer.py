@@ -255,6 +255,8 @@ def test_cli_config_file_options_and_bad_data(
                 "train_doc_max_length": 32,
                 "doc_max_length": 48,
                 "lambda_d": 0.01,
+                "teacher": "none",  # no teacher or SPLADE negatives to build: the file's wiring
+                "negative_source": "bm25",  # is what this checks, twice (run and resume)
             }
         )
     )
@@ -339,3 +341,26 @@ def test_dev_queries_never_train(scifact_slice: Path, tmp_path: Path) -> None:
     given = config(scifact_slice, tmp_path, "m", eval_every=1, dev_qrels=str(dev_file))
     train_qids, _ = training_and_dev_queries(given, qids, data)
     assert train_qids == qids[3:]
+
+
+def test_frozen_documents_export_the_base_document_side_bit_for_bit(
+    scifact_slice: Path, tmp_path: Path
+) -> None:
+    """`freeze_documents`: the query side trains, the document side is the base model's exactly
+    (not merged, not moved), so an index encoded with the base keeps serving the new queries."""
+    base = build_tiny_mlm(tmp_path / "base", seed=6, layers=2)
+    options = dict(shape="pair", query_layers=1, query_expansion=False, lr=1e-2)
+    result = train(
+        config(scifact_slice, tmp_path / "frozen", base, freeze_documents=True, **options)
+    )
+    assert_export_matches(result)
+    start = load_file(str(base / "model.safetensors"))
+    document = load_file(str(result.out / "document" / "model.safetensors"))
+    assert document.keys() == start.keys()
+    for key, value in start.items():
+        assert torch.equal(document[key], value), key
+    query = load_file(str(result.out / "query" / "model.safetensors"))
+    key = "bert.encoder.layer.0.attention.self.query.weight"
+    assert not torch.allclose(query[key], start[key], atol=1e-4)  # the query side learned
+    with pytest.raises(ValueError, match="freeze_documents needs shape"):
+        config(scifact_slice, tmp_path, base, freeze_documents=True).validate()
