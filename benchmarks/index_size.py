@@ -78,7 +78,7 @@ def main() -> None:
             pruned = Path(tmp) / "pruned.jsonl"
             terms = write_pruned(args.encoded, pruning, pruned)
             FileIndexer(client, profile, show_progress=False).run(pruned, Path(tmp) / "dead.jsonl")
-        size = index_size_bytes(client, index, force_merge=True)
+        size = index_size_bytes(client, index, force_merge_first=True)
         ndcg = float("nan")
         if pruning is not None:
             searcher = Searcher.for_index(client, info, index, encoder)

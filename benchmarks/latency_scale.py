@@ -45,7 +45,7 @@ from splade_es.client import ConnectionSettings, EngineInfo, open_cluster
 from splade_es.corpus import read_qrels, read_queries
 from splade_es.encoder import SpladeEncoder
 from splade_es.evaluation import evaluate
-from splade_es.indices import ShardLayout, SpladeField, ensure_index
+from splade_es.indices import ShardLayout, SpladeField, ensure_index, force_merge
 from splade_es.models import DEFAULT_MODEL
 from splade_es.options import LAYOUT, shard_layout
 from splade_es.query import QueryPruning
@@ -735,7 +735,7 @@ class Bench:
             raise RuntimeError(f"{failed} documents refused while loading {index}")
         client.indices.put_settings(index=index, body={"index": {"refresh_interval": "1s"}})
         client.indices.refresh(index=index)
-        client.indices.forcemerge(index=index, max_num_segments=1, params={"request_timeout": 3600})
+        force_merge(client, index)
         seconds = time.perf_counter() - start
         self.log(f"loaded {index}: {self.count(client, index)} docs in {seconds:.0f} s")
         return seconds

@@ -366,14 +366,25 @@ def _put_meta(
     return updated
 
 
-def index_size_bytes(client: OpenSearch, index: str, force_merge: bool = False) -> int:
+MERGE_TIMEOUT_S = 3600
+
+
+def force_merge(client: OpenSearch, index: str) -> None:
+    """Merge `index` to one segment and wait for it. The merge takes as long as the index is big;
+    under the client's default timeout it would be retried, and the retry queues behind the first
+    merge on the node's one-thread force-merge pool (CI timed out exactly so), so it gets the time
+    it needs in one request."""
+    client.indices.forcemerge(
+        index=index, max_num_segments=1, params={"request_timeout": MERGE_TIMEOUT_S}
+    )
+
+
+def index_size_bytes(client: OpenSearch, index: str, force_merge_first: bool = False) -> int:
     """Primary store size in bytes after a refresh and a flush (segments on disk); with
-    `force_merge`, merged to one segment first so sizes compare across indexes."""
+    `force_merge_first`, merged to one segment first so sizes compare across indexes."""
     client.indices.refresh(index=index)
-    if force_merge:
-        # the merge takes as long as the index is big; a client timeout would retry it, queued
-        # behind the first one on the node's force-merge pool
-        client.indices.forcemerge(index=index, max_num_segments=1, params={"request_timeout": 3600})
+    if force_merge_first:
+        force_merge(client, index)
     client.indices.flush(index=index)
     stats = client.indices.stats(index=index, metric="store")
     return int(stats["indices"][index]["primaries"]["store"]["size_in_bytes"])

@@ -73,6 +73,10 @@ class ModelSettings:
     query_max_length: int = 64
     query_expansion: bool = True
     """pair: False keeps each query to its own tokens' weights (`pooling.own_token_pool`)."""
+    documents_of: str | None = None
+    """The model (its `model_identity`) whose document vectors this one's document side makes bit
+    for bit: a query side trained against a frozen document side (`--freeze-documents`). An index
+    filled by that model serves this one's queries without re-encoding (`serves`)."""
 
 
 def read_settings(
@@ -116,6 +120,7 @@ def read_settings(
         doc_max_length=length(doc_max_length, "doc_max_length", 256),
         query_max_length=length(query_max_length, "query_max_length", 64),
         query_expansion=shape != "pair" or stored.get("query_expansion", True) is not False,
+        documents_of=str(stored["documents_of"]) if stored.get("documents_of") else None,
     )
 
 
@@ -130,6 +135,8 @@ def write_settings(folder: Path, settings: ModelSettings) -> None:
         data["document"] = Path(settings.document).name
         data["query"] = Path(settings.query or "query").name
         data["query_expansion"] = settings.query_expansion
+    if settings.documents_of:
+        data["documents_of"] = settings.documents_of
     (folder / SETTINGS_FILE).write_text(json.dumps(data, indent=2) + "\n")
 
 
@@ -138,3 +145,15 @@ def model_identity(name_or_path: str) -> str:
     the absolute path of a local folder (so `./runs/x` and `runs/x` are the same model)."""
     path = Path(name_or_path).expanduser()
     return str(path.resolve()) if path.exists() else name_or_path
+
+
+def serves(index_model: str, model: str) -> bool:
+    """Whether an index whose vectors `index_model` (a recorded `model_identity`) made can answer
+    `model`'s queries: it is the same model, or its document side is that model's bit for bit
+    (`ModelSettings.documents_of`), so the two would have made the very same index."""
+    if model_identity(model) == index_model:
+        return True
+    try:
+        return read_settings(model).documents_of == index_model
+    except (ModelNotFoundError, OSError, ValueError):  # unreadable settings: not provably the same
+        return False

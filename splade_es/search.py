@@ -18,7 +18,7 @@ from opensearchpy.exceptions import ConnectionError, TransportError
 from splade_es.client import EngineError, EngineInfo, describe_error
 from splade_es.fusion import Fusion, fuse
 from splade_es.indices import IndexProfile, SpladeField
-from splade_es.models import model_identity
+from splade_es.models import model_identity, serves
 from splade_es.query import (
     Form,
     Hybrid,
@@ -124,13 +124,12 @@ class Searcher:
             if encoder is not None
             else profile.fields.get(field, SpladeField())
         )
-        if model and splade.model and not force_model:
-            asked = model_identity(model)
-            if asked != splade.model:
-                raise EngineError(
-                    f"index {profile.index!r} field {field!r} was encoded with {splade.model!r}, "
-                    f"not {asked!r}: queries must use the same model (force with --force-model)"
-                )
+        if model and splade.model and not force_model and not serves(splade.model, model):
+            raise EngineError(
+                f"index {profile.index!r} field {field!r} was encoded with {splade.model!r}, "
+                f"not {model_identity(model)!r}: queries must use the same model (or one trained "
+                "with --freeze-documents on it; force with --force-model)"
+            )
         weights = hybrid or Hybrid()
         return cls(
             client,

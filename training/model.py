@@ -250,10 +250,15 @@ def _save_mlm(module: Any, folder: Path) -> None:
 
 
 def export_model(
-    model: SparseEncoder, folder: Path, doc_max_length: int, query_max_length: int
+    model: SparseEncoder,
+    folder: Path,
+    doc_max_length: int,
+    query_max_length: int,
+    documents_of: str | None = None,
 ) -> Path:
     """Write the folder `SpladeEncoder.load(folder)` reads: weights, tokenizer, `splade_es.json`
-    (and `idf.json` for inference-free, `document/` + `query/` for pair)."""
+    (and `idf.json` for inference-free, `document/` + `query/` for pair). `documents_of`: the
+    model whose document side this one kept unchanged (`ModelSettings.documents_of`)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     for stale in ("document", "query", IDF_FILE):
@@ -274,13 +279,16 @@ def export_model(
             doc_max_length,
             query_max_length,
             query_expansion=getattr(_side(model, "query"), "expand", True),
+            documents_of=documents_of,
         )
     else:
         _save_mlm(document, folder)
         if shape == "inference-free":
             table = _side(model, "query").idf_table()
             (folder / IDF_FILE).write_text(json.dumps(table, ensure_ascii=False))
-        settings = ModelSettings(shape, str(folder), None, doc_max_length, query_max_length)
+        settings = ModelSettings(
+            shape, str(folder), None, doc_max_length, query_max_length, documents_of=documents_of
+        )
     write_settings(folder, settings)
     return folder
 

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from splade_es.models import DEFAULT_MODEL
+from splade_es.models import DEFAULT_MODEL, model_identity
 
 from .data import (
     BeirData,
@@ -566,7 +566,14 @@ def train(config: TrainConfig, searcher: Searcher | None = None) -> TrainResult:
                 handle.write(json.dumps(entry) + "\n")
         if not config.freeze_documents:  # a frozen side is the base already, bit for bit
             merge_with_base(model, config.base_model, config.merge_weight)
-        export_model(model, out, config.doc_max_length, config.query_max_length)
+        export_model(
+            model,
+            out,
+            config.doc_max_length,
+            config.query_max_length,
+            # an index the base filled serves the new queries as it is
+            documents_of=model_identity(config.base_model) if config.freeze_documents else None,
+        )
     best_step, best_metrics = _best(trainer.state, history)
     return TrainResult(
         out=out,

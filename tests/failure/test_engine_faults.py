@@ -4,6 +4,7 @@ holds (`_count`, the ids, the features) and the dead-letter files, not messages 
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,7 @@ from splade_es.cli import main
 from splade_es.client import ConnectionSettings, open_cluster
 from splade_es.indexing import Progress
 from splade_es.indices import ensure_index
+from splade_es.models import ModelSettings, write_settings
 from splade_es.pipelines.cli import index as index_command
 from splade_es.pipelines.cli import upgrade as upgrade_command
 from tests.conftest import engine_spec
@@ -221,6 +223,20 @@ def test_index_records_its_decisions_and_the_query_side_follows_them(
     forced = invoke(main, "search", "x", "--index", index_name, "--url", url,
                     "--model", str(tiny_models["doc"]), "--force-model")  # fmt: skip
     assert forced.exit_code == 0, forced.output
+    # a pair whose document side is splade-tiny's, bit for bit (trained with --freeze-documents;
+    # the trainer's test checks the claim), queries this index as it is
+    paired = tmp_path / "paired"
+    shutil.copytree(tiny_models["doc"], paired / "document")
+    shutil.copytree(tiny_models["query"], paired / "query")
+    document, query = str(paired / "document"), str(paired / "query")
+    write_settings(paired, ModelSettings("pair", document, query, documents_of="splade-tiny"))
+    drop_in = invoke(main, "search", "x", "--index", index_name, "--url", url,
+                     "--model", str(paired))  # fmt: skip
+    assert drop_in.exit_code == 0, drop_in.output
+    write_settings(paired, ModelSettings("pair", document, query, documents_of="splade-v3"))
+    claimed = invoke(main, "search", "x", "--index", index_name, "--url", url,
+                     "--model", str(paired))  # fmt: skip
+    assert claimed.exit_code == 1 and "--freeze-documents" in claimed.output
     empty = invoke(main, "search", "  ", "--index", index_name, "--url", url)
     assert empty.stdout == "" and empty.stderr.startswith("no hits")
 

@@ -14,7 +14,7 @@ from splade_es.benchmarks.latency_scale import term_filter_near
 from splade_es.client import EngineInfo
 from splade_es.corpus import EncodedWriter, read_queries
 from splade_es.indexing import FileIndexer
-from splade_es.indices import IndexProfile, ensure_index
+from splade_es.indices import IndexProfile, ensure_index, force_merge
 from splade_es.records import EncodedRecord
 
 N_DOCS = 800
@@ -34,9 +34,7 @@ def fill(client: OpenSearch, info: EngineInfo, index: str, source: Path) -> Inde
     client.indices.delete(index=index, ignore_unavailable=True)
     profile = ensure_index(client, info, index)
     FileIndexer(client, profile, show_progress=False).run(source, source.with_suffix(f".{index}"))
-    # a slow machine can take over the client's 60 s here (CI did, on Elasticsearch); a timed-out
-    # force merge would be retried and queue behind itself, so it gets the time it needs at once
-    client.indices.forcemerge(index=index, max_num_segments=1, params={"request_timeout": 600})
+    force_merge(client, index)
     client.indices.refresh(index=index)
     return IndexProfile.read(client, index)
 

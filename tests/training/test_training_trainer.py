@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from safetensors.torch import load_file
 
 from splade_es.encoder import SpladeEncoder
-from splade_es.models import SETTINGS_FILE
+from splade_es.models import SETTINGS_FILE, model_identity, read_settings, serves
 from splade_es.training.cli import train as train_command
 from splade_es.training.data import load_beir
 from splade_es.training.trainer import (
@@ -362,5 +362,9 @@ def test_frozen_documents_export_the_base_document_side_bit_for_bit(
     query = load_file(str(result.out / "query" / "model.safetensors"))
     key = "bert.encoder.layer.0.attention.self.query.weight"
     assert not torch.allclose(query[key], start[key], atol=1e-4)  # the query side learned
+    # the export says so, and an index the base filled takes its queries without --force-model
+    assert read_settings(str(result.out)).documents_of == model_identity(str(base))
+    assert serves(model_identity(str(base)), str(result.out))
+    assert not serves(model_identity(str(tmp_path / "other")), str(result.out))
     with pytest.raises(ValueError, match="freeze_documents needs shape"):
         config(scifact_slice, tmp_path, base, freeze_documents=True).validate()
