@@ -35,8 +35,14 @@ def query_terms(encoder: SpladeEncoder, folders: Sequence[Path]) -> dict[str, fl
     return out
 
 
-def _ndcg(run: Mapping[str, Any], collection: str) -> float:
-    return float(run["xeval"]["collections"][collection]["modes"]["splade"]["ndcg@10"])
+def _ndcg(run: Mapping[str, Any], collection: str, mode: str = "splade") -> float:
+    return float(run["xeval"]["collections"][collection]["modes"][mode]["ndcg@10"])
+
+
+def _worst(run: Mapping[str, Any], reference: Mapping[str, Any], mode: str) -> float:
+    """The lowest nDCG@10 ratio to `reference` over the reference's collections, in `mode`."""
+    collections = reference["xeval"]["collections"]
+    return min(_ndcg(run, c, mode) / _ndcg(reference, c, mode) for c in collections)
 
 
 def efficiency_table(runs: Mapping[str, Mapping[str, Any]], order: Sequence[str]) -> list[str]:
@@ -54,12 +60,14 @@ def efficiency_table(runs: Mapping[str, Mapping[str, Any]], order: Sequence[str]
         "(the README recipe) on every collection. ms: median over SciFact's test queries, each "
         "encoded alone after 20 warm-up ones (`query-speed`); terms: average nonzero entries "
         "of the test queries of each collection (float32); nDCG@10 as a ratio of the "
-        "reference's (exact in process, `xeval`).",
+        "reference's (exact in process, `xeval`). *Hybrid worst*: the same ratio for the "
+        "hybrid (1 × BM25 + 1 × SPLADE) against the reference's hybrid, which an efficient "
+        "query side is served as when quality matters (not part of the bar).",
         "",
         "| run | query ms | terms (mean of 6) | "
         + " | ".join(f"{c} terms / nDCG ratio" for c in collections)
-        + " | worst ratio | meets |",
-        "|---|---:|---:|" + "---:|" * (len(collections) + 2),
+        + " | worst ratio | hybrid worst | meets |",
+        "|---|---:|---:|" + "---:|" * (len(collections) + 3),
     ]
     for name in timed:
         run = runs[name]
@@ -67,6 +75,7 @@ def efficiency_table(runs: Mapping[str, Mapping[str, Any]], order: Sequence[str]
         ratios = {c: _ndcg(run, c) / _ndcg(runs[REFERENCE], c) for c in collections}
         mean_terms = statistics.fmean(terms.values()) if terms else float("nan")
         worst = min(ratios.values())
+        hybrid_worst = _worst(run, runs[REFERENCE], "hybrid")
         meets = mean_terms <= MAX_TERMS and run["query_ms_p50"] <= MAX_MS and worst >= 1 - WITHIN
         cells = [
             f"{terms[c]:.1f} / {ratios[c]:.3f}" if c in terms else f"- / {ratios[c]:.3f}"
@@ -75,6 +84,6 @@ def efficiency_table(runs: Mapping[str, Mapping[str, Any]], order: Sequence[str]
         lines.append(
             f"| {name} | {run['query_ms_p50']:.2f} | {f'{mean_terms:.1f}' if terms else '-'} | "
             + " | ".join(cells)
-            + f" | {worst:.3f} | {'yes' if meets else 'no'} |"
+            + f" | {worst:.3f} | {hybrid_worst:.3f} | {'yes' if meets else 'no'} |"
         )
     return lines
