@@ -673,7 +673,7 @@ def settings_of(config: dict[str, Any]) -> str:
     `--teacher-bm25-weight`, ...), so two recipes never pass for two seeds of one."""
     from splade_es.training.trainer import TrainConfig
 
-    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    defaults = dataclasses.asdict(TrainConfig())  # default factories too (`mix`)
     named = [f"{k}={config[k]}" for k in SETTINGS]
     named += [
         f"{k}={v}"

@@ -28,6 +28,24 @@ _OPTIONS: list[tuple[str, dict[str, Any]]] = [
         },
     ),
     (
+        "--mix",
+        {
+            "type": click.Path(exists=True, path_type=Path),
+            "multiple": True,
+            "help": "Another BEIR folder or pairs file to train on beside --beir-dir "
+            "(repeatable): mined and taught within itself, it keeps the model general; dev "
+            "queries stay --beir-dir's.",
+        },
+    ),
+    (
+        "--mix-share",
+        {
+            "type": click.FloatRange(0, 1, min_open=True, max_open=True),
+            "help": "Share of the training rows drawn from --mix, split evenly among them, "
+            "spread over their queries. [0.5]",
+        },
+    ),
+    (
         "--base-model",
         {"help": "Starting model: alias (splade-tiny), folder or hub name. [splade-tiny]"},
     ),
@@ -210,9 +228,7 @@ def train(config_file: Path | None, no_progress: bool, **options: Any) -> None:
 
     connection = {key: options.pop(key) for key in CONNECTION_KEYS}
     values: dict[str, Any] = load_config_file(config_file) if config_file else {}
-    values.update(
-        {k: (str(v) if isinstance(v, Path) else v) for k, v in options.items() if v is not None}
-    )
+    values.update({k: _plain(v) for k, v in options.items() if v is not None and v != ()})
     if no_progress:
         values["progress"] = False
     try:
@@ -238,6 +254,13 @@ def train(config_file: Path | None, no_progress: bool, **options: Any) -> None:
 
 
 CONNECTION_KEYS = tuple(opt.name for opt in CONNECTION)
+
+
+def _plain(value: Any) -> Any:
+    """A config value as the JSON config file holds it: paths as text, repeated options as lists."""
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    return str(value) if isinstance(value, Path) else value
 
 
 def _engine_searcher(config: Any, connection: dict[str, Any]) -> Any:

@@ -383,3 +383,24 @@ def _pick(
     while len(picked) < n:  # tiny corpora: allow repeats
         picked.append(rng.choice(list(all_docs)))
     return picked
+
+
+def balanced_rows(
+    columns: Mapping[str, Sequence[Any]], n: int, seed: int = 0
+) -> dict[str, list[Any]]:
+    """`n` of `build_rows`' rows spread evenly over their queries (round robin, each query's rows
+    in a seeded order), so a collection whose queries have hundreds of positives (NFCorpus) takes
+    its share of a mixed run with many queries rather than with a few queries' many documents."""
+    by_query: dict[str, list[int]] = {}
+    for row, query in enumerate(columns["query"]):
+        by_query.setdefault(query, []).append(row)
+    rng = random.Random(f"{seed}-balance")
+    queues = [rng.sample(rows, len(rows)) for rows in by_query.values()]
+    rng.shuffle(queues)
+    picked: list[int] = []
+    for depth in range(max((len(q) for q in queues), default=0)):
+        picked += [queue[depth] for queue in queues if depth < len(queue)]
+        if len(picked) >= n:
+            break
+    picked = picked[:n]
+    return {name: [values[row] for row in picked] for name, values in columns.items()}

@@ -31,6 +31,7 @@ from .data import (
     Negatives,
     RowPlan,
     Searcher,
+    balanced_rows,
     bm25_negatives,
     build_rows,
     load_training_data,
@@ -58,6 +59,10 @@ class TrainConfig:
 
     beir_dir: str = ""  # a BEIR folder, or a JSONL/Parquet pairs file
     out: str = ""
+    # more BEIR folders / pairs files trained on beside beir_dir (keeps a model general); each is
+    # mined and taught within itself; dev queries and the dev slice stay beir_dir's
+    mix: list[str] = field(default_factory=list)
+    mix_share: float = 0.5  # share of the training rows drawn from `mix`, split evenly among them
     base_model: str = DEFAULT_MODEL
     query_base_model: str | None = None
     query_layers: int | None = None  # pair: keep the first N layers of the query MLM (smaller)
@@ -182,6 +187,21 @@ class TrainConfig:
             ),
             (0.0 <= self.teacher_bm25_weight <= 1.0, "teacher_bm25_weight must be in [0, 1]"),
             (
+                isinstance(self.mix, list) and all(isinstance(m, str) and m for m in self.mix),
+                "mix must be a list of BEIR folders or pairs files",
+            ),
+            (0.0 < self.mix_share < 1.0, "mix_share must be between 0 and 1 (exclusive)"),
+            (
+                not self.mix or self.negative_source != "engine",
+                "mix needs a negative_source other than 'engine' (the engine index holds one "
+                "collection)",
+            ),
+            (
+                not (self.mix and self.teacher_scores),
+                "mix needs teacher 'ensemble' or none, not teacher_scores (they name one "
+                "collection's ids)",
+            ),
+            (
                 self.loss in ("auto", "infonce") or self.has_teacher,
                 f"loss {self.loss!r} needs teacher_scores or teacher 'ensemble'",
             ),
@@ -295,6 +315,7 @@ def _teacher(
     qids: Sequence[str],
     negatives: Negatives,
     base: _BaseSplade,
+    file_name: str = "teacher_scores.tsv",
 ) -> dict[str, dict[str, float]] | None:
     if config.teacher_scores:
         return read_teacher_scores(Path(config.teacher_scores), data.docs, data.queries)
@@ -305,7 +326,7 @@ def _teacher(
     pools = candidates(data, qids, negatives, config.negative_depth)
     scores = ensemble_scores(data, pools, base.run(qids), Fusion(config.teacher_bm25_weight))
     if _is_main_process():
-        write_teacher_scores(Path(config.out) / "teacher_scores.tsv", scores)
+        write_teacher_scores(Path(config.out) / file_name, scores)
     return scores
 
 
@@ -480,6 +501,50 @@ def _rows_per_pass(data: BeirData, qids: Sequence[str]) -> int:
     return sum(1 for q in qids for g in data.qrels.get(q, {}).values() if g > 0)
 
 
+def collection_rows(
+    config: TrainConfig,
+    data: BeirData,
+    qids: Sequence[str],
+    searcher: Searcher | None,
+    rows: int | None,
+    teacher_file: str,
+) -> dict[str, list[Any]]:
+    """One collection's training rows: negatives mined and teacher scores fused within it (a
+    SciFact query never draws an NFCorpus negative), enough passes for `rows`, then exactly `rows`
+    of them spread over its queries; `rows=None` (no mix) keeps every row of the passes, as a
+    single-collection run always has."""
+    base = _BaseSplade(config, data)
+    negatives = mine_negatives(config, data, qids, searcher, base)
+    teacher = _teacher(config, data, qids, negatives, base, teacher_file)
+    needed = rows or config.max_steps * config.batch_size * config.grad_accum
+    passes = max(1, -(-needed // max(1, _rows_per_pass(data, qids))))
+    plan = RowPlan(config.negatives, passes, config.negative_depth, config.seed)
+    try:
+        columns = build_rows(data, qids, negatives, plan, teacher)
+    except DataError as exc:
+        raise DataError(f"{data.source}: {exc}") from exc
+    return columns if rows is None else balanced_rows(columns, rows, config.seed)
+
+
+def training_rows(
+    config: TrainConfig, data: BeirData, qids: Sequence[str], searcher: Searcher | None
+) -> tuple[dict[str, list[Any]], list[BeirData]]:
+    """The run's training rows and the `mix` collections they drew on: `beir_dir`'s `qids`
+    alone, or its `1 - mix_share` of the rows beside each mixed collection's even part of the rest
+    (all of a mixed collection's queries take part; its own dev split is never read)."""
+    rows_needed = config.max_steps * config.batch_size * config.grad_accum
+    mixed = [load_training_data(Path(source), config.train_split) for source in config.mix]
+    own = rows_needed - round(rows_needed * config.mix_share) if mixed else None
+    columns = collection_rows(config, data, qids, searcher, own, "teacher_scores.tsv")
+    for number, extra in enumerate(mixed, start=1):
+        share = -(-(rows_needed - (own or 0)) // len(mixed))
+        more = collection_rows(
+            config, extra, sorted(extra.qrels), None, share, f"teacher_scores.mix{number}.tsv"
+        )
+        columns = {name: values + more[name] for name, values in columns.items()}
+    return columns, mixed
+
+
 def train(config: TrainConfig, searcher: Searcher | None = None) -> TrainResult:
     """Fine-tune a SPLADE model; returns where the exported model is and the logged history.
 
@@ -507,20 +572,17 @@ def train(config: TrainConfig, searcher: Searcher | None = None) -> TrainResult:
     if config.max_train_queries:
         all_qids = all_qids[: config.max_train_queries]
     train_qids, dev_qids = training_and_dev_queries(config, all_qids, data)
-    base = _BaseSplade(config, data)
-    negatives = mine_negatives(config, data, train_qids, searcher, base)
-    teacher = _teacher(config, data, train_qids, negatives, base)
-    rows_needed = config.max_steps * config.batch_size * config.grad_accum
-    passes = max(1, -(-rows_needed // max(1, _rows_per_pass(data, train_qids))))
-    plan = RowPlan(config.negatives, passes, config.negative_depth, config.seed)
-    train_dataset = Dataset.from_dict(build_rows(data, train_qids, negatives, plan, teacher))
+    columns, mixed = training_rows(config, data, train_qids, searcher)
+    train_dataset = Dataset.from_dict(columns)
     dev = build_dev(config, data, dev_qids)
 
     model = build_model(
         config.shape,  # type: ignore[arg-type]
         config.base_model,
         config.query_base_model,
-        idf_texts=list(data.docs.values()) if config.shape == "inference-free" else None,
+        idf_texts=[t for d in (data, *mixed) for t in d.docs.values()]
+        if config.shape == "inference-free"
+        else None,
         pooling=config.pooling,  # type: ignore[arg-type]
         query_length=config.query_max_length,
         document_length=config.train_doc_max_length,

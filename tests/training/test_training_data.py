@@ -12,6 +12,7 @@ from splade_es.bm25 import BM25, tokenize
 from splade_es.training.data import (
     DataError,
     RowPlan,
+    balanced_rows,
     bm25_negatives,
     build_rows,
     load_beir,
@@ -182,6 +183,19 @@ def test_rows_with_teacher_labels(scifact_slice: Path) -> None:
         qid = query_to_id[rows["query"][i]]
         docs = [rows["positive"][i], rows["negative_1"][i], rows["negative_2"][i]]
         assert label == [teacher[qid][text_to_id[t]] for t in docs]  # only teacher-scored docs
+
+
+def test_balanced_rows_spread_over_queries_before_repeating_one() -> None:
+    # query "a" has 10 rows, "b" and "c" one each: 4 rows take b, c and two of a's, not four of a's
+    queries = ["a"] * 10 + ["b", "c"]
+    columns = {"query": queries, "positive": [f"p{i}" for i in range(12)]}
+    picked = balanced_rows(columns, 4, seed=3)
+    assert sorted(picked["query"]) == ["a", "a", "b", "c"]
+    assert len(set(picked["positive"])) == 4  # distinct rows, each with its own columns
+    for query, positive in zip(picked["query"], picked["positive"], strict=True):
+        assert queries[int(positive[1:])] == query
+    assert balanced_rows(columns, 4, seed=3) == picked  # seeded
+    assert len(balanced_rows(columns, 50)["query"]) == 12  # never more than there are
 
 
 def test_split_dev() -> None:

@@ -25,8 +25,10 @@ from splade_es.training.trainer import (
     TrainResult,
     train,
     training_and_dev_queries,
+    training_rows,
 )
 from tests.conftest import build_tiny_mlm
+from tests.training.conftest import write_slice
 
 TEXTS = ["vitamin d deficiency and cancer risk", "cells divide " * 30, "heart disease"]
 
@@ -368,3 +370,66 @@ def test_frozen_documents_export_the_base_document_side_bit_for_bit(
     assert not serves(model_identity(str(tmp_path / "other")), str(result.out))
     with pytest.raises(ValueError, match="freeze_documents needs shape"):
         config(scifact_slice, tmp_path, base, freeze_documents=True).validate()
+
+
+@pytest.fixture(scope="module")
+def nfcorpus_slice(scifact: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    source = scifact.parent / "nfcorpus"
+    if not (source / "corpus.jsonl").is_file():
+        pytest.fail(f"NFCorpus not found at {source}: tests need ../shared/datasets/nfcorpus")
+    return write_slice(source, tmp_path_factory.mktemp("nfcorpus-slice"), n_queries=12)
+
+
+def test_mixed_collections_bring_their_share_mined_and_taught_within_themselves(
+    scifact_slice: Path, nfcorpus_slice: Path, tmp_path: Path
+) -> None:
+    run = config(
+        scifact_slice,
+        tmp_path,
+        "splade-tiny",  # trained, so sparse: its teacher runs take seconds where tiny_mlm's take 40
+        max_steps=10,
+        batch_size=8,
+        mix=[str(nfcorpus_slice)],
+        mix_share=0.25,
+        teacher="ensemble",  # the recipe's teacher, fused per collection
+        negative_source="bm25+splade",
+        loss="kl",
+    )
+    scifact, nfcorpus = load_beir(scifact_slice), load_beir(nfcorpus_slice)
+    columns, mixed = training_rows(run, scifact, sorted(scifact.qrels), None)
+    assert [m.source for m in mixed] == [nfcorpus_slice]
+    assert len(columns["query"]) == 80  # max_steps x batch_size
+    own_texts, mix_texts = set(scifact.docs.values()), set(nfcorpus.docs.values())
+    from_mix = [i for i, q in enumerate(columns["query"]) if q in nfcorpus.queries.values()]
+    assert len(from_mix) == 20  # a quarter of the rows
+    for i, _ in enumerate(columns["query"]):
+        corpus = mix_texts if i in from_mix else own_texts
+        assert columns["positive"][i] in corpus and columns["negative_1"][i] in corpus
+        assert len(columns["label"][i]) == 2  # taught: positive and negative scored
+    # NFCorpus queries judge dozens of documents each: the 20 rows go to all 12 queries
+    assert len({columns["query"][i] for i in from_mix}) == 12
+    teacher_ids = {line.split("\t")[0] for line in (tmp_path / "teacher_scores.mix1.tsv").open()}
+    assert teacher_ids - {"query_id"} == set(nfcorpus.qrels)  # its own queries, its own file
+
+
+def test_cli_mix_is_a_list_in_the_run_config(
+    scifact_slice: Path, nfcorpus_slice: Path, tiny_mlm: Path, tmp_path: Path
+) -> None:
+    runner = CliRunner()
+    out = tmp_path / "mixed"
+    args = ["--beir-dir", str(scifact_slice), "--out", str(out), "--base-model", str(tiny_mlm)]
+    args += ["--max-steps", "2", "--batch-size", "4", "--teacher", "none", "--no-progress"]
+    args += ["--negative-source", "bm25", "--train-doc-max-length", "32"]
+    result = runner.invoke(train_command, [*args, "--mix", str(nfcorpus_slice)])
+    assert result.exit_code == 0, result.output
+    saved = json.loads((out / "train_config.json").read_text())
+    assert saved["mix"] == [str(nfcorpus_slice)] and saved["mix_share"] == 0.5
+
+    engine = runner.invoke(
+        train_command,
+        [*args, "--mix", str(nfcorpus_slice), "--negative-source", "engine", "--engine-index", "x"],
+    )
+    assert engine.exit_code == 2 and "mix needs a negative_source" in engine.output
+    missing = runner.invoke(train_command, [*args, "--mix", str(tmp_path / "nowhere")])
+    assert missing.exit_code == 2 and "nowhere" in missing.output
+    assert "Traceback" not in engine.output + missing.output
