@@ -149,6 +149,7 @@ class TrainConfig:
     def validate(self) -> None:
         if not self.beir_dir or not self.out:
             raise ValueError("beir_dir and out are required")
+        mixed = self.mix if isinstance(self.mix, list) else []
         checks = [
             (self.shape in ("shared", "pair", "inference-free"), f"unknown shape {self.shape!r}"),
             (self.pooling in ("fast", "library"), "pooling must be fast or library"),
@@ -191,6 +192,10 @@ class TrainConfig:
                 "mix must be a list of BEIR folders or pairs files",
             ),
             (0.0 < self.mix_share < 1.0, "mix_share must be between 0 and 1 (exclusive)"),
+            (
+                not any(Path(m).resolve() == Path(self.beir_dir).resolve() for m in mixed),
+                "mix repeats beir_dir (its held-out dev queries would train)",
+            ),
             (
                 not self.mix or self.negative_source != "engine",
                 "mix needs a negative_source other than 'engine' (the engine index holds one "

@@ -430,6 +430,8 @@ def test_cli_mix_is_a_list_in_the_run_config(
         [*args, "--mix", str(nfcorpus_slice), "--negative-source", "engine", "--engine-index", "x"],
     )
     assert engine.exit_code == 2 and "mix needs a negative_source" in engine.output
+    itself = runner.invoke(train_command, [*args, "--mix", str(scifact_slice)])
+    assert itself.exit_code == 2 and "mix repeats beir_dir" in itself.output
     missing = runner.invoke(train_command, [*args, "--mix", str(tmp_path / "nowhere")])
     assert missing.exit_code == 2 and "nowhere" in missing.output
     assert "Traceback" not in engine.output + missing.output
