@@ -143,6 +143,11 @@ class TrainConfig:
         return "kl" if self.teacher == "ensemble" else "infonce"
 
     @property
+    def rows_needed(self) -> int:
+        """Training rows the run consumes: one per query in every micro-batch of every step."""
+        return self.max_steps * self.batch_size * self.grad_accum
+
+    @property
     def has_teacher(self) -> bool:
         return bool(self.teacher_scores) or self.teacher == "ensemble"
 
@@ -521,7 +526,7 @@ def collection_rows(
     base = _BaseSplade(config, data)
     negatives = mine_negatives(config, data, qids, searcher, base)
     teacher = _teacher(config, data, qids, negatives, base, teacher_file)
-    needed = rows or config.max_steps * config.batch_size * config.grad_accum
+    needed = rows or config.rows_needed
     passes = max(1, -(-needed // max(1, _rows_per_pass(data, qids))))
     plan = RowPlan(config.negatives, passes, config.negative_depth, config.seed)
     try:
@@ -537,7 +542,7 @@ def training_rows(
     """The run's training rows and the `mix` collections they drew on: `beir_dir`'s `qids`
     alone, or its `1 - mix_share` of the rows beside each mixed collection's even part of the rest
     (all of a mixed collection's queries take part; its own dev split is never read)."""
-    rows_needed = config.max_steps * config.batch_size * config.grad_accum
+    rows_needed = config.rows_needed
     mixed = [load_training_data(Path(source), config.train_split) for source in config.mix]
     own = rows_needed - round(rows_needed * config.mix_share) if mixed else None
     columns = collection_rows(config, data, qids, searcher, own, "teacher_scores.tsv")
