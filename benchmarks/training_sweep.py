@@ -34,6 +34,7 @@ from .query_cost import efficiency_table, query_terms
 
 if TYPE_CHECKING:
     from splade_es.encoder import SpladeEncoder
+    from splade_es.query import QueryPruning
 
 RESULTS = paths.RESULTS / "training"
 DEFAULT_BEIR = paths.SCIFACT
@@ -484,10 +485,11 @@ OUT_OF_DOMAIN = ("arguana", "cisi", "medline", "npl")
 """Training uses SciFact and NFCorpus only; the other four are never trained or tuned on."""
 
 
-def cross_collections(model: str) -> dict[str, Any]:
+def cross_collections(model: str, pruning: QueryPruning | None = None) -> dict[str, Any]:
     """The model on all six judged collections, exact and in process (`splade-es eval
     --in-process`: bfloat16, 256 document tokens, ArguAna's self hits dropped), as the
-    cross-collection table of the base model was made; encoded corpora are cached."""
+    cross-collection table of the base model was made; encoded corpora are cached. With
+    `pruning`, each query keeps what `search --top-k` would send."""
     from splade_es.beir_eval import cross_table, find_collections
     from splade_es.encoder import SpladeEncoder
     from splade_es.exact_eval import ExactRuns, cache_dir_from_env
@@ -495,7 +497,7 @@ def cross_collections(model: str) -> dict[str, Any]:
     encoder = SpladeEncoder.load(model, dtype="bfloat16", doc_max_length=256)
     folders = [paths.DATASETS / name for name in (*IN_DOMAIN, *OUT_OF_DOMAIN)]
     collections = find_collections(folders, drop_self_hits=["arguana"])
-    runs = ExactRuns(encoder, cache_dir_from_env(), model_name=model)
+    runs = ExactRuns(encoder, cache_dir_from_env(), model_name=model, pruning=pruning)
     return cross_table(collections, runs, progress=print).to_json()
 
 
@@ -755,20 +757,27 @@ def merge(name: str, source: str, alpha: float, beir_dir: Path, order: int) -> N
 
 
 def query_speed(
-    encoder: SpladeEncoder, beir_dir: Path, warmup: int = 20, limit: int | None = None
+    encoder: SpladeEncoder,
+    beir_dir: Path,
+    warmup: int = 20,
+    limit: int | None = None,
+    pruning: QueryPruning | None = None,
 ) -> dict[str, float]:
     """Query-side cost on this CPU: each test query (the first `limit`) encoded alone, as a search
-    request does, after `warmup` untimed ones; median milliseconds and the average query terms."""
+    request does (and pruned, with `pruning`), after `warmup` untimed ones; median milliseconds
+    and the average query terms."""
+    from splade_es.query import QueryPruning
     from splade_es.training.data import load_beir
 
+    prune = (pruning or QueryPruning()).apply
     test = load_beir(beir_dir, "test")
     texts = [test.queries[q] for q in sorted(test.qrels)][:limit]
     for text in texts[:warmup]:
-        encoder.encode_query(text)
+        prune(encoder.encode_query(text))
     times, terms = [], []
     for text in texts:
         started = time.perf_counter()
-        vector = encoder.encode_query(text)
+        vector = prune(encoder.encode_query(text))
         times.append((time.perf_counter() - started) * 1000)
         terms.append(len(vector))
     return {"query_ms_p50": statistics.median(times), "query_terms_one": statistics.mean(terms)}
@@ -792,6 +801,36 @@ def query_speed_command(names: tuple[str, ...], beir_dir: Path) -> None:
         speed["query_terms_by_collection"] = query_terms(encoder, folders)
         store_result(name, {**results[name], **speed})
         print(f"{name}: {speed['query_ms_p50']:.2f} ms p50, {speed['query_terms_one']:.1f} terms")
+    write_report()
+
+
+@main.command()
+@click.argument("name")
+@click.option("--top-k", type=click.IntRange(min=1), required=True, help="Query terms kept.")
+@click.option("--beir-dir", type=click.Path(path_type=Path), default=DEFAULT_BEIR)
+def prune(name: str, top_k: int, beir_dir: Path) -> None:
+    """A stored run's queries cut to their `top_k` heaviest terms (`search --top-k`): all six
+    collections, query terms and query ms (the base model timed in the same process, since a
+    shared CPU's speed drifts between sessions), stored under the run's `pruned`."""
+    from splade_es.encoder import SpladeEncoder
+    from splade_es.query import QueryPruning
+
+    results = load_results()
+    if name not in results:
+        raise click.BadParameter(f"{name!r} has no stored result", param_hint="NAME")
+    pruning = QueryPruning(top_k=top_k)
+    encoder = SpladeEncoder.load(run_model(name), device="cpu")
+    entry: dict[str, Any] = dict(query_speed(encoder, beir_dir, pruning=pruning))
+    base = SpladeEncoder.load(run_model("base"), device="cpu")
+    entry["base_query_ms_p50"] = query_speed(base, beir_dir)["query_ms_p50"]
+    folders = [paths.DATASETS / n for n in (*IN_DOMAIN, *OUT_OF_DOMAIN)]
+    entry["query_terms_by_collection"] = query_terms(encoder, folders, pruning)
+    entry["xeval"] = cross_collections(run_model(name), pruning)
+    entry["command"] = _command()
+    stored = load_results()[name]
+    stored.setdefault("pruned", {})[str(top_k)] = entry
+    store_result(name, stored)
+    print(f"{name} --top-k {top_k}: {entry['query_ms_p50']:.2f} ms p50", flush=True)
     write_report()
 
 

@@ -333,7 +333,7 @@ def in_process_source(
 
     if unknown := [m for m in wanted if m not in ("bm25", "splade", "hybrid")]:
         raise ValueError(f"--modes {','.join(unknown)}: --in-process runs bm25, splade, hybrid")
-    engine_only = {"index": None, "top_k": None, "max_df": None, "df_file": None, "fusion": "sum"}
+    engine_only = {"index": None, "max_df": None, "df_file": None, "fusion": "sum"}
     if given := [k for k, default in engine_only.items() if values.get(k) != default]:
         names = ", ".join("--" + k.replace("_", "-") for k in given)
         raise ValueError(f"{names}: not used by --in-process (engine searches only)")
@@ -341,13 +341,20 @@ def in_process_source(
         bm25_weight=values["bm25_weight"], splade_weight=values["splade_weight"]
     )
     encoder = load_encoder(values)
-    exact = ExactRuns(encoder, cache, settings, batch_size, model_identity(values["model"]))
+    top_k = values["top_k"]
+    pruning = QueryPruning(top_k) if top_k is not None else None
+    exact = ExactRuns(
+        encoder, cache, settings, batch_size, model_identity(values["model"]), pruning
+    )
 
     def runs(collection: Any, queries: Any) -> dict[str, Any]:
         made = exact(collection, queries)
         return {m: made[m] for m in wanted}
 
-    return runs, {**encoder_settings(values, encoder), **settings.describe()}
+    described = {**encoder_settings(values, encoder), **settings.describe()}
+    if top_k is not None:
+        described["query_top_k"] = top_k
+    return runs, described
 
 
 def encoder_settings(values: dict[str, Any], encoder: Any) -> dict[str, Any]:

@@ -210,6 +210,29 @@ def test_in_process_drops_self_hits_and_still_fills_the_ranking(
     assert table.rows["arguana"]["bm25"]["ndcg@10"] > 0.9
 
 
+def test_in_process_top_k_scores_exactly_what_the_pruned_query_finds(
+    tmp_path: Path, splade_tiny: Any
+) -> None:
+    from splade_es.exact_eval import encoded_corpus, load_encoded
+    from splade_es.query import QueryPruning
+
+    collection = find_collections([small(tmp_path / "cisi")])[0]
+    queries = collection.queries(collection.qrels())
+    pruned = ExactRuns(splade_tiny, tmp_path / "cache", pruning=QueryPruning(top_k=1))
+    runs = pruned(collection, queries)
+    ids, _, vectors = load_encoded(encoded_corpus(splade_tiny, collection, tmp_path / "cache"))
+    for qid, text in queries.items():
+        (token, weight), *rest = splade_tiny.encode_query(text).weights
+        assert rest, "a one-term query would not tell pruned from unpruned"
+        feature = SparseVector.from_pairs([(token, weight)]).to_features(None)
+        ((key, value),) = feature.items()
+        expected = {
+            d: value * dict(v.weights).get(key, 0.0) for d, v in zip(ids, vectors, strict=True)
+        }
+        for doc, score in runs["splade"][qid].items():
+            assert score == pytest.approx(expected[doc], rel=1e-5), (qid, doc)
+
+
 def test_queries_are_encoded_once_per_run_and_the_corpus_once_per_cache(
     tmp_path: Path, splade_tiny: Any
 ) -> None:
@@ -227,6 +250,22 @@ def test_queries_are_encoded_once_per_run_and_the_corpus_once_per_cache(
     corpus.write_text(corpus.read_text() + json.dumps({"_id": "4", "text": "new"}) + "\n")
     cross_table(collections, ExactRuns(encoder, tmp_path / "cache"))
     assert encoder.documents == len(ARGUMENTS) + 3 + 4  # a changed corpus is encoded again
+
+
+def test_a_copied_dataset_folder_reads_the_cache_of_the_original(
+    tmp_path: Path, splade_tiny: Any
+) -> None:
+    import os
+    import shutil
+
+    encoder = CountingEncoder(splade_tiny)
+    original = small(tmp_path / "first" / "cisi")
+    cross_table(find_collections([original]), ExactRuns(encoder, tmp_path / "cache"))
+    assert encoder.documents == 3
+    copy = shutil.copytree(original, tmp_path / "fresh-checkout" / "cisi")
+    os.utime(copy / "corpus.jsonl", ns=(1, 1))  # a new copy: another path, another mtime
+    cross_table(find_collections([copy]), ExactRuns(encoder, tmp_path / "cache"))
+    assert encoder.documents == 3
 
 
 def test_engine_modes_share_one_encoding_of_each_query(splade_tiny: Any) -> None:
@@ -277,6 +316,27 @@ def test_eval_in_process_json_shape(tmp_path: Path) -> None:
     assert set(table["mean"]) == {"bm25", "splade", "hybrid"}
     assert table["settings"]["self_hits_dropped"] == ["arguana"]
     assert table["settings"]["path"] == "in-process (exact)"
+    assert "query_top_k" not in table["settings"]
+
+
+def test_eval_in_process_top_k_is_recorded_and_costs_splade_terms(tmp_path: Path) -> None:
+    # one query judging two documents, each reached by one of its two words: cut to its heaviest
+    # term, the query finds only one of them (a document scoring 0 is no hit)
+    docs = {"1": "heart disease and diet", "2": "diet of whales in the arctic", "3": "car engines"}
+    folder = write_collection(
+        tmp_path / "medline", docs, {"q": "whales engines"}, {"q": {"2": 1, "3": 1}}
+    )
+    common = ["eval", "--in-process", "--beir-dir", str(folder), "--modes", "splade", "--json"]
+    common += ["--cache-dir", str(tmp_path / "cache"), "--device", "cpu"]
+    tables = []
+    for extra in ([], ["--top-k", "1"]):
+        result = CliRunner().invoke(main, [*common, *extra])
+        assert result.exit_code == 0, result.output
+        tables.append(json.loads(result.output[result.output.index("{\n") :]))
+    full, top1 = tables
+    assert top1["settings"]["query_top_k"] == 1
+    assert full["collections"]["medline"]["modes"]["splade"]["recall@100"] == 1.0
+    assert top1["collections"]["medline"]["modes"]["splade"]["recall@100"] == 0.5
 
 
 @pytest.mark.parametrize(
@@ -287,7 +347,7 @@ def test_eval_in_process_json_shape(tmp_path: Path) -> None:
             ["--in-process", "--drop-self-hits", "not-a-collection"],
             "--drop-self-hits not-a-collection",
         ),
-        (["--in-process", "--top-k", "5"], "--top-k: not used by --in-process"),
+        (["--in-process", "--fusion", "rrf"], "--fusion: not used by --in-process"),
         ([], "give --index (one collection) or --index-prefix"),
     ],
 )

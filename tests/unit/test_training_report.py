@@ -177,3 +177,40 @@ def test_query_terms_are_counted_on_each_collection(scifact: Path, splade_tiny: 
     judged = read_qrels(scifact / "qrels" / "test.tsv")
     vectors = splade_tiny.encode_queries([queries[q] for q in queries if q in judged])
     assert counted == {scifact.name: pytest.approx(sum(map(len, vectors)) / len(vectors))}
+
+
+def test_pruned_queries_are_counted_and_timed_after_the_cut(
+    scifact: Path, splade_tiny: Any
+) -> None:
+    from splade_es.query import QueryPruning
+
+    cut = QueryPruning(top_k=3)
+    counted = query_terms(splade_tiny, [scifact], cut)
+    full = query_terms(splade_tiny, [scifact])
+    assert counted[scifact.name] <= 3 < full[scifact.name]
+    speed = query_speed(splade_tiny, scifact, warmup=2, limit=20, pruning=cut)
+    assert speed["query_terms_one"] <= 3
+
+
+def test_pruned_variants_get_their_own_rows_under_their_run() -> None:
+    reference = {"xeval": xeval({"scifact": 0.70, "npl": 0.40})}
+    pruned = {
+        "xeval": xeval({"scifact": 0.69, "npl": 0.395}),
+        "query_ms_p50": 0.9,
+        "base_query_ms_p50": 2.5,
+        "query_terms_by_collection": {"scifact": 10.0, "npl": 6.0},
+    }
+    runs: dict[str, dict[str, Any]] = {
+        REFERENCE: reference,
+        "pair": {
+            "xeval": xeval({"scifact": 0.70, "npl": 0.40}),
+            "query_ms_p50": 0.9,
+            "query_terms_by_collection": {"scifact": 14.0, "npl": 7.0},
+            "pruned": {"10": pruned, "8": pruned},
+        },
+    }
+    lines = efficiency_table(runs, [REFERENCE, "pair"])
+    labels = [line.split(" | ")[0].lstrip("| ") for line in lines if line.startswith("| pair")]
+    assert labels == ["pair", "pair, `--top-k 8`", "pair, `--top-k 10`"]
+    row = next(line for line in lines if line.startswith("| pair, `--top-k 10`"))
+    assert "| 0.90 (2.50) | 8.0 |" in row and row.endswith("| 0.986 | 0.986 | yes |")
