@@ -277,23 +277,37 @@ def load_config_file(path: Path) -> dict[str, Any]:
 # Data preparation ----------------------------------------------------------------------------
 
 
-class _BaseSplade:
-    """The base model's exact SPLADE scores over the corpus, computed once when first needed."""
+class _BaseEncoder:
+    """The base model as the encoder loads it, loaded once when first needed (a mixed run's
+    collections share it)."""
 
-    def __init__(self, config: TrainConfig, data: BeirData) -> None:
-        self.config, self.data = config, data
-        self._run: dict[str, dict[str, float]] | None = None
+    def __init__(self, config: TrainConfig) -> None:
+        self.config = config
+        self._encoder: Any = None
 
-    def run(self, qids: Sequence[str]) -> dict[str, dict[str, float]]:
-        if self._run is None:
+    def get(self) -> Any:
+        if self._encoder is None:
             from splade_es.encoder import SpladeEncoder
 
-            encoder = SpladeEncoder.load(
+            self._encoder = SpladeEncoder.load(
                 self.config.base_model,
                 self.config.query_base_model,
                 doc_max_length=self.config.doc_max_length,
                 query_max_length=self.config.query_max_length,
             )
+        return self._encoder
+
+
+class _BaseSplade:
+    """The base model's exact SPLADE scores over one collection, computed once when needed."""
+
+    def __init__(self, config: TrainConfig, data: BeirData, encoder: _BaseEncoder) -> None:
+        self.config, self.data, self.encoder = config, data, encoder
+        self._run: dict[str, dict[str, float]] | None = None
+
+    def run(self, qids: Sequence[str]) -> dict[str, dict[str, float]]:
+        if self._run is None:
+            encoder = self.encoder.get()
             self._run = splade_run(self.data, qids, encoder, progress=self.config.progress)
         return self._run
 
@@ -518,12 +532,13 @@ def collection_rows(
     searcher: Searcher | None,
     rows: int | None,
     teacher_file: str,
+    base_encoder: _BaseEncoder | None = None,
 ) -> dict[str, list[Any]]:
     """One collection's training rows: negatives mined and teacher scores fused within it (a
     SciFact query never draws an NFCorpus negative), enough passes for `rows`, then exactly `rows`
     of them spread over its queries; `rows=None` (no mix) keeps every row of the passes, as a
     single-collection run always has."""
-    base = _BaseSplade(config, data)
+    base = _BaseSplade(config, data, base_encoder or _BaseEncoder(config))
     negatives = mine_negatives(config, data, qids, searcher, base)
     teacher = _teacher(config, data, qids, negatives, base, teacher_file)
     needed = rows or config.rows_needed
@@ -545,11 +560,12 @@ def training_rows(
     rows_needed = config.rows_needed
     mixed = [load_training_data(Path(source), config.train_split) for source in config.mix]
     own = rows_needed - round(rows_needed * config.mix_share) if mixed else None
-    columns = collection_rows(config, data, qids, searcher, own, "teacher_scores.tsv")
+    base = _BaseEncoder(config)
+    columns = collection_rows(config, data, qids, searcher, own, "teacher_scores.tsv", base)
     for number, extra in enumerate(mixed, start=1):
         share = -(-(rows_needed - (own or 0)) // len(mixed))
         more = collection_rows(
-            config, extra, sorted(extra.qrels), None, share, f"teacher_scores.mix{number}.tsv"
+            config, extra, sorted(extra.qrels), None, share, f"teacher_scores.mix{number}.tsv", base
         )
         columns = {name: values + more[name] for name, values in columns.items()}
     return columns, mixed

@@ -381,8 +381,16 @@ def nfcorpus_slice(scifact: Path, tmp_path_factory: pytest.TempPathFactory) -> P
 
 
 def test_mixed_collections_bring_their_share_mined_and_taught_within_themselves(
-    scifact_slice: Path, nfcorpus_slice: Path, tmp_path: Path
+    scifact_slice: Path, nfcorpus_slice: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    loads: list[str] = []
+    real_load = SpladeEncoder.load.__func__  # type: ignore[attr-defined]
+
+    def counted_load(cls: type[SpladeEncoder], model: str, *args: Any, **kwargs: Any) -> Any:
+        loads.append(model)
+        return real_load(cls, model, *args, **kwargs)
+
+    monkeypatch.setattr(SpladeEncoder, "load", classmethod(counted_load))
     run = config(
         scifact_slice,
         tmp_path,
@@ -410,6 +418,7 @@ def test_mixed_collections_bring_their_share_mined_and_taught_within_themselves(
     assert len({columns["query"][i] for i in from_mix}) == 12
     teacher_ids = {line.split("\t")[0] for line in (tmp_path / "teacher_scores.mix1.tsv").open()}
     assert teacher_ids - {"query_id"} == set(nfcorpus.qrels)  # its own queries, its own file
+    assert loads == ["splade-tiny"]  # the base model, loaded once for both collections
 
 
 def test_cli_mix_is_a_list_in_the_run_config(
