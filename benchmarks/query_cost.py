@@ -67,7 +67,9 @@ def efficiency_table(runs: Mapping[str, Mapping[str, Any]], order: Sequence[str]
         "(the README recipe) on every collection. ms: median over SciFact's test queries, each "
         "encoded alone after 20 warm-up ones (`query-speed`); terms: average nonzero entries "
         "of the test queries of each collection (float32); nDCG@10 as a ratio of the "
-        "reference's (exact in process, `xeval`). *Hybrid worst*: the same ratio for the "
+        "reference's (exact in process, `xeval`); in brackets the base model's ms timed in the "
+        "same process, where it was (this shared CPU's speed drifts between sessions). "
+        "*Hybrid worst*: the same ratio for the "
         "hybrid (1 × BM25 + 1 × SPLADE) against the reference's hybrid, which an efficient "
         "query side is served as when quality matters (not part of the bar).",
         "",
@@ -86,9 +88,7 @@ def efficiency_table(runs: Mapping[str, Mapping[str, Any]], order: Sequence[str]
         lines += [
             "",
             "`--top-k K` rows (`prune NAME --top-k K`): the same model, each query cut to its K "
-            "heaviest terms as `search --top-k K` sends it; their query ms include the cut and "
-            "were measured in one process beside the base model (base ms in brackets), since "
-            "this shared CPU's speed drifts between sessions.",
+            "heaviest terms as `search --top-k K` sends it; their query ms include the cut.",
         ]
     return lines
 

@@ -788,16 +788,22 @@ def query_speed(
 @click.option("--beir-dir", type=click.Path(path_type=Path), default=DEFAULT_BEIR)
 def query_speed_command(names: tuple[str, ...], beir_dir: Path) -> None:
     """Time query encoding (one query at a time) for stored runs (or `base`), and count their
-    query terms on all six collections; nothing else runs."""
+    query terms on all six collections; nothing else runs. The base model is timed in the same
+    process too (stored beside each run's time), since a shared CPU's speed drifts between
+    sessions."""
     from splade_es.encoder import SpladeEncoder
 
     results = load_results()
     folders = [paths.DATASETS / name for name in (*IN_DOMAIN, *OUT_OF_DOMAIN)]
+    if unknown := [name for name in names if name not in results]:
+        raise click.BadParameter(f"{unknown[0]!r} has no stored result", param_hint="NAMES")
+    base = SpladeEncoder.load(run_model("base"), device="cpu")
+    base_ms = query_speed(base, beir_dir)["query_ms_p50"]
     for name in names:
-        if name not in results:
-            raise click.BadParameter(f"{name!r} has no stored result", param_hint="NAMES")
         encoder = SpladeEncoder.load(run_model(name), device="cpu")
         speed: dict[str, Any] = dict(query_speed(encoder, beir_dir))
+        if name != "base":
+            speed["base_query_ms_p50"] = base_ms
         speed["query_terms_by_collection"] = query_terms(encoder, folders)
         store_result(name, {**results[name], **speed})
         print(f"{name}: {speed['query_ms_p50']:.2f} ms p50, {speed['query_terms_one']:.1f} terms")
