@@ -83,8 +83,7 @@ def efficiency_table(runs: Mapping[str, Mapping[str, Any]], order: Sequence[str]
         lines.append(_row(name, runs[name], reference, collections))
         for top_k, pruned in sorted(runs[name].get("pruned", {}).items(), key=lambda t: int(t[0])):
             lines.append(_row(f"{name}, `--top-k {top_k}`", pruned, reference, collections))
-    pruned_runs = [n for n in timed if runs[n].get("pruned")]
-    if pruned_runs:
+    if any(runs[n].get("pruned") for n in timed):
         lines += [
             "",
             "`--top-k K` rows (`prune NAME --top-k K`): the same model, each query cut to its K "

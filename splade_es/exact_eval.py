@@ -177,7 +177,7 @@ class ExactRuns:
             [queries[q] for q in qids], batch_size=self.batch_size
         )
         if self.pruning is not None:
-            encoded = [self.pruning.apply(v) if len(v) else v for v in encoded]
+            encoded = [self.pruning.apply(v) for v in encoded]
         features = [
             SparseVector.from_mapping(v.to_features(None)) if len(v) else v for v in encoded
         ]

@@ -532,13 +532,13 @@ def collection_rows(
     searcher: Searcher | None,
     rows: int | None,
     teacher_file: str,
-    base_encoder: _BaseEncoder | None = None,
+    base_encoder: _BaseEncoder,
 ) -> dict[str, list[Any]]:
     """One collection's training rows: negatives mined and teacher scores fused within it (a
     SciFact query never draws an NFCorpus negative), enough passes for `rows`, then exactly `rows`
     of them spread over its queries; `rows=None` (no mix) keeps every row of the passes, as a
     single-collection run always has."""
-    base = _BaseSplade(config, data, base_encoder or _BaseEncoder(config))
+    base = _BaseSplade(config, data, base_encoder)
     negatives = mine_negatives(config, data, qids, searcher, base)
     teacher = _teacher(config, data, qids, negatives, base, teacher_file)
     needed = rows or config.rows_needed
