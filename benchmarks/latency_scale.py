@@ -46,10 +46,10 @@ from splade_es.corpus import read_qrels, read_queries
 from splade_es.encoder import SpladeEncoder
 from splade_es.evaluation import evaluate
 from splade_es.indices import ShardLayout, SpladeField, ensure_index, force_merge
-from splade_es.models import DEFAULT_MODEL
+from splade_es.models import DEFAULT_MODEL, serves
 from splade_es.options import LAYOUT, shard_layout
 from splade_es.query import QueryPruning
-from splade_es.records import EncodedRecord
+from splade_es.records import EncodedRecord, FieldProfile
 from splade_es.search import Mode, Searcher
 from splade_es.search_pipelines import TwoPhase
 from splade_es.sparse import SparseVector, token_from_feature_name
@@ -264,6 +264,21 @@ def index_prefix(distractors: bool, model: str) -> str:
         return prefix
     slug = re.sub(r"[^a-z0-9._-]+", "-", Path(model).name.lower()).strip("-._")
     return f"{prefix}{slug}-"
+
+
+def documents_model(encoded: Path, model: str) -> str:
+    """The model whose vectors fill the indexes: the one that encoded `encoded` (its profile;
+    `model` when it has none). Indexes are named after it, so a query encoder trained on its
+    document side (`--freeze-documents`) reuses them instead of loading a million documents
+    again; a `model` it does not serve (`models.serves`) is refused, since its queries would be
+    scored against another model's vectors."""
+    made = (FieldProfile.read(encoded) or FieldProfile()).model or model
+    if not serves(made, model):
+        raise SystemExit(
+            f"--encoded {encoded} holds vectors of {made}, which --model {model} cannot query "
+            "(neither that model nor trained on its document side): encode its own corpus"
+        )
+    return made
 
 
 def main_index(size: int, prefix: str = "scale-") -> str:
@@ -1031,6 +1046,7 @@ def main(argv: list[str] | None = None) -> None:
             args.encoded = args.distractor_cache / "scifact.parquet"
         if args.encoded is None:
             parser.error("--encoded is required to run sizes")
+        prefix = index_prefix(args.distractors, documents_model(args.encoded, args.model))
         client, info = open_cluster(ConnectionSettings(url=args.url))
         seismic = (
             open_cluster(ConnectionSettings(url=args.seismic_url)) if args.seismic_url else None
@@ -1054,7 +1070,7 @@ def main(argv: list[str] | None = None) -> None:
             qrels,
             args.rebuild,
             seismic_max_size=args.seismic_max_size,
-            prefix=index_prefix(args.distractors, args.model),
+            prefix=prefix,
             model=args.model,
             layout=shard_layout(vars(args)),
         )
