@@ -127,6 +127,23 @@ VARIANTS = (
 )
 
 
+REQUIRED = ("BM25", "SPLADE full")
+"""Every ratio is to BM25 and every recall to full SPLADE: these two always run."""
+
+
+def chosen_variants(skipped: Sequence[str]) -> tuple[Variant, ...]:
+    """VARIANTS less those `--skip-variant` names (an unknown or a required name is refused)."""
+    names = [v.name for v in VARIANTS]
+    for name in skipped:
+        if name not in names:
+            raise ValueError(
+                f"--skip-variant {name!r}: no such variant (one of: {', '.join(names)})"
+            )
+        if name in REQUIRED:
+            raise ValueError(f"--skip-variant {name!r}: {' and '.join(REQUIRED)} always run")
+    return tuple(v for v in VARIANTS if v.name not in skipped)
+
+
 @dataclass(frozen=True)
 class Shape:
     """One query shape for `--shapes`: mode, whether totals are counted, filter and msm."""
@@ -422,6 +439,8 @@ class Bench:
     """Shards and replicas of the main indexes (SEISMIC's stays on one shard)."""
     model: str = DEFAULT_MODEL
     """What `encoder` was loaded from (named in each run and the report)."""
+    variants: tuple[Variant, ...] = VARIANTS
+    """What runs (`--skip-variant` leaves some out, and the indexes only they read)."""
 
     def index_name(self, size: int) -> str:
         return main_index(size, self.prefix)
@@ -461,7 +480,7 @@ class Bench:
         exact: list[dict[str, float]] | None = None
         self.warm_up(size, frequencies)
         run.warmed_all = True
-        for variant in VARIANTS:
+        for variant in self.variants:
             if not self.runs_variant(variant, size):
                 continue
             timing, hits, terms = self.variant(size, variant, frequencies)
@@ -512,7 +531,7 @@ class Bench:
         """Every variant's queries once before any is timed: on a cluster, the variants timed
         first otherwise pay for the JVMs' warm-up (BM25, timed first, read 1.7-2x slower than
         after the others had run)."""
-        for variant in VARIANTS:
+        for variant in self.variants:
             if self.runs_variant(variant, size):
                 client, index, requests, _ = self.requests(size, variant, frequencies)
                 for body, params in requests:
@@ -644,12 +663,19 @@ class Bench:
         targets: list[tuple[OpenSearch, str, Transform | None, dict[str, Any] | None]] = [
             (self.client, self.index_name(size), None, None)
         ]
+        read = {v.index for v in self.variants}
         if not main_only:
             targets += [
                 (self.client, f"{self.index_name(size)}-{p.name}", p.apply, None)
                 for p in DOC_PRUNINGS
+                if p.name in read
             ]
-        if not main_only and self.seismic is not None and self.runs_seismic(size):
+        if (
+            not main_only
+            and "seismic" in read
+            and self.seismic is not None
+            and self.runs_seismic(size)
+        ):
             seismic = (self.token_ids, self.seismic_mapping(size))
             targets.append((self.seismic[0], f"{self.index_name(size)}-seismic", *seismic))
         for client, index, transform, body in targets:
@@ -1034,6 +1060,13 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="compare query shapes (totals counted or not; filter with msm 1 or 0), interleaved",
     )
+    parser.add_argument(
+        "--skip-variant",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="leave a variant out, and any index only it reads (repeatable; a full name)",
+    )
     parser.add_argument("--shape-hits", type=int, default=10, help="top hits per query (--shapes)")
     for opt in LAYOUT:  # the main indexes' shards and replicas, as `index-vectors` takes them
         opt.add_argparse(parser)
@@ -1047,6 +1080,10 @@ def main(argv: list[str] | None = None) -> None:
         if args.encoded is None:
             parser.error("--encoded is required to run sizes")
         prefix = index_prefix(args.distractors, documents_model(args.encoded, args.model))
+        try:
+            variants = chosen_variants(args.skip_variant)
+        except ValueError as exc:
+            parser.error(str(exc))
         client, info = open_cluster(ConnectionSettings(url=args.url))
         seismic = (
             open_cluster(ConnectionSettings(url=args.seismic_url)) if args.seismic_url else None
@@ -1071,6 +1108,7 @@ def main(argv: list[str] | None = None) -> None:
             args.rebuild,
             seismic_max_size=args.seismic_max_size,
             prefix=prefix,
+            variants=variants,
             model=args.model,
             layout=shard_layout(vars(args)),
         )

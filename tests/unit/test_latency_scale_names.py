@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from splade_es.benchmarks.latency_scale import documents_model, index_prefix, main_index
+from splade_es.benchmarks.latency_scale import (
+    VARIANTS,
+    chosen_variants,
+    documents_model,
+    index_prefix,
+    main_index,
+)
 from splade_es.models import DEFAULT_MODEL, ModelSettings, model_identity, write_settings
 from splade_es.records import FieldProfile
 
@@ -53,3 +59,14 @@ def test_a_query_encoder_that_never_saw_the_documents_is_refused(tmp_path: Path)
     )
     with pytest.raises(SystemExit, match=r"which --model .* cannot query"):
         documents_model(encoded, str(other))
+
+
+def test_skipping_variants_keeps_the_two_every_ratio_needs() -> None:
+    kept = chosen_variants(["doc top-64", "query top-10"])
+    assert [v.name for v in kept] == [
+        v.name for v in VARIANTS if v.name not in ("doc top-64", "query top-10")
+    ]
+    with pytest.raises(ValueError, match="always run"):
+        chosen_variants(["BM25"])
+    with pytest.raises(ValueError, match="no such variant"):
+        chosen_variants(["doc top 64"])
