@@ -12,6 +12,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
+pytest_plugins = ("tests.failure.beam_helpers",)
+"""`beam_node` / `beam_index`: the Beam edge tests' node, also used by the Flink secrets test."""
+
 
 def scifact_dir() -> Path:
     """../shared/datasets/scifact beside the checkout (override: SPLADE_ES_SCIFACT)."""

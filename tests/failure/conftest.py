@@ -1,5 +1,2 @@
-"""Fixtures shared by the failure suite's modules."""
-
-from .beam_helpers import beam_index, beam_node
-
-__all__ = ["beam_index", "beam_node"]
+"""Fixtures shared by the failure suite's modules: `beam_node` and `beam_index` come from
+`beam_helpers`, registered as a plugin in the top conftest (the runners suite uses them too)."""

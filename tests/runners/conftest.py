@@ -13,7 +13,6 @@ import pytest
 from splade_es_workshop.engines import start as start_engine
 
 from tests.conftest import engine_spec
-from tests.failure.beam_helpers import beam_index, beam_node  # fixtures of the Flink secrets test
 
 N_DOCS = 300
 
@@ -91,6 +90,3 @@ def reference(corpus_slice: Path, tmp_path_factory: pytest.TempPathFactory) -> d
     )
     assert summary.written == N_DOCS and summary.adds_up()
     return read_records(out, "encoded-*.jsonl")
-
-
-__all__ = ["beam_index", "beam_node"]
