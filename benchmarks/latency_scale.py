@@ -46,7 +46,7 @@ from splade_es.corpus import read_qrels, read_queries
 from splade_es.encoder import SpladeEncoder
 from splade_es.evaluation import evaluate
 from splade_es.indices import ShardLayout, SpladeField, ensure_index, force_merge
-from splade_es.models import DEFAULT_MODEL, serves
+from splade_es.models import DEFAULT_MODEL, model_identity, serves
 from splade_es.options import LAYOUT, shard_layout
 from splade_es.query import QueryPruning
 from splade_es.records import EncodedRecord, FieldProfile
@@ -269,7 +269,12 @@ class SizeRun:
     """Every variant's queries ran once before any was timed (runs before that: only each
     variant's own untimed pass)."""
     model: str = DEFAULT_MODEL
-    """The model that encoded the corpus and encodes the queries (`--model`)."""
+    """The model that encodes the queries (`--model`)."""
+    documents_model: str | None = None
+    """The model that encoded the corpus (`documents_model`): `model`, or the one whose document
+    side `model` was trained against. None in runs from before it was recorded."""
+    end_to_end_ms_p50: float | None = None
+    """Full SPLADE as a user's search runs it, one query at a time: encode, then search."""
 
 
 def index_prefix(distractors: bool, model: str) -> str:
@@ -439,6 +444,8 @@ class Bench:
     """Shards and replicas of the main indexes (SEISMIC's stays on one shard)."""
     model: str = DEFAULT_MODEL
     """What `encoder` was loaded from (named in each run and the report)."""
+    documents_model: str = DEFAULT_MODEL
+    """What encoded the corpus (`documents_model`; the indexes are named after it)."""
     variants: tuple[Variant, ...] = VARIANTS
     """What runs (`--skip-variant` leaves some out, and the indexes only they read)."""
 
@@ -476,6 +483,7 @@ class Bench:
             shards=self.layout.shards,
             replicas=self.layout.replicas,
             model=self.model,
+            documents_model=self.documents_model,
         )
         exact: list[dict[str, float]] | None = None
         self.warm_up(size, frequencies)
@@ -488,7 +496,21 @@ class Bench:
                 exact = hits
             run.results.append(self.result(variant, timing, hits, terms, exact))
             self.log(f"{size} {variant.name}: {asdict(run.results[-1])}")
+        run.end_to_end_ms_p50 = statistics.median(self.end_to_end(size))
         return run
+
+    def end_to_end(self, size: int) -> list[float]:
+        """Milliseconds per query of full SPLADE as `search` runs it: the query encoded (in
+        `Searcher.body`) and sent, one at a time, after the timed variants warmed the index."""
+        index = self.index_name(size)
+        searcher = Searcher.for_index(self.client, self.info, index, self.encoder)
+        took = []
+        for text in self.queries.values():
+            start = time.perf_counter()
+            body = {**searcher.body(text, "splade", size=100), "_source": False}
+            self.client.search(index=index, body=body)
+            took.append((time.perf_counter() - start) * 1000)
+        return took
 
     @cached_property
     def query_vectors(self) -> dict[str, SparseVector]:
@@ -906,6 +928,21 @@ def where(run: SizeRun) -> str:
     return f"{nodes}, {run.shards} primary shards × {run.replicas} replica(s)"
 
 
+def models_line(runs: list[SizeRun]) -> str:
+    """Which model encoded the queries and, where it is another, which encoded the documents."""
+    queries = dict.fromkeys(Path(run.model).name for run in runs)
+    documents = dict.fromkeys(
+        Path(run.documents_model).name
+        for run in runs
+        if run.documents_model not in (None, model_identity(run.model))
+    )
+    line = "Model " + ", ".join(f"`{name}`" for name in queries)
+    if documents:
+        names = ", ".join(f"`{name}`" for name in documents)
+        line += f" (queries; the documents encoded by {names}, whose document side it shares)"
+    return line
+
+
 def write_report(folder: Path, command: str) -> str:
     import matplotlib
 
@@ -926,8 +963,7 @@ def write_report(folder: Path, command: str) -> str:
         "",
         f"Engine: {runs[0].engine} ({where(runs[0])}, merged to one segment per shard); SEISMIC on "
         f"{runs[0].seismic_engine or 'not run'}. Machine: {platform.machine()}, 2 cores shared by "
-        "the node(s) and the client, so read ratios, not absolute numbers. Model "
-        f"`{Path(runs[0].model).name}`; "
+        f"the node(s) and the client, so read ratios, not absolute numbers. {models_line(runs)}; "
         "queries: the 300 SciFact test queries, top 100 hits, ids and scores only.",
         "",
         MIXED if runs[0].makeup is not None else SYNTHETIC,
@@ -942,8 +978,9 @@ def write_report(folder: Path, command: str) -> str:
         "over the sizes with distractors (BM25's may be flat: then no ratio).",
         "",
         "| corpus | judged / Wikipedia / spliced | docs sampled for the shape | SPLADE terms/doc "
-        "(median) | words/doc (median) | DF correlation with real | query encode p50 ms |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "(median) | words/doc (median) | DF correlation with real | query encode p50 ms | "
+        "encode + search p50 ms (full SPLADE, one at a time) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for run in runs:
         m = run.makeup or {"judged": min(run.size, 5183), "wikipedia": 0}
@@ -952,7 +989,8 @@ def write_report(folder: Path, command: str) -> str:
             f"| {run.size:,} | {m['judged']:,} / {m['wikipedia']:,} / {spliced:,} | "
             f"{run.shape.documents:,} | "
             f"{run.shape.terms_per_doc_median:.0f} | {run.shape.words_per_doc_median:.0f} | "
-            f"{run.df_correlation:.3f} | {run.encode_ms_p50:.1f} |"
+            f"{run.df_correlation:.3f} | {run.encode_ms_p50:.1f} | "
+            f"{'' if run.end_to_end_ms_p50 is None else f'{run.end_to_end_ms_p50:.1f}'} |"
         )
     for run in runs:
         base = bm25[run.size].timing
@@ -1079,7 +1117,8 @@ def main(argv: list[str] | None = None) -> None:
             args.encoded = args.distractor_cache / "scifact.parquet"
         if args.encoded is None:
             parser.error("--encoded is required to run sizes")
-        prefix = index_prefix(args.distractors, documents_model(args.encoded, args.model))
+        made_by = documents_model(args.encoded, args.model)
+        prefix = index_prefix(args.distractors, made_by)
         try:
             variants = chosen_variants(args.skip_variant)
         except ValueError as exc:
@@ -1110,6 +1149,7 @@ def main(argv: list[str] | None = None) -> None:
             prefix=prefix,
             variants=variants,
             model=args.model,
+            documents_model=made_by,
             layout=shard_layout(vars(args)),
         )
         if args.shapes:

@@ -51,6 +51,9 @@ def test_latency_scale_on_a_tiny_corpus(
             assert index_settings[main_index(size)]["settings"]["index"]["number_of_shards"] == "2"
             full = next(r for r in run["results"] if r["variant"] == "SPLADE full")
             assert full["exact_recall100"] == 1.0
+            # encode + search, one query at a time, costs more than the search alone
+            assert run["end_to_end_ms_p50"] > run["encode_ms_p50"] > 0
+            assert run["documents_model"] == "splade-tiny"
         report = (out / "README.md").read_text()
         assert "## 150 documents" in report and "ms per million docs" in report
         assert "one node, 2 primary shards × 0 replica(s)" in report
