@@ -27,6 +27,7 @@ import argparse
 import json
 import platform
 import re
+import shlex
 import statistics
 import sys
 import time
@@ -1111,7 +1112,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     given = sys.argv[1:] if argv is None else argv
-    command = "python -m splade_es.benchmarks.latency_scale " + " ".join(given)
+    command = "python -m splade_es.benchmarks.latency_scale " + shlex.join(given)
     if not args.report:
         if args.encoded is None and args.distractors:
             args.encoded = args.distractor_cache / "scifact.parquet"
