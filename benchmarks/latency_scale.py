@@ -276,6 +276,8 @@ class SizeRun:
     side `model` was trained against. None in runs from before it was recorded."""
     end_to_end_ms_p50: float | None = None
     """Full SPLADE as a user's search runs it, one query at a time: encode, then search."""
+    queries: int = 300
+    """How many of the judged collection's test queries ran (`--queries`)."""
 
 
 def index_prefix(distractors: bool, model: str) -> str:
@@ -485,6 +487,7 @@ class Bench:
             replicas=self.layout.replicas,
             model=self.model,
             documents_model=self.documents_model,
+            queries=len(self.queries),
         )
         exact: list[dict[str, float]] | None = None
         self.warm_up(size, frequencies)
@@ -944,6 +947,12 @@ def models_line(runs: list[SizeRun]) -> str:
     return line
 
 
+def queries_line(runs: list[SizeRun]) -> str:
+    """How many test queries each size ran ("the 300" when every size ran all of them)."""
+    counts = sorted({run.queries for run in runs})
+    return f"the {counts[0]}" if len(counts) == 1 else "/".join(map(str, counts)) + " (by size)"
+
+
 def write_report(folder: Path, command: str) -> str:
     import matplotlib
 
@@ -965,7 +974,7 @@ def write_report(folder: Path, command: str) -> str:
         f"Engine: {runs[0].engine} ({where(runs[0])}, merged to one segment per shard); SEISMIC on "
         f"{runs[0].seismic_engine or 'not run'}. Machine: {platform.machine()}, 2 cores shared by "
         f"the node(s) and the client, so read ratios, not absolute numbers. {models_line(runs)}; "
-        "queries: the 300 SciFact test queries, top 100 hits, ids and scores only.",
+        f"queries: {queries_line(runs)} SciFact test queries, top 100 hits, ids and scores only.",
         "",
         MIXED if runs[0].makeup is not None else SYNTHETIC,
         "",

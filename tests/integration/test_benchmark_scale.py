@@ -57,6 +57,7 @@ def test_latency_scale_on_a_tiny_corpus(
         report = (out / "README.md").read_text()
         assert "## 150 documents" in report and "ms per million docs" in report
         assert "one node, 2 primary shards × 0 replica(s)" in report
+        assert "queries: the 6 SciFact test queries" in report
         assert (out / "latency_vs_size.png").stat().st_size > 0
         assert (out / "pareto.png").stat().st_size > 0
     finally:
