@@ -59,12 +59,41 @@ class FastSpladeMLM(Transformer):
         vocab = int(self.model.get_output_embeddings().out_features)
         tokenizer: Any = self.tokenizer
         self.register_buffer("keep", special_token_mask(tokenizer, vocab), persistent=False)
+        self.memo: dict[bytes, tuple[torch.Tensor, torch.Tensor]] | None = None
+        """Set by `freeze_documents`: a frozen side's vectors, sparse, by the text's token ids."""
 
     def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-        pool = pool_for(self.expand)
-        weights = pool(self.model, features["input_ids"], features["attention_mask"])
+        ids, mask = features["input_ids"], features["attention_mask"]
+        if self.memo is not None:
+            features["sentence_embedding"] = self._remembered(ids, mask)
+            return features
+        weights = pool_for(self.expand)(self.model, ids, mask)
         features["sentence_embedding"] = weights * self.keep.to(weights.device)
         return features
+
+    def _remembered(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """A frozen side gives a text the same vector every step: each distinct text is encoded
+        once (without autograd) and kept sparse, so training a query side against it pays for the
+        document MLM once per document, not once per step."""
+        memo = self.memo
+        assert memo is not None
+        keys = [row[m.bool()].cpu().numpy().tobytes() for row, m in zip(ids, mask, strict=True)]
+        new = {key: i for i, key in enumerate(keys) if key not in memo}
+        if new:
+            rows = list(new.values())
+            with torch.no_grad():
+                weights = pool_for(self.expand)(self.model, ids[rows], mask[rows])
+                weights = weights * self.keep.to(weights.device)
+            for key, vector in zip(new, weights, strict=True):
+                nonzero = torch.nonzero(vector).ravel()
+                memo[key] = (nonzero, vector[nonzero])
+        first = memo[keys[0]][1]
+        out = torch.zeros(len(keys), self.get_embedding_dimension(), dtype=first.dtype)
+        out = out.to(ids.device)
+        for row, key in enumerate(keys):
+            columns, values = memo[key]
+            out[row, columns] = values
+        return out
 
     def get_embedding_dimension(self) -> int:
         return int(self.keep.shape[0])
@@ -225,15 +254,20 @@ def _side(model: SparseEncoder, route: str) -> Any:
 def freeze_documents(model: SparseEncoder) -> None:
     """Keep the document MLM exactly as loaded: no gradient, no dropout (the trainer puts every
     module in train mode each step, so dropout is switched off at the modules). Only the query
-    side learns, against the very vectors an index built with the base model already holds."""
+    side learns, against the very vectors an index built with the base model already holds. With
+    fast pooling the side also remembers each document's vector (`FastSpladeMLM.memo`): the same
+    vector every step, computed once."""
     if model_shape(model) == "shared":
         raise ValueError("a shared model has one MLM for both sides: it cannot freeze one")
-    document = _side(model, "document").model
+    side = _side(model, "document")
+    document = side.model
     for parameter in document.parameters():
         parameter.requires_grad_(False)
     for module in document.modules():
         if isinstance(module, torch.nn.Dropout):
             module.p = 0.0
+    if isinstance(side, FastSpladeMLM):
+        side.memo = {}
 
 
 def query_weights_parameter(model: SparseEncoder) -> str | None:

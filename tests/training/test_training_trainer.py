@@ -372,6 +372,33 @@ def test_frozen_documents_export_the_base_document_side_bit_for_bit(
         config(scifact_slice, tmp_path, base, freeze_documents=True).validate()
 
 
+def test_a_frozen_document_side_encodes_each_text_once_and_gives_the_same_vectors(
+    tiny_mlm: Path,
+) -> None:
+    """The frozen side's memo: vectors equal to encoding afresh, and a text seen before does not
+    run the document MLM again (a step costs its query side only once the documents are known)."""
+    from splade_es.training.model import build_model, freeze_documents
+
+    frozen = build_model("inference-free", str(tiny_mlm), idf_texts=TEXTS)
+    fresh = build_model("inference-free", str(tiny_mlm), idf_texts=TEXTS)
+    freeze_documents(frozen)
+    calls: list[int] = []
+    document_mlm = frozen[0].sub_modules["document"][0].model
+    document_mlm.register_forward_hook(lambda module, args, output: calls.append(1))
+    first = frozen.encode_document(TEXTS[:2], convert_to_tensor=True).to_dense()
+    runs = len(calls)
+    assert runs > 0
+    again = frozen.encode_document(TEXTS, convert_to_tensor=True).to_dense()  # one new text
+    assert len(calls) > runs  # the new text ran the MLM ...
+    runs = len(calls)
+    frozen.encode_document(list(reversed(TEXTS)), convert_to_tensor=True)
+    assert len(calls) == runs  # ... and no known text runs it again
+    expected = fresh.encode_document(TEXTS, convert_to_tensor=True).to_dense()
+    torch.testing.assert_close(again, expected, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(first, expected[:2], rtol=1e-4, atol=1e-5)
+    assert (expected > 0).sum() > 0
+
+
 @pytest.fixture(scope="module")
 def nfcorpus_slice(scifact: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     source = scifact.parent / "nfcorpus"
