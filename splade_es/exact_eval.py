@@ -30,6 +30,7 @@ from splade_es.beir_eval import Collection
 from splade_es.bm25 import BM25
 from splade_es.corpus import Document, EncodedWriter, read_documents, read_encoded
 from splade_es.evaluation import ExactSparseIndex, Run
+from splade_es.models import ModelNotFoundError, read_settings
 from splade_es.query import QueryPruning
 from splade_es.records import EncodedRecord
 from splade_es.sparse import SparseVector
@@ -73,14 +74,27 @@ def _content_digest(path: Path) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
+def _documents_location(documents_of: str | None) -> str | None:
+    """The document side's location of the model `documents_of` names, if it can be read."""
+    if not documents_of:
+        return None
+    try:
+        return read_settings(documents_of).document
+    except (ModelNotFoundError, OSError, ValueError):  # gone or unreadable: key on this model
+        return None
+
+
 def cache_key(encoder: Any, corpus: Path) -> str:
     """What the encoded corpus depends on: the document model, its dtype and truncation, and
     the corpus's bytes. Not the corpus's path or mtime: a dataset folder copied afresh (a new
-    checkout, a new machine) holds the same text, and encoding it again costs minutes."""
+    checkout, a new machine) holds the same text, and encoding it again costs minutes. A model
+    whose document side is another's bit for bit (`documents_of`: a query side trained against a
+    frozen one) shares that model's corpora."""
     side = encoder.document_side
+    location = _documents_location(encoder.settings.documents_of) or side.location
     parts = {
-        "model": side.location,
-        "model_files": _folder_stamp(side.location),
+        "model": location,
+        "model_files": _folder_stamp(location),
         "dtype": str(getattr(side.model, "dtype", type(side.model).__name__)),
         "doc_max_length": encoder.settings.doc_max_length,
         "corpus": [corpus.stat().st_size, _content_digest(corpus)],

@@ -359,3 +359,33 @@ def test_eval_bad_options_are_one_line(tmp_path: Path, extra: list[str], message
     assert result.exit_code in (1, 2)
     assert message in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_model_trained_against_a_frozen_document_side_reads_its_bases_corpora(
+    tmp_path: Path,
+) -> None:
+    """`documents_of`: the document side is the base's bit for bit, so the base's encoded corpus
+    is this model's too (a frozen run's six-collection score costs its queries only); a model
+    without it, or naming another base, keys its own."""
+    import shutil
+
+    from splade_es.encoder import SpladeEncoder
+    from splade_es.exact_eval import cache_key
+    from splade_es.models import ModelSettings, model_identity, write_settings
+    from tests.conftest import build_tiny_mlm
+
+    base = build_tiny_mlm(tmp_path / "base", seed=1)
+    other = build_tiny_mlm(tmp_path / "other", seed=2)
+    corpus = small(tmp_path / "cisi") / "corpus.jsonl"
+
+    def copy_of(name: str, documents_of: str | None) -> SpladeEncoder:
+        folder = tmp_path / name
+        shutil.copytree(base, folder)
+        write_settings(folder, ModelSettings("shared", str(folder), None, 256, 64, True,
+                                             documents_of))  # fmt: skip
+        return SpladeEncoder.load(str(folder), device="cpu")
+
+    key = cache_key(SpladeEncoder.load(str(base), device="cpu"), corpus)
+    assert cache_key(copy_of("frozen", model_identity(str(base))), corpus) == key
+    assert cache_key(copy_of("plain", None), corpus) != key
+    assert cache_key(copy_of("elsewhere", model_identity(str(other))), corpus) != key
