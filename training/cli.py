@@ -85,6 +85,13 @@ _OPTIONS: list[tuple[str, dict[str, Any]]] = [
     ("--batch-size", {"type": int, "help": "Queries per micro-batch (per device). [16]"}),
     ("--grad-accum", {"type": int, "help": "Gradient accumulation micro-batches. [1]"}),
     ("--lr", {"type": _FLOAT, "help": "Peak learning rate (linear warm-up and decay). [1e-4]"}),
+    (
+        "--query-weights-lr",
+        {
+            "type": _FLOAT,
+            "help": "inference-free: peak learning rate of the query table. [100 x lr]",
+        },
+    ),
     ("--lambda-d", {"type": _FLOAT, "help": "FLOPS weight on documents. [1e-3]"}),
     ("--lambda-q", {"type": _FLOAT, "help": "FLOPS/L1 weight on queries. [1e-3]"}),
     ("--query-reg", {"type": click.Choice(["flops", "l1"]), "help": "Query regularizer. [flops]"}),

@@ -265,11 +265,14 @@ def test_cli_config_file_options_and_bad_data(
     out = tmp_path / "cli-out"
     runner = CliRunner()
     args = ["--config", str(cfg), "--out", str(out), "--no-progress", "--save-every", "2"]
-    result = runner.invoke(train_command, [*args, "--max-steps", "2", "--shape", "shared"])
+    result = runner.invoke(
+        train_command, [*args, "--max-steps", "2", "--shape", "shared", "--query-weights-lr", "0.5"]
+    )
     assert result.exit_code == 0, result.output
     assert "trained 2 steps" in result.output
     saved = json.loads((out / "train_config.json").read_text())
     assert saved["max_steps"] == 2 and saved["lambda_d"] == 0.01 and saved["batch_size"] == 4
+    assert saved["query_weights_lr"] == 0.5
     assert SpladeEncoder.load(str(out), device="cpu").settings.doc_max_length == 48
 
     resumed = runner.invoke(train_command, [*args, "--max-steps", "4", "--resume"])
