@@ -64,26 +64,31 @@ class FastSpladeMLM(Transformer):
 
     def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         ids, mask = features["input_ids"], features["attention_mask"]
-        if self.memo is not None:
-            features["sentence_embedding"] = self._remembered(ids, mask)
-            return features
-        weights = pool_for(self.expand)(self.model, ids, mask)
-        features["sentence_embedding"] = weights * self.keep.to(weights.device)
+        if self.memo is None:
+            features["sentence_embedding"] = self._weights(ids, mask)
+        else:
+            features["sentence_embedding"] = self._remembered(self.memo, ids, mask)
         return features
 
-    def _remembered(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def _weights(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        weights = pool_for(self.expand)(self.model, ids, mask)
+        return weights * self.keep.to(weights.device)
+
+    def _remembered(
+        self,
+        memo: dict[bytes, tuple[torch.Tensor, torch.Tensor]],
+        ids: torch.Tensor,
+        mask: torch.Tensor,
+    ) -> torch.Tensor:
         """A frozen side gives a text the same vector every step: each distinct text is encoded
         once (without autograd) and kept sparse, so training a query side against it pays for the
         document MLM once per document, not once per step."""
-        memo = self.memo
-        assert memo is not None
         keys = [row[m.bool()].cpu().numpy().tobytes() for row, m in zip(ids, mask, strict=True)]
         new = {key: i for i, key in enumerate(keys) if key not in memo}
         if new:
             rows = list(new.values())
             with torch.no_grad():
-                weights = pool_for(self.expand)(self.model, ids[rows], mask[rows])
-                weights = weights * self.keep.to(weights.device)
+                weights = self._weights(ids[rows], mask[rows])
             for key, vector in zip(new, weights, strict=True):
                 nonzero = torch.nonzero(vector).ravel()
                 memo[key] = (nonzero, vector[nonzero])

@@ -51,8 +51,8 @@ def test_latency_scale_on_a_tiny_corpus(
             assert index_settings[main_index(size)]["settings"]["index"]["number_of_shards"] == "2"
             full = next(r for r in run["results"] if r["variant"] == "SPLADE full")
             assert full["exact_recall100"] == 1.0
-            # encode + search, one query at a time, costs more than the search alone
-            # both measured (two phases of one run: under load either p50 may be the larger)
+            # query encoding alone and encode + search, one query at a time, both measured (two
+            # phases of one run: under load either p50 may be the larger)
             assert run["end_to_end_ms_p50"] > 0 and run["encode_ms_p50"] > 0
             assert run["documents_model"] == "splade-tiny"
         report = (out / "README.md").read_text()
