@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -48,6 +49,27 @@ def special_token_mask(tokenizer: PreTrainedTokenizerBase, vocab: int) -> torch.
     return keep
 
 
+class DocumentMemo(OrderedDict[bytes, tuple[torch.Tensor, torch.Tensor]]):
+    """A frozen side's vectors by token ids, sparse (about 2 KB a document), least recently used
+    dropped past `capacity` texts: a training set of millions of documents re-encodes the ones
+    it has not seen for a while instead of holding every vector."""
+
+    def __init__(self, capacity: int = 200_000) -> None:
+        super().__init__()
+        self.capacity = capacity
+
+    def get_fresh(self, key: bytes) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The vector of `key` if remembered, now the most recently used."""
+        found = self.get(key)
+        if found is not None:
+            self.move_to_end(key)
+        return found
+
+    def trim(self) -> None:
+        while len(self) > self.capacity:
+            self.popitem(last=False)
+
+
 class FastSpladeMLM(Transformer):
     """A fill-mask `Transformer` that pools SPLADE weights itself, without `[B, L, V]` logits."""
 
@@ -59,7 +81,7 @@ class FastSpladeMLM(Transformer):
         vocab = int(self.model.get_output_embeddings().out_features)
         tokenizer: Any = self.tokenizer
         self.register_buffer("keep", special_token_mask(tokenizer, vocab), persistent=False)
-        self.memo: dict[bytes, tuple[torch.Tensor, torch.Tensor]] | None = None
+        self.memo: DocumentMemo | None = None
         """Set by `freeze_documents`: a frozen side's vectors, sparse, by the text's token ids."""
 
     def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
@@ -76,7 +98,7 @@ class FastSpladeMLM(Transformer):
 
     def _remembered(
         self,
-        memo: dict[bytes, tuple[torch.Tensor, torch.Tensor]],
+        memo: DocumentMemo,
         ids: torch.Tensor,
         mask: torch.Tensor,
     ) -> torch.Tensor:
@@ -84,20 +106,25 @@ class FastSpladeMLM(Transformer):
         once (without autograd) and kept sparse, so training a query side against it pays for the
         document MLM once per document, not once per step."""
         keys = [row[m.bool()].cpu().numpy().tobytes() for row, m in zip(ids, mask, strict=True)]
-        new = {key: i for i, key in enumerate(keys) if key not in memo}
+        found = {key: memo.get_fresh(key) for key in keys}
+        new = {key: i for i, key in enumerate(keys) if found[key] is None}
         if new:
             rows = list(new.values())
             with torch.no_grad():
                 weights = self._weights(ids[rows], mask[rows])
             for key, vector in zip(new, weights, strict=True):
                 nonzero = torch.nonzero(vector).ravel()
-                memo[key] = (nonzero, vector[nonzero])
-        first = memo[keys[0]][1]
-        out = torch.zeros(len(keys), self.get_embedding_dimension(), dtype=first.dtype)
+                found[key] = memo[key] = (nonzero, vector[nonzero])
+        vectors = []
+        for key in keys:
+            vector = found[key]
+            assert vector is not None  # remembered, or encoded just above
+            vectors.append(vector)
+        out = torch.zeros(len(keys), self.get_embedding_dimension(), dtype=vectors[0][1].dtype)
         out = out.to(ids.device)
-        for row, key in enumerate(keys):
-            columns, values = memo[key]
+        for row, (columns, values) in enumerate(vectors):
             out[row, columns] = values
+        memo.trim()  # after the batch: its own texts are never dropped before they are read
         return out
 
     def get_embedding_dimension(self) -> int:
@@ -272,7 +299,7 @@ def freeze_documents(model: SparseEncoder) -> None:
         if isinstance(module, torch.nn.Dropout):
             module.p = 0.0
     if isinstance(side, FastSpladeMLM):
-        side.memo = {}
+        side.memo = DocumentMemo()
 
 
 def query_weights_parameter(model: SparseEncoder) -> str | None:

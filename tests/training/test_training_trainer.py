@@ -401,6 +401,22 @@ def test_a_frozen_document_side_encodes_each_text_once_and_gives_the_same_vector
     torch.testing.assert_close(first, expected[:2], rtol=1e-4, atol=1e-5)
     assert (expected > 0).sum() > 0
 
+    # a capped memo keeps the most recently used texts only, and gives the same vectors
+    memo = frozen[0].sub_modules["document"][0].memo
+    memo.clear()
+    memo.capacity = 2
+
+    def encode(i: int) -> bool:
+        """Encode text i alone; whether the document MLM ran."""
+        runs = len(calls)
+        vector = frozen.encode_document([TEXTS[i]], convert_to_tensor=True).to_dense()
+        torch.testing.assert_close(vector[0], expected[i], rtol=1e-4, atol=1e-5)
+        return len(calls) > runs
+
+    assert encode(0) and encode(1) and not encode(0)  # 0 read again: 1 is the older now
+    assert encode(2) and len(memo) == 2  # drops 1 (first in, first out would drop 0)
+    assert not encode(0) and not encode(2) and encode(1)
+
 
 @pytest.fixture(scope="module")
 def nfcorpus_slice(scifact: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
