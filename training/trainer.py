@@ -172,8 +172,9 @@ class TrainConfig:
             ),
             (self.dev_corpus in ("pool", "full"), "dev_corpus must be pool or full"),
             (
-                self.max_steps > 0 and self.batch_size > 0 and self.grad_accum > 0,
-                "max_steps, batch_size and grad_accum must be positive",
+                self.max_steps >= 0 and self.batch_size > 0 and self.grad_accum > 0,
+                "max_steps must be >= 0 (0: export the starting model), batch_size and "
+                "grad_accum positive",
             ),
             (self.negatives >= 0, "negatives must be >= 0"),
             (self.lambda_d >= 0 and self.lambda_q >= 0, "lambda_d and lambda_q must be >= 0"),
@@ -584,7 +585,7 @@ def train(config: TrainConfig, searcher: Searcher | None = None) -> TrainResult:
     from transformers.trainer_utils import get_last_checkpoint
 
     from .losses import Objective, build_loss
-    from .model import build_model, export_model, freeze_documents, merge_with_base
+    from .model import export_model, freeze_documents, merge_with_base
 
     config.validate()
     started = time.time()
@@ -594,6 +595,8 @@ def train(config: TrainConfig, searcher: Searcher | None = None) -> TrainResult:
     torch.set_num_threads(max(1, torch.get_num_threads()))
 
     data = load_training_data(Path(config.beir_dir), config.train_split)
+    if config.max_steps == 0:
+        return _untrained(config, data, started)
     all_qids = sorted(data.qrels)
     if config.max_train_queries:
         all_qids = all_qids[: config.max_train_queries]
@@ -602,19 +605,7 @@ def train(config: TrainConfig, searcher: Searcher | None = None) -> TrainResult:
     train_dataset = Dataset.from_dict(columns)
     dev = build_dev(config, data, dev_qids)
 
-    model = build_model(
-        config.shape,  # type: ignore[arg-type]
-        config.base_model,
-        config.query_base_model,
-        idf_texts=[t for d in (data, *mixed) for t in d.docs.values()]
-        if config.shape == "inference-free"
-        else None,
-        pooling=config.pooling,  # type: ignore[arg-type]
-        query_length=config.query_max_length,
-        document_length=config.train_doc_max_length,
-        query_layers=config.query_layers,
-        query_expansion=config.query_expansion,
-    )
+    model = _starting_model(config, data, mixed)
     if config.freeze_documents:
         freeze_documents(model)
     objective = Objective(
@@ -673,6 +664,46 @@ def train(config: TrainConfig, searcher: Searcher | None = None) -> TrainResult:
         wall_seconds=time.time() - started,
         model=model,
     )
+
+
+def _starting_model(config: TrainConfig, data: BeirData, mixed: Sequence[BeirData]) -> Any:
+    """The model of `config.shape` training starts from (inference-free: its table the corpus
+    IDF of every collection the run reads)."""
+    from .model import build_model
+
+    return build_model(
+        config.shape,  # type: ignore[arg-type]
+        config.base_model,
+        config.query_base_model,
+        idf_texts=[t for d in (data, *mixed) for t in d.docs.values()]
+        if config.shape == "inference-free"
+        else None,
+        pooling=config.pooling,  # type: ignore[arg-type]
+        query_length=config.query_max_length,
+        document_length=config.train_doc_max_length,
+        query_layers=config.query_layers,
+        query_expansion=config.query_expansion,
+    )
+
+
+def _untrained(config: TrainConfig, data: BeirData, started: float) -> TrainResult:
+    """`max_steps` 0: the model training would start from, exported as it is (no negatives, no
+    teacher): an inference-free query side's table is the corpus IDF of the run's collections, a
+    cut query encoder is its base's first layers. The ablation's zero point: what the steps add."""
+    from .model import export_model
+
+    mixed = [load_training_data(Path(source), config.train_split) for source in config.mix]
+    model = _starting_model(config, data, mixed)
+    out = Path(config.out)
+    (out / "train_config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
+    export_model(
+        model,
+        out,
+        config.doc_max_length,
+        config.query_max_length,
+        documents_of=model_identity(config.base_model) if config.freeze_documents else None,
+    )
+    return TrainResult(out, 0, None, None, wall_seconds=time.time() - started, model=model)
 
 
 def _best(

@@ -175,6 +175,30 @@ def test_inference_free_export(scifact_slice: Path, tiny_mlm: Path, tmp_path: Pa
     assert table["vitamin"] != pytest.approx(float(initial[vitamin]), abs=1e-4)  # it learned
 
 
+def test_zero_steps_export_the_starting_model_untrained(
+    scifact_slice: Path, tiny_mlm: Path, tmp_path: Path
+) -> None:
+    """`max_steps` 0: no negatives, no teacher, no step; the table is the corpus IDF exactly and
+    the frozen document side serves the base's index (the ablation's zero point)."""
+    from splade_es.training.model import corpus_idf
+
+    out = tmp_path / "idf-only"
+    run = config(scifact_slice, out, tiny_mlm, shape="inference-free", freeze_documents=True)
+    result = train(replace(run, max_steps=0))
+    assert result.step == 0
+    assert not list(out.glob("teacher_scores*")) and not (out / "checkpoints").exists()
+    encoder = assert_export_matches(result)
+    assert read_settings(str(out)).documents_of == model_identity(str(tiny_mlm))
+    table = json.loads((out / "idf.json").read_text())
+    tokenizer = encoder.document_side.tokenizer
+    initial = corpus_idf(tokenizer, list(load_beir(scifact_slice).docs.values()))
+    for token in ("vitamin", "cells", "the"):
+        token_id = tokenizer.convert_tokens_to_ids(token)
+        assert table[token] == pytest.approx(float(initial[token_id]), abs=1e-6), token
+    with pytest.raises(ValueError, match="max_steps must be >= 0"):
+        replace(run, max_steps=-1).validate()
+
+
 def active_query_and_doc_terms(result: TrainResult) -> tuple[float, float]:
     model = result.model.eval()
     queries = model.encode_query(TEXTS, convert_to_tensor=True).to_dense()
