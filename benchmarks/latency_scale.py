@@ -125,6 +125,9 @@ VARIANTS = (
     ),
     Variant("hybrid BM25 + SPLADE", "hybrid"),
     Variant("hybrid + two-phase (0.6, 2)", "hybrid", two_phase=TUNED_TWO_PHASE),
+    # the project's own two-phase on the hybrid: BM25 + SPLADE's 5 heaviest terms retrieve, the
+    # full hybrid rescores 100 (a Lucene `rescore`: Elasticsearch has no two-phase processor)
+    Variant("hybrid + two-phase (top-5, rescore 100)", "hybrid", top_k=5, rescore_window=100),
 )
 
 
@@ -278,6 +281,12 @@ class SizeRun:
     """Full SPLADE as a user's search runs it, one query at a time: encode, then search."""
     queries: int = 300
     """How many of the judged collection's test queries ran (`--queries`)."""
+    seismic_postings: int | None = None
+    """SEISMIC's `n_postings` at this size (None: not built here, or a run from before it was
+    recorded)."""
+    seismic_memory: dict[str, int] | None = None
+    """The SEISMIC node's `neural_search` circuit breaker after SEISMIC's queries ran: what its
+    caches (clustered postings, forward index) held, the limit, and how often it tripped."""
 
 
 def index_prefix(distractors: bool, model: str) -> str:
@@ -438,8 +447,12 @@ class Bench:
     qrels: dict[str, dict[str, int]]
     rebuild: bool = False
     seismic_postings: float = 0.002
+    """`n_postings` as a share of the corpus (at least 500; OpenSearch's own default: 0.0005)."""
     seismic_max_size: int = 100_000
     """SEISMIC's merge-time clustering took 326 s for 100k documents here: larger sizes skip it."""
+    seismic_memory_limit: str | None = None
+    """`plugins.neural_search.circuit_breaker.limit` set on the SEISMIC node before it loads
+    (None: the node's own, 10% of its heap): SEISMIC's caches live in that budget."""
     log: Callable[[str], None] = print
     prefix: str = "scale-"
     """Index names: `<prefix><size>` (the synthetic and the mixed corpora must not share one)."""
@@ -500,6 +513,9 @@ class Bench:
                 exact = hits
             run.results.append(self.result(variant, timing, hits, terms, exact))
             self.log(f"{size} {variant.name}: {asdict(run.results[-1])}")
+        if any(v.index == "seismic" and self.runs_variant(v, size) for v in self.variants):
+            run.seismic_postings = self.n_postings(size)
+            run.seismic_memory = self.seismic_memory()
         run.end_to_end_ms_p50 = statistics.median(self.end_to_end(size))
         return run
 
@@ -527,6 +543,20 @@ class Bench:
 
     def runs_seismic(self, size: int) -> bool:
         return self.seismic is not None and size <= self.seismic_max_size
+
+    def n_postings(self, size: int) -> int:
+        return max(500, int(self.seismic_postings * size))
+
+    def seismic_memory(self) -> dict[str, int]:
+        """The SEISMIC node's `neural_search` breaker, summed over its nodes."""
+        assert self.seismic is not None
+        nodes = self.seismic[0].nodes.stats(metric="breaker")["nodes"].values()
+        breakers = [n["breakers"]["neural_search"] for n in nodes]
+        return {
+            "estimated_bytes": sum(int(b["estimated_size_in_bytes"]) for b in breakers),
+            "limit_bytes": sum(int(b["limit_size_in_bytes"]) for b in breakers),
+            "tripped": sum(int(b["tripped"]) for b in breakers),
+        }
 
     def result(
         self,
@@ -702,6 +732,14 @@ class Bench:
             and self.seismic is not None
             and self.runs_seismic(size)
         ):
+            if self.seismic_memory_limit is not None:
+                self.seismic[0].cluster.put_settings(
+                    body={
+                        "transient": {
+                            "plugins.neural_search.circuit_breaker.limit": self.seismic_memory_limit
+                        }
+                    }
+                )
             seismic = (self.token_ids, self.seismic_mapping(size))
             targets.append((self.seismic[0], f"{self.index_name(size)}-seismic", *seismic))
         for client, index, transform, body in targets:
@@ -732,7 +770,7 @@ class Bench:
             self.log(f"{','.join(indices)} still {health.get('status')} after 900 s: timing anyway")
 
     def seismic_mapping(self, size: int) -> dict[str, Any]:
-        postings = max(500, int(self.seismic_postings * size))
+        postings = self.n_postings(size)
         return {
             "settings": {"index": {"sparse": True, "number_of_shards": 1, "number_of_replicas": 0}},
             "mappings": {
@@ -1025,6 +1063,14 @@ def write_report(folder: Path, command: str) -> str:
             load = run.load_seconds.get(name)
             took = "reused (built by an earlier run)" if load is None else f"{load:.0f}"
             lines.append(f"| {name} | {size / 1e6:.0f} | {took} |")
+        if run.seismic_memory is not None:
+            memory = run.seismic_memory
+            lines += [
+                "",
+                f"SEISMIC: `n_postings` {run.seismic_postings:,}; after its queries its node's "
+                f"`neural_search` circuit breaker held {memory['estimated_bytes'] / 1e6:.0f} MB "
+                f"of {memory['limit_bytes'] / 1e6:.0f} MB (tripped {memory['tripped']} times).",
+            ]
     if len(with_distractors) >= 2:
         lines += [
             "",
@@ -1101,6 +1147,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--seismic-max-size", type=int, default=100_000, help="largest corpus given to SEISMIC"
     )
+    parser.add_argument(
+        "--seismic-postings",
+        type=float,
+        default=0.002,
+        help="SEISMIC's n_postings as a share of the corpus, at least 500 (OpenSearch: 0.0005)",
+    )
+    parser.add_argument(
+        "--seismic-memory-limit",
+        help="the SEISMIC node's neural_search circuit breaker limit, e.g. 50%% (default: its own)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--report", action="store_true", help="only write README.md from JSON")
     parser.add_argument(
@@ -1156,6 +1212,8 @@ def main(argv: list[str] | None = None) -> None:
             qrels,
             args.rebuild,
             seismic_max_size=args.seismic_max_size,
+            seismic_postings=args.seismic_postings,
+            seismic_memory_limit=args.seismic_memory_limit,
             prefix=prefix,
             variants=variants,
             model=args.model,

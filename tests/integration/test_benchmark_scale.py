@@ -30,15 +30,37 @@ def test_latency_scale_on_a_tiny_corpus(
     args = ["--encoded", str(real), "--sizes", ",".join(map(str, sizes)), "--queries", "6"]
     args += ["--shards", "2"]  # the main indexes' layout, recorded in each run and the report
     args += ["--skip-variant", "doc top-64"]  # left out, and its index never built
+    # SEISMIC (OpenSearch 3.3+, neural-search) on the same node up to --seismic-max-size (the
+    # smaller size only), inside a breaker limit the run sets
+    seismic = tuple(map(int, cluster.info.version.split(".")[:2])) >= (3, 3)
+    if seismic:
+        args += ["--seismic-url", cluster.url, "--seismic-max-size", "100"]
+        args += ["--seismic-memory-limit", "15%"]
     try:
         latency_scale([*args, "--url", cluster.url, "--beir-dir", str(scifact), "--out", str(out)])
         for size in sizes:
             cluster.client.indices.refresh(index=main_index(size))
             assert cluster.client.count(index=main_index(size))["count"] == size
             run = json.loads((out / f"{size}.json").read_text())
+            with_seismic = seismic and size == 40
             assert [r["variant"] for r in run["results"]] == [
-                v.name for v in VARIANTS if v.index not in ("seismic", "doc-top64")
+                v.name
+                for v in VARIANTS
+                if v.index != "doc-top64" and (v.index != "seismic" or with_seismic)
             ]
+            if with_seismic:
+                assert run["seismic_postings"] == 500  # the floor: 0.002 × 40 is less
+                memory = run["seismic_memory"]
+                heap = cluster.client.nodes.stats(metric="jvm")["nodes"]
+                (node,) = heap.values()
+                assert memory["limit_bytes"] == int(node["jvm"]["mem"]["heap_max_in_bytes"] * 0.15)
+                assert memory["tripped"] == 0
+                # SEISMIC over the same vectors finds what the exact query finds on 150 docs
+                approx = next(r for r in run["results"] if r["variant"] == "SEISMIC top_n 10")
+                assert approx["exact_recall100"] > 0.5
+                assert cluster.client.count(index=f"{main_index(size)}-seismic")["count"] == size
+            else:
+                assert run["seismic_memory"] is None
             assert not cluster.client.indices.exists(index=f"{main_index(size)}-doc-top64")
             assert cluster.client.indices.exists(index=f"{main_index(size)}-doc-mass80")
             assert (run["nodes"], run["shards"], run["replicas"], run["warmed_all"]) == (
@@ -61,9 +83,14 @@ def test_latency_scale_on_a_tiny_corpus(
         assert "queries: the 6 SciFact test queries" in report
         assert (out / "latency_vs_size.png").stat().st_size > 0
         assert (out / "pareto.png").stat().st_size > 0
+        if seismic:
+            assert "SEISMIC: `n_postings` 500" in report
     finally:
         for size in sizes:
             cluster.client.indices.delete(index=f"{main_index(size)}*")
+        limit = {"plugins.neural_search.circuit_breaker.limit": None}
+        if seismic:
+            cluster.client.cluster.put_settings(body={"transient": limit})
 
 
 @pytest.mark.engine
