@@ -46,6 +46,7 @@ from splade_es.client import ConnectionSettings, EngineInfo, open_cluster
 from splade_es.corpus import read_qrels, read_queries
 from splade_es.encoder import SpladeEncoder
 from splade_es.evaluation import evaluate
+from splade_es.fusion import Fusion, fuse
 from splade_es.indices import ShardLayout, SpladeField, ensure_index, force_merge
 from splade_es.models import DEFAULT_MODEL, model_identity, serves
 from splade_es.options import LAYOUT, shard_layout
@@ -99,6 +100,8 @@ class Variant:
     two_phase: TwoPhase | None = None
     seismic_top_n: int = 10
     seismic_heap_factor: float = 1.0
+    fusion: str | None = None
+    """A hybrid as two searches in one `_msearch`, fused by the client (`Fusion.parse`)."""
 
 
 VARIANTS = (
@@ -128,8 +131,15 @@ VARIANTS = (
     # the project's own two-phase on the hybrid: BM25 + SPLADE's 5 heaviest terms retrieve, the
     # full hybrid rescores 100 (a Lucene `rescore`: Elasticsearch has no two-phase processor)
     Variant("hybrid + two-phase (top-5, rescore 100)", "hybrid", top_k=5, rescore_window=100),
+    # BM25 and SPLADE as two searches of one `_msearch` (the node runs them side by side), their
+    # top 100 each fused here: what `search --fusion METHOD@client` does
+    Variant("hybrid, sum of two searches (client)", "hybrid", fusion="sum@client"),
+    Variant("hybrid, rrf of two searches (client)", "hybrid", fusion="rrf@client"),
 )
 
+
+MODES: tuple[Mode, Mode] = ("bm25", "splade")
+"""The two searches of a client-fused hybrid, in `fuse`'s order."""
 
 REQUIRED = ("BM25", "SPLADE full")
 """Every ratio is to BM25 and every recall to full SPLADE: these two always run."""
@@ -332,18 +342,42 @@ def ids_of(response: dict[str, Any]) -> dict[str, float]:
     return {str(h["_id"]): float(h["_score"] or 0.0) for h in response["hits"]["hits"]}
 
 
+FUSED = "_fused"
+"""A request body of this one key holds the BM25 and SPLADE bodies of a client-fused hybrid."""
+
+
+def send(
+    client: OpenSearch, index: str, body: dict[str, Any], params: dict[str, Any]
+) -> dict[str, Any]:
+    """One request as a user's search sends it: a `search`, or for a client-fused hybrid one
+    `_msearch` of its two bodies, fused here into a response of the same shape (`took`: the
+    slower of the two)."""
+    if FUSED not in body:
+        return dict(client.search(index=index, body=body, params=params))
+    bodies, fusion, weights = body[FUSED]
+    lines = "".join(f"{json.dumps({'index': index})}\n{json.dumps(b)}\n" for b in bodies)
+    bm25, splade = client.msearch(body=lines)["responses"]
+    fused = fuse(
+        list(ids_of(bm25).items()), list(ids_of(splade).items()), fusion, weights, size=100
+    )
+    return {
+        "took": max(bm25["took"], splade["took"]),
+        "hits": {"hits": [{"_id": doc, "_score": score} for doc, score in fused]},
+    }
+
+
 def measure(
     client: OpenSearch, index: str, requests: list[tuple[dict[str, Any], dict[str, Any]]]
 ) -> tuple[Timing, list[dict[str, float]]]:
     """Latency one query at a time, then throughput with 4 clients, after one untimed pass over
     every query (a 1M-document index is read from disk the first time)."""
     for body, params in requests:
-        client.search(index=index, body=body, params=params)
+        send(client, index, body, params)
     latencies, took, hits = [], [], []
     start_all = time.perf_counter()
     for body, params in requests:
         start = time.perf_counter()
-        response = client.search(index=index, body=body, params=params)
+        response = send(client, index, body, params)
         latencies.append((time.perf_counter() - start) * 1000)
         took.append(float(response["took"]))
         hits.append(ids_of(response))
@@ -351,7 +385,7 @@ def measure(
 
     def run(chunk: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
         for body, params in chunk:
-            client.search(index=index, body=body, params=params)
+            send(client, index, body, params)
 
     start = time.perf_counter()
     with ThreadPoolExecutor(4) as pool:
@@ -591,7 +625,7 @@ class Bench:
             if self.runs_variant(variant, size):
                 client, index, requests, _ = self.requests(size, variant, frequencies)
                 for body, params in requests:
-                    client.search(index=index, body=body, params=params)
+                    send(client, index, body, params)
 
     def requests(
         self, size: int, variant: Variant, frequencies: DocumentFrequencies
@@ -619,7 +653,25 @@ class Bench:
             pruning=pruning,
             rescore_window=variant.rescore_window,
             two_phase=variant.two_phase,
+            fusion=Fusion.parse(variant.fusion) if variant.fusion else None,
         )
+        if variant.fusion:
+            fused = searcher.fusion, searcher.fused_weights
+            no_source = {"_source": False}
+            fused_requests: list[tuple[dict[str, Any], dict[str, Any]]] = [
+                (
+                    {
+                        FUSED: (
+                            [{**searcher.body(t, m, size=100), **no_source} for m in MODES],
+                            *fused,
+                        )
+                    },
+                    {},
+                )
+                for t in texts
+            ]
+            mean = statistics.fmean(len(pruning.apply(self.query_vectors[t])) for t in texts)
+            return self.client, index, fused_requests, mean
         pipeline = searcher.pipeline(variant.mode)
         params = {"search_pipeline": pipeline} if pipeline else {}
         requests: list[tuple[dict[str, Any], dict[str, Any]]] = [

@@ -201,6 +201,15 @@ class Searcher:
     def weights(self) -> tuple[float, float]:
         return (self.hybrid.bm25_weight, self.hybrid.splade_weight)
 
+    @property
+    def fused_weights(self) -> tuple[float, float]:
+        """The weights a client-side fusion applies: a `sum` adds raw BM25 scores, so its BM25
+        weight carries this engine's BM25 correction as the one-query `sum` does (`bm25_boost`);
+        the normalising methods and rrf are blind to a BM25 scale."""
+        if self.fusion.method == "sum":
+            return (self.hybrid.bm25_boost, self.hybrid.splade_weight)
+        return self.weights
+
     def fused_by_client(self, mode: Mode) -> bool:
         return mode == "hybrid" and self.fusion.method != "sum" and self.fusion_at == "client"
 
@@ -346,7 +355,7 @@ class Searcher:
             [(h.id, h.score) for h in bm25],
             [(h.id, h.score) for h in splade],
             self.fusion,
-            self.weights,
+            self.fused_weights,
             size,
         )
         return [Hit(doc, score, titles[doc]) for doc, score in fused]

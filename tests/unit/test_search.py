@@ -119,3 +119,20 @@ def test_bm25_alone_needs_no_splade_field() -> None:
     assert bm25.body("x", "bm25")["query"] == {"match": {"title": {"query": "x", "boost": 1.0}}}
     with pytest.raises(EngineError, match="no SPLADE field"):
         Searcher.for_index(OneIndex(), info, "plain", FixedEncoder())  # type: ignore[arg-type]
+
+
+def test_a_client_side_sum_weighs_bm25_as_the_one_query_sum_does() -> None:
+    """On a legacy-BM25 engine the index's weights assume a BM25 scale 2.2x smaller: the engine's
+    `sum` folds that into the `match` boost, and the client's `sum` of the raw scores must too.
+    Normalising methods and rrf never see the scale."""
+    from dataclasses import replace
+
+    from splade_es.fusion import Fusion
+
+    legacy = Hybrid(0.5, 1.0, ("text",), bm25_correction=1 / 2.2)
+    base = replace(searcher(IndexProfile("idx", "u", {"splade": SpladeField()})), hybrid=legacy)
+    total = replace(base, fusion=Fusion.parse("sum@client"))
+    assert total.fused_weights == pytest.approx((0.5 / 2.2, 1.0))
+    assert total.fused_weights[0] == pytest.approx(legacy.bm25_boost)
+    for method in ("rrf", "min_max", "z_score", "l2"):
+        assert replace(base, fusion=Fusion.parse(f"{method}@client")).fused_weights == (0.5, 1.0)
