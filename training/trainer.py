@@ -585,7 +585,7 @@ def train(config: TrainConfig, searcher: Searcher | None = None) -> TrainResult:
     from transformers.trainer_utils import get_last_checkpoint
 
     from .losses import Objective, build_loss
-    from .model import export_model, freeze_documents, merge_with_base
+    from .model import freeze_documents, merge_with_base
 
     config.validate()
     started = time.time()
@@ -645,14 +645,7 @@ def train(config: TrainConfig, searcher: Searcher | None = None) -> TrainResult:
                 handle.write(json.dumps(entry) + "\n")
         if not config.freeze_documents:  # a frozen side is the base already, bit for bit
             merge_with_base(model, config.base_model, config.merge_weight)
-        export_model(
-            model,
-            out,
-            config.doc_max_length,
-            config.query_max_length,
-            # an index the base filled serves the new queries as it is
-            documents_of=model_identity(config.base_model) if config.freeze_documents else None,
-        )
+        _export(config, model, out)
     best_step, best_metrics = _best(trainer.state, history)
     return TrainResult(
         out=out,
@@ -663,6 +656,19 @@ def train(config: TrainConfig, searcher: Searcher | None = None) -> TrainResult:
         history=history,
         wall_seconds=time.time() - started,
         model=model,
+    )
+
+
+def _export(config: TrainConfig, model: Any, out: Path) -> None:
+    from .model import export_model
+
+    export_model(
+        model,
+        out,
+        config.doc_max_length,
+        config.query_max_length,
+        # a frozen document side: an index the base filled serves the new queries as it is
+        documents_of=model_identity(config.base_model) if config.freeze_documents else None,
     )
 
 
@@ -690,19 +696,11 @@ def _untrained(config: TrainConfig, data: BeirData, started: float) -> TrainResu
     """`max_steps` 0: the model training would start from, exported as it is (no negatives, no
     teacher): an inference-free query side's table is the corpus IDF of the run's collections, a
     cut query encoder is its base's first layers. The ablation's zero point: what the steps add."""
-    from .model import export_model
-
     mixed = [load_training_data(Path(source), config.train_split) for source in config.mix]
     model = _starting_model(config, data, mixed)
     out = Path(config.out)
     (out / "train_config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
-    export_model(
-        model,
-        out,
-        config.doc_max_length,
-        config.query_max_length,
-        documents_of=model_identity(config.base_model) if config.freeze_documents else None,
-    )
+    _export(config, model, out)
     return TrainResult(out, 0, None, None, wall_seconds=time.time() - started, model=model)
 
 
