@@ -58,12 +58,12 @@ class DocumentMemo(OrderedDict[bytes, tuple[torch.Tensor, torch.Tensor]]):
         super().__init__()
         self.capacity = capacity
 
-    def get_fresh(self, key: bytes) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """The vector of `key` if remembered, now the most recently used."""
-        found = self.get(key)
-        if found is not None:
-            self.move_to_end(key)
-        return found
+    def touch(self, key: bytes) -> bool:
+        """Whether `key` is remembered; if so it is now the most recently used."""
+        if key not in self:
+            return False
+        self.move_to_end(key)
+        return True
 
     def trim(self) -> None:
         while len(self) > self.capacity:
@@ -106,23 +106,19 @@ class FastSpladeMLM(Transformer):
         once (without autograd) and kept sparse, so training a query side against it pays for the
         document MLM once per document, not once per step."""
         keys = [row[m.bool()].cpu().numpy().tobytes() for row, m in zip(ids, mask, strict=True)]
-        found = {key: memo.get_fresh(key) for key in keys}
-        new = {key: i for i, key in enumerate(keys) if found[key] is None}
+        new = {key: i for i, key in enumerate(keys) if not memo.touch(key)}
         if new:
             rows = list(new.values())
             with torch.no_grad():
                 weights = self._weights(ids[rows], mask[rows])
             for key, vector in zip(new, weights, strict=True):
                 nonzero = torch.nonzero(vector).ravel()
-                found[key] = memo[key] = (nonzero, vector[nonzero])
-        vectors = []
-        for key in keys:
-            vector = found[key]
-            assert vector is not None  # remembered, or encoded just above
-            vectors.append(vector)
-        out = torch.zeros(len(keys), self.get_embedding_dimension(), dtype=vectors[0][1].dtype)
+                memo[key] = (nonzero, vector[nonzero])
+        first = memo[keys[0]][1]
+        out = torch.zeros(len(keys), self.get_embedding_dimension(), dtype=first.dtype)
         out = out.to(ids.device)
-        for row, (columns, values) in enumerate(vectors):
+        for row, key in enumerate(keys):
+            columns, values = memo[key]
             out[row, columns] = values
         memo.trim()  # after the batch: its own texts are never dropped before they are read
         return out

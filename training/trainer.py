@@ -552,6 +552,11 @@ def collection_rows(
     return columns if rows is None else balanced_rows(columns, rows, config.seed)
 
 
+def mixed_collections(config: TrainConfig) -> list[BeirData]:
+    """The `mix` collections, loaded (their training split)."""
+    return [load_training_data(Path(source), config.train_split) for source in config.mix]
+
+
 def training_rows(
     config: TrainConfig, data: BeirData, qids: Sequence[str], searcher: Searcher | None
 ) -> tuple[dict[str, list[Any]], list[BeirData]]:
@@ -559,7 +564,7 @@ def training_rows(
     alone, or its `1 - mix_share` of the rows beside each mixed collection's even part of the rest
     (all of a mixed collection's queries take part; its own dev split is never read)."""
     rows_needed = config.rows_needed
-    mixed = [load_training_data(Path(source), config.train_split) for source in config.mix]
+    mixed = mixed_collections(config)
     own = rows_needed - round(rows_needed * config.mix_share) if mixed else None
     base = _BaseEncoder(config)
     columns = collection_rows(config, data, qids, searcher, own, "teacher_scores.tsv", base)
@@ -696,8 +701,7 @@ def _untrained(config: TrainConfig, data: BeirData, started: float) -> TrainResu
     """`max_steps` 0: the model training would start from, exported as it is (no negatives, no
     teacher): an inference-free query side's table is the corpus IDF of the run's collections, a
     cut query encoder is its base's first layers. The ablation's zero point: what the steps add."""
-    mixed = [load_training_data(Path(source), config.train_split) for source in config.mix]
-    model = _starting_model(config, data, mixed)
+    model = _starting_model(config, data, mixed_collections(config))
     out = Path(config.out)
     (out / "train_config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
     _export(config, model, out)
