@@ -132,7 +132,8 @@ VARIANTS = (
     # full hybrid rescores 100 (a Lucene `rescore`: Elasticsearch has no two-phase processor)
     Variant("hybrid + two-phase (top-5, rescore 100)", "hybrid", top_k=5, rescore_window=100),
     # BM25 and SPLADE as two searches of one `_msearch` (the node runs them side by side), their
-    # top 100 each fused here: what `search --fusion METHOD@client` does
+    # top 100 each fused here with `search --fusion METHOD@client`'s arithmetic (`search` sends
+    # the two as separate `_msearch` requests, one after the other)
     Variant("hybrid, sum of two searches (client)", "hybrid", fusion="sum@client"),
     Variant("hybrid, rrf of two searches (client)", "hybrid", fusion="rrf@client"),
 )
