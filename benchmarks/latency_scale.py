@@ -46,7 +46,7 @@ from splade_es.client import ConnectionSettings, EngineInfo, open_cluster
 from splade_es.corpus import read_qrels, read_queries
 from splade_es.encoder import SpladeEncoder
 from splade_es.evaluation import evaluate
-from splade_es.fusion import Fusion, fuse
+from splade_es.fusion import Fusion
 from splade_es.indices import ShardLayout, SpladeField, ensure_index, force_merge
 from splade_es.models import DEFAULT_MODEL, model_identity, serves
 from splade_es.options import LAYOUT, shard_layout
@@ -132,15 +132,11 @@ VARIANTS = (
     # full hybrid rescores 100 (a Lucene `rescore`: Elasticsearch has no two-phase processor)
     Variant("hybrid + two-phase (top-5, rescore 100)", "hybrid", top_k=5, rescore_window=100),
     # BM25 and SPLADE as two searches of one `_msearch` (the node runs them side by side), their
-    # top 100 each fused here with `search --fusion METHOD@client`'s arithmetic (`search` sends
-    # the two as separate `_msearch` requests, one after the other)
+    # top 100 each fused at the client: what `search --fusion METHOD@client` sends and computes
     Variant("hybrid, sum of two searches (client)", "hybrid", fusion="sum@client"),
     Variant("hybrid, rrf of two searches (client)", "hybrid", fusion="rrf@client"),
 )
 
-
-MODES: tuple[Mode, Mode] = ("bm25", "splade")
-"""The two searches of a client-fused hybrid, in `fuse`'s order."""
 
 REQUIRED = ("BM25", "SPLADE full")
 """Every ratio is to BM25 and every recall to full SPLADE: these two always run."""
@@ -350,20 +346,18 @@ FUSED = "_fused"
 def send(
     client: OpenSearch, index: str, body: dict[str, Any], params: dict[str, Any]
 ) -> dict[str, Any]:
-    """One request as a user's search sends it: a `search`, or for a client-fused hybrid one
-    `_msearch` of its two bodies, fused here into a response of the same shape (`took`: the
-    slower of the two)."""
+    """One request as a user's search sends it: a `search`, or for a client-fused hybrid the one
+    `_msearch` of its two bodies that `Searcher.search_many` sends, fused by the same
+    `Searcher.fused_hits` into a response of the same shape (`took`: the slower of the two)."""
     if FUSED not in body:
         return dict(client.search(index=index, body=body, params=params))
-    bodies, fusion, weights = body[FUSED]
+    searcher, bodies = body[FUSED]
     lines = "".join(f"{json.dumps({'index': index})}\n{json.dumps(b)}\n" for b in bodies)
     bm25, splade = client.msearch(body=lines)["responses"]
-    fused = fuse(
-        list(ids_of(bm25).items()), list(ids_of(splade).items()), fusion, weights, size=100
-    )
+    fused = searcher.fused_hits(bm25, splade, size=100)
     return {
         "took": max(bm25["took"], splade["took"]),
-        "hits": {"hits": [{"_id": doc, "_score": score} for doc, score in fused]},
+        "hits": {"hits": [{"_id": h.id, "_score": h.score} for h in fused]},
     }
 
 
@@ -657,14 +651,13 @@ class Bench:
             fusion=Fusion.parse(variant.fusion) if variant.fusion else None,
         )
         if variant.fusion:
-            fused = searcher.fusion, searcher.fused_weights
             no_source = {"_source": False}
             fused_requests: list[tuple[dict[str, Any], dict[str, Any]]] = [
                 (
                     {
                         FUSED: (
-                            [{**searcher.body(t, m, size=100), **no_source} for m in MODES],
-                            *fused,
+                            searcher,
+                            [{**b, **no_source} for b in searcher.fused_bodies(t, 100)],
                         )
                     },
                     {},

@@ -2,7 +2,9 @@
 
 Hybrid runs as one `bool` query adding weighted scores (`sum`, every engine), as an OpenSearch
 `hybrid` query fused by a search pipeline (`min_max`, `l2`, `z_score`, `rrf` at the engine), or as
-the same fusion computed here over one `_msearch` (at the client, for engines without the plugin).
+two searches (BM25, SPLADE) in one `_msearch`, fused here (`@client`: engines without the plugin, and
+any method a user wants as two searches: a node runs the two side by side, so a query costs about
+the slower of the two, not their sum, nor a `bool` query scoring both on every match).
 """
 
 from __future__ import annotations
@@ -211,7 +213,9 @@ class Searcher:
         return self.weights
 
     def fused_by_client(self, mode: Mode) -> bool:
-        return mode == "hybrid" and self.fusion.method != "sum" and self.fusion_at == "client"
+        """Whether `mode` runs as two searches fused here: a hybrid whose fusion runs at the
+        client (`rrf` on Elasticsearch, any `METHOD@client`, `sum@client` included)."""
+        return mode == "hybrid" and self.fusion_at == "client"
 
     @property
     def fusion_at(self) -> str:
@@ -231,9 +235,9 @@ class Searcher:
                 "_source": {"excludes": [self.field]},
                 "track_total_hits": self.track_total_hits,
             }
+        if self.fused_by_client(mode):
+            raise ValueError("client-side fusion runs two queries (`fused_bodies`), not one body")
         if mode == "hybrid" and self.fusion.method != "sum":
-            if self.fused_by_client(mode):
-                raise ValueError("client-side fusion runs two queries, not one body")
             rewriter = self.rewriter("splade")
             pruned = self.pruning.apply(rewriter.weighted_terms(text))
             sparse = sparse_clause(pruned, self.sparse_form, self.field, self.quantization)
@@ -245,6 +249,17 @@ class Searcher:
                 "track_total_hits": self.track_total_hits,
             }
         return self.rewriter(mode).body(text, size=size)
+
+    def fused_bodies(self, text: str, size: int = 10) -> list[dict[str, Any]]:
+        """The BM25 and the SPLADE body of a client-fused hybrid (in `fuse`'s order), each deep
+        enough for the fusion (`Fusion.depth`); sent together in one `_msearch`."""
+        depth = max(size, self.fusion.depth)
+        return [self.body(text, "bm25", depth), self.body(text, "splade", depth)]
+
+    def fused_hits(self, bm25: dict[str, Any], splade: dict[str, Any], size: int) -> list[Hit]:
+        """The top `size` of a client-fused hybrid from the responses to its `fused_bodies`."""
+        drop = self.drops_unmatched
+        return self._fused(self._hits(bm25, drop), self._hits(splade, drop), size)
 
     def _filtered(self, query: dict[str, Any], mode: Mode) -> dict[str, Any]:
         return filtered(query, self.filter, self.msm)
@@ -285,19 +300,18 @@ class Searcher:
         self, texts: list[str], mode: Mode, size: int = 100, per_request: int = 32
     ) -> list[list[Hit]]:
         """Hits for many queries, sent `per_request` at a time through `_msearch`."""
-        if self.fused_by_client(mode):
-            depth = max(size, self.fusion.depth)
-            bm25 = self._msearch([self.body(t, "bm25", depth) for t in texts], per_request, "bm25")
-            splade = self._msearch(
-                [self.body(t, "splade", depth) for t in texts], per_request, "splade"
-            )
-            return [self._fused(b, s, size) for b, s in zip(bm25, splade, strict=True)]
+        if self.fused_by_client(mode):  # each query's two searches side by side in one request
+            bodies = [body for t in texts for body in self.fused_bodies(t, size)]
+            pairs = self._responses(bodies, 2 * per_request)
+            return [
+                self.fused_hits(b, s, size) for b, s in zip(pairs[::2], pairs[1::2], strict=True)
+            ]
         if self.rescore_window is not None and self.rescore_scope == "global" and mode != "bm25":
             return self._global_two_phase(texts, mode, size, per_request)
         bodies = [self.body(t, mode, size) for t in texts]
         pipeline = self.pipeline(mode)
         if pipeline is None:
-            return self._msearch(bodies, per_request, mode)
+            return self._msearch(bodies, per_request)
         # `_msearch` takes no search pipeline (neither as parameter nor in its headers on 2.19)
         return [self._search(body, {"search_pipeline": pipeline}, mode) for body in bodies]
 
@@ -310,12 +324,12 @@ class Searcher:
         rewriter = replace(self.rewriter(mode), rescore_window=None)
         window = max(self.rescore_window, size)
         bodies = [{**rewriter.body(t, size=window), "_source": False} for t in texts]
-        first = self._msearch(bodies, per_request, mode)
+        first = self._msearch(bodies, per_request)
         second = [
             rewriter.restricted_body(t, [h.id for h in hits], size)
             for t, hits in zip(texts, first, strict=True)
         ]
-        return self._msearch(second, per_request, mode)
+        return self._msearch(second, per_request)
 
     def _search(self, body: dict[str, Any], params: dict[str, Any], mode: Mode) -> list[Hit]:
         if self.search_type is not None:
@@ -326,10 +340,13 @@ class Searcher:
             raise EngineError(describe_error(exc, f"search {self.index!r}")) from exc
         return self._hits(response, self.drops_unmatched)
 
-    def _msearch(
-        self, bodies: list[dict[str, Any]], per_request: int, mode: Mode
-    ) -> list[list[Hit]]:
-        results: list[list[Hit]] = []
+    def _msearch(self, bodies: list[dict[str, Any]], per_request: int) -> list[list[Hit]]:
+        drop = self.drops_unmatched
+        return [self._hits(r, drop) for r in self._responses(bodies, per_request)]
+
+    def _responses(self, bodies: list[dict[str, Any]], per_request: int) -> list[dict[str, Any]]:
+        """The engine's response to each body, `per_request` bodies per `_msearch`."""
+        results: list[dict[str, Any]] = []
         header = {"index": self.index}
         if self.search_type is not None:
             header["search_type"] = self.search_type
@@ -345,8 +362,7 @@ class Searcher:
                 response = self.client.msearch(body="\n".join(lines) + "\n", params=params)
             except (TransportError, ConnectionError) as exc:
                 raise EngineError(describe_error(exc, f"msearch {self.index!r}")) from exc
-            drop = self.drops_unmatched
-            results.extend(self._hits(r, drop) for r in response["responses"])
+            results.extend(response["responses"])
         return results
 
     def _fused(self, bm25: list[Hit], splade: list[Hit], size: int) -> list[Hit]:

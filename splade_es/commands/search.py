@@ -150,7 +150,8 @@ def search_options(func: F, index_required: bool = True) -> F:
             default="sum",
             show_default=True,
             help="Hybrid fusion: sum (one bool query), min_max, l2, z_score or rrf, "
-            "optionally @engine (OpenSearch search pipeline) or @client.",
+            "optionally @engine (OpenSearch search pipeline) or @client (BM25 and SPLADE as "
+            "two searches in one _msearch, fused here; sum@client too).",
         ),
         click.option(
             "--filter",

@@ -6,6 +6,7 @@ import json
 import math
 import threading
 import time
+from dataclasses import replace
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from splade_es.cli import main
 from splade_es.client import EngineError
 from splade_es.corpus import EncodedWriter, read_qrels, read_queries
 from splade_es.evaluation import ExactSparseIndex, evaluate
+from splade_es.fusion import Fusion
 from splade_es.indexing import FileIndexer, Progress
 from splade_es.indices import IndexProfile, ensure_index
 from splade_es.records import EncodedRecord
@@ -72,12 +74,49 @@ def test_scifact_through_the_engine_matches_exact_scoring(
         {q: splade_tiny.encode_query(t) for q, t in queries.items()}, k=100
     )
     exact_ndcg = evaluate(exact, qrels)["ndcg@10"]
+    two_searches_match_the_one_query_hybrid(searcher, [queries[q] for q in qids], qrels, qids)
     print(
         f"\n{cluster.spec.engine} {cluster.info.version}: {json.dumps(metrics)} exact={exact_ndcg:.4f}"
     )
     assert abs(metrics["splade"]["ndcg@10"] - exact_ndcg) <= 0.005
     assert metrics["bm25"]["ndcg@10"] >= 0.64
     assert all(0 <= v <= 1 for m in metrics.values() for v in m.values())
+
+
+def two_searches_match_the_one_query_hybrid(
+    searcher: Searcher, texts: list[str], qrels: dict[str, dict[str, int]], qids: list[str]
+) -> None:
+    """`--fusion sum@client`: each query's BM25 and SPLADE searches travel together (one
+    `_msearch` per 32 queries, not one per mode) and their sum is the one `bool` query's score
+    for every document both found, with BM25 weighed as the index's weights say."""
+    weighted = replace(searcher, hybrid=replace(searcher.hybrid, bm25_weight=0.3))
+    one_query = weighted.search_many(texts, "hybrid", size=100)
+    two = replace(weighted, fusion=Fusion.parse("sum@client"))
+    sent = []
+    msearch = searcher.client.msearch
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        sent.append(kwargs["body"].count("\n") // 2)
+        return msearch(*args, **kwargs)
+
+    searcher.client.msearch = counted
+    try:
+        fused = two.search_many(texts, "hybrid", size=100)
+    finally:
+        del searcher.client.msearch
+    assert sent == [min(64, 2 * len(texts) - i) for i in range(0, 2 * len(texts), 64)]
+    compared = 0
+    for whole, split in zip(one_query, fused, strict=True):
+        scores = {h.id: h.score for h in split}
+        for hit in whole[:10]:
+            if hit.id in scores and scores[hit.id] != pytest.approx(hit.score, rel=1e-3):
+                # a document only one search returned lacks the other half: only lower
+                assert scores[hit.id] < hit.score, hit.id
+            compared += hit.id in scores
+    assert compared >= 9 * len(texts)
+    ndcg = [evaluate(dict(zip(qids, ({h.id: h.score for h in hs} for hs in r), strict=True)), qrels)
+            for r in (one_query, fused)]  # fmt: skip
+    assert ndcg[1]["ndcg@10"] == pytest.approx(ndcg[0]["ndcg@10"], abs=0.01)
 
 
 def _field_type(cluster: Cluster, index: str) -> str:

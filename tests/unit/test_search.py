@@ -136,3 +136,23 @@ def test_a_client_side_sum_weighs_bm25_as_the_one_query_sum_does() -> None:
     assert total.fused_weights[0] == pytest.approx(legacy.bm25_boost)
     for method in ("rrf", "min_max", "z_score", "l2"):
         assert replace(base, fusion=Fusion.parse(f"{method}@client")).fused_weights == (0.5, 1.0)
+
+
+def test_sum_at_the_client_is_two_searches_and_plain_sum_one_bool_query() -> None:
+    """`sum` stays one `bool` query; `sum@client` (like rrf on Elasticsearch) is BM25 and SPLADE
+    as two bodies, each as deep as the fusion reads, which no single body can stand for."""
+    from dataclasses import replace
+
+    from splade_es.fusion import Fusion
+
+    base = searcher(IndexProfile("idx", "u", {"splade": SpladeField()}))
+    assert not base.fused_by_client("hybrid")
+    assert "bool" in base.body("vitamin d", "hybrid")["query"]
+    for spec in ("sum@client", "rrf"):  # Elasticsearch fuses rrf at the client
+        two = replace(base, fusion=Fusion.parse(spec))
+        assert two.fused_by_client("hybrid") and not two.fused_by_client("splade")
+        bm25, splade = two.fused_bodies("vitamin d", size=10)
+        assert bm25 == base.body("vitamin d", "bm25", size=two.fusion.depth)
+        assert splade == base.body("vitamin d", "splade", size=two.fusion.depth)
+        with pytest.raises(ValueError, match="two queries"):
+            two.body("vitamin d", "hybrid")
