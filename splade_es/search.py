@@ -252,14 +252,31 @@ class Searcher:
 
     def fused_bodies(self, text: str, size: int = 10) -> list[dict[str, Any]]:
         """The BM25 and the SPLADE body of a client-fused hybrid (in `fuse`'s order), each deep
-        enough for the fusion (`Fusion.depth`); sent together in one `_msearch`."""
+        enough for the fusion (`Fusion.depth`); sent together in one `_msearch`. They ask for
+        ids and scores only: fetching the `_source` of both top 100s cost more than the two
+        searches (OpenSearch 3.6, SciFact: 20 ms even for titles alone, 10 ms without); the
+        titles of the hits kept come from one `mget` (`with_titles`)."""
         depth = max(size, self.fusion.depth)
-        return [self.body(text, "bm25", depth), self.body(text, "splade", depth)]
+        return [{**self.body(text, m, depth), "_source": False} for m in ("bm25", "splade")]
 
     def fused_hits(self, bm25: dict[str, Any], splade: dict[str, Any], size: int) -> list[Hit]:
-        """The top `size` of a client-fused hybrid from the responses to its `fused_bodies`."""
+        """The top `size` of a client-fused hybrid from the responses to its `fused_bodies`
+        (without titles: `with_titles`)."""
         drop = self.drops_unmatched
         return self._fused(self._hits(bm25, drop), self._hits(splade, drop), size)
+
+    def with_titles(self, ranked: list[list[Hit]]) -> list[list[Hit]]:
+        """`ranked` with each hit's title, read by one `mget` of the documents' titles."""
+        ids = sorted({h.id for hits in ranked for h in hits})
+        if not ids:
+            return ranked
+        params = {"_source_includes": "title", "request_timeout": MSEARCH_TIMEOUT_S}
+        try:
+            docs = self.client.mget(index=self.index, body={"ids": ids}, params=params)["docs"]
+        except (TransportError, ConnectionError) as exc:
+            raise EngineError(describe_error(exc, f"mget {self.index!r}")) from exc
+        titles = {str(d["_id"]): str((d.get("_source") or {}).get("title", "")) for d in docs}
+        return [[replace(h, title=titles.get(h.id, "")) for h in hits] for hits in ranked]
 
     def _filtered(self, query: dict[str, Any], mode: Mode) -> dict[str, Any]:
         return filtered(query, self.filter, self.msm)
@@ -301,11 +318,17 @@ class Searcher:
     ) -> list[list[Hit]]:
         """Hits for many queries, sent `per_request` at a time through `_msearch`."""
         if self.fused_by_client(mode):  # each query's two searches side by side in one request
-            bodies = [body for t in texts for body in self.fused_bodies(t, size)]
-            pairs = self._responses(bodies, 2 * per_request)
-            return [
-                self.fused_hits(b, s, size) for b, s in zip(pairs[::2], pairs[1::2], strict=True)
-            ]
+            out: list[list[Hit]] = []
+            for start in range(0, len(texts), per_request):
+                chunk = texts[start : start + per_request]
+                bodies = [body for text in chunk for body in self.fused_bodies(text, size)]
+                pairs = self._responses(bodies, len(bodies))
+                fused = [
+                    self.fused_hits(b, s, size)
+                    for b, s in zip(pairs[::2], pairs[1::2], strict=True)
+                ]
+                out += self.with_titles(fused)
+            return out
         if self.rescore_window is not None and self.rescore_scope == "global" and mode != "bm25":
             return self._global_two_phase(texts, mode, size, per_request)
         bodies = [self.body(t, mode, size) for t in texts]

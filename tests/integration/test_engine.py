@@ -88,7 +88,8 @@ def two_searches_match_the_one_query_hybrid(
 ) -> None:
     """`--fusion sum@client`: each query's BM25 and SPLADE searches travel together (one
     `_msearch` per 32 queries, not one per mode) and their sum is the one `bool` query's score
-    for every document both found, with BM25 weighed as the index's weights say."""
+    for every document both found, with BM25 weighed as the index's weights say; the hits kept
+    carry their titles."""
     weighted = replace(searcher, hybrid=replace(searcher.hybrid, bm25_weight=0.3))
     one_query = weighted.search_many(texts, "hybrid", size=100)
     two = replace(weighted, fusion=Fusion.parse("sum@client"))
@@ -108,12 +109,15 @@ def two_searches_match_the_one_query_hybrid(
     compared = 0
     for whole, split in zip(one_query, fused, strict=True):
         scores = {h.id: h.score for h in split}
+        titles = {h.id: h.title for h in split}  # read by one mget
+        assert all(titles[h.id] == h.title for h in whole if h.id in titles)
         for hit in whole[:10]:
             if hit.id in scores and scores[hit.id] != pytest.approx(hit.score, rel=1e-3):
                 # a document only one search returned lacks the other half: only lower
                 assert scores[hit.id] < hit.score, hit.id
             compared += hit.id in scores
     assert compared >= 9 * len(texts)
+    assert sum(bool(h.title) for hits in fused for h in hits) >= 0.9 * sum(map(len, fused))
     ndcg = [evaluate(dict(zip(qids, ({h.id: h.score for h in hs} for hs in r), strict=True)), qrels)
             for r in (one_query, fused)]  # fmt: skip
     assert ndcg[1]["ndcg@10"] == pytest.approx(ndcg[0]["ndcg@10"], abs=0.01)
