@@ -81,15 +81,27 @@ def efficiency_table(runs: Mapping[str, Mapping[str, Any]], order: Sequence[str]
     reference = runs[REFERENCE]
     for name in timed:
         lines.append(_row(name, runs[name], reference, collections))
-        for top_k, pruned in sorted(runs[name].get("pruned", {}).items(), key=lambda t: int(t[0])):
-            lines.append(_row(f"{name}, `--top-k {top_k}`", pruned, reference, collections))
+        for key, pruned in sorted(runs[name].get("pruned", {}).items(), key=_pruned_order):
+            lines.append(_row(f"{name}, `{pruned_label(key)}`", pruned, reference, collections))
     if any(runs[n].get("pruned") for n in timed):
         lines += [
             "",
-            "`--top-k K` rows (`prune NAME --top-k K`): the same model, each query cut to its K "
-            "heaviest terms as `search --top-k K` sends it; their query ms include the cut.",
+            "`--top-k K` / `--threshold W` rows (`prune NAME --top-k K`, `--threshold W`): the "
+            "same model, each query cut to its K heaviest terms, or to its terms weighing at "
+            "least W (the heaviest always stays), as `search` sends it with that option; their "
+            "query ms include the cut.",
         ]
     return lines
+
+
+def pruned_label(key: str) -> str:
+    """The `search` option a stored pruned entry was made with: key `K` (top-k) or `wW`."""
+    return f"--threshold {key[1:]}" if key.startswith("w") else f"--top-k {key}"
+
+
+def _pruned_order(item: tuple[str, Any]) -> tuple[bool, float]:
+    key = item[0]
+    return (key.startswith("w"), float(key.lstrip("w")))
 
 
 def _row(

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from . import paths
-from .query_cost import efficiency_table, query_terms
+from .query_cost import efficiency_table, pruned_label, query_terms
 
 if TYPE_CHECKING:
     from splade_es.encoder import SpladeEncoder
@@ -820,19 +820,25 @@ def query_speed_command(names: tuple[str, ...], beir_dir: Path) -> None:
 
 @main.command()
 @click.argument("name")
-@click.option("--top-k", type=click.IntRange(min=1), required=True, help="Query terms kept.")
+@click.option("--top-k", type=click.IntRange(min=1), default=None, help="Query terms kept.")
+@click.option(
+    "--threshold", type=click.FloatRange(min=0.0), default=None, help="Lowest query weight kept."
+)
 @click.option("--beir-dir", type=click.Path(path_type=Path), default=DEFAULT_BEIR)
-def prune(name: str, top_k: int, beir_dir: Path) -> None:
-    """A stored run's queries cut to their `top_k` heaviest terms (`search --top-k`): all six
-    collections, query terms and query ms (the base model timed in the same process, since a
-    shared CPU's speed drifts between sessions), stored under the run's `pruned`."""
+def prune(name: str, top_k: int | None, threshold: float | None, beir_dir: Path) -> None:
+    """A stored run's queries cut as `search --top-k K` or `--threshold W` cuts them (one of
+    the two): all six collections, query terms and query ms (the base model timed in the same
+    process, since a shared CPU's speed drifts between sessions), stored under the run's
+    `pruned` (keyed `K`, or `wW`)."""
     from splade_es.encoder import SpladeEncoder
     from splade_es.query import QueryPruning
 
     results = load_results()
     if name not in results:
         raise click.BadParameter(f"{name!r} has no stored result", param_hint="NAME")
-    pruning = QueryPruning(top_k=top_k)
+    if (top_k is None) == (threshold is None):
+        raise click.UsageError("give one of --top-k and --threshold")
+    pruning = QueryPruning(top_k=top_k, threshold=threshold)
     encoder = SpladeEncoder.load(run_model(name), device="cpu")
     entry: dict[str, Any] = dict(query_speed(encoder, beir_dir, pruning=pruning))
     entry["base_query_ms_p50"] = base_query_ms(beir_dir)
@@ -840,10 +846,11 @@ def prune(name: str, top_k: int, beir_dir: Path) -> None:
     entry["query_terms_by_collection"] = query_terms(encoder, folders, pruning)
     entry["xeval"] = cross_collections(run_model(name), pruning)
     entry["command"] = _command()
+    key = str(top_k) if top_k is not None else f"w{threshold:g}"
     stored = load_results()[name]
-    stored.setdefault("pruned", {})[str(top_k)] = entry
+    stored.setdefault("pruned", {})[key] = entry
     store_result(name, stored)
-    print(f"{name} --top-k {top_k}: {entry['query_ms_p50']:.2f} ms p50", flush=True)
+    print(f"{name} {pruned_label(key)}: {entry['query_ms_p50']:.2f} ms p50", flush=True)
     write_report()
 
 

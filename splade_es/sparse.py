@@ -112,8 +112,8 @@ class SparseVector:
                 if mass >= target * (1 - 1e-12):
                     break
             items = kept
-        if threshold is not None:
-            items = [kv for kv in items if kv[1] >= threshold]
+        if threshold is not None:  # a query (or document) below it keeps its heaviest term
+            items = [kv for kv in items if kv[1] >= threshold] or items[:1]
         return SparseVector(tuple(items))
 
     def quantize(self, factor: float = DEFAULT_QUANTIZATION_FACTOR) -> dict[str, int]:

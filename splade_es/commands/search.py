@@ -33,6 +33,7 @@ SEARCH_OPTIONS = (
     "index",
     "field",
     "top_k",
+    "threshold",
     "bm25_weight",
     "splade_weight",
     "force_model",
@@ -56,6 +57,7 @@ def searcher_for(
     field: str = "splade",
     force_model: bool = False,
     top_k: int | None = None,
+    threshold: float | None = None,
     bm25_weight: float = 1.0,
     splade_weight: float = 1.0,
     fusion: str = "sum",
@@ -84,7 +86,7 @@ def searcher_for(
         field,
         model=model,
         force_model=force_model,
-        pruning=QueryPruning(top_k, max_df_ratio=max_df, frequencies=frequencies),
+        pruning=QueryPruning(top_k, threshold, max_df_ratio=max_df, frequencies=frequencies),
         hybrid=Hybrid(bm25_weight, splade_weight),
         fusion=Fusion.parse(fusion),
         two_phase=TwoPhase() if two_phase else None,
@@ -127,6 +129,12 @@ def search_options(func: F, index_required: bool = True) -> F:
         field_option(),
         click.option(
             "--top-k", type=POSITIVE, default=None, help="Keep the k heaviest query terms."
+        ),
+        click.option(
+            "--threshold",
+            type=WEIGHT,
+            default=None,
+            help="Drop query terms below this weight (the heaviest term always stays).",
         ),
         click.option(
             "--max-df",
@@ -342,8 +350,8 @@ def in_process_source(
         bm25_weight=values["bm25_weight"], splade_weight=values["splade_weight"]
     )
     encoder = load_encoder(values)
-    top_k = values["top_k"]
-    pruning = QueryPruning(top_k) if top_k is not None else None
+    top_k, threshold = values["top_k"], values["threshold"]
+    pruning = QueryPruning(top_k, threshold) if (top_k, threshold) != (None, None) else None
     exact = ExactRuns(
         encoder, cache, settings, batch_size, model_identity(values["model"]), pruning
     )
@@ -355,6 +363,8 @@ def in_process_source(
     described = {**encoder_settings(values, encoder), **settings.describe()}
     if top_k is not None:
         described["query_top_k"] = top_k
+    if threshold is not None:
+        described["query_threshold"] = threshold
     return runs, described
 
 

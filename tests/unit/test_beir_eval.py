@@ -319,7 +319,9 @@ def test_eval_in_process_json_shape(tmp_path: Path) -> None:
     assert "query_top_k" not in table["settings"]
 
 
-def test_eval_in_process_top_k_is_recorded_and_costs_splade_terms(tmp_path: Path) -> None:
+def test_eval_in_process_top_k_and_threshold_are_recorded_and_cost_splade_terms(
+    tmp_path: Path,
+) -> None:
     # one query judging two documents, each reached by one of its two words: cut to its heaviest
     # term, the query finds only one of them (a document scoring 0 is no hit)
     docs = {"1": "heart disease and diet", "2": "diet of whales in the arctic", "3": "car engines"}
@@ -329,14 +331,16 @@ def test_eval_in_process_top_k_is_recorded_and_costs_splade_terms(tmp_path: Path
     common = ["eval", "--in-process", "--beir-dir", str(folder), "--modes", "splade", "--json"]
     common += ["--cache-dir", str(tmp_path / "cache"), "--device", "cpu"]
     tables = []
-    for extra in ([], ["--top-k", "1"]):
+    for extra in ([], ["--top-k", "1"], ["--threshold", "1000"]):  # no weight reaches 1000
         result = CliRunner().invoke(main, [*common, *extra])
         assert result.exit_code == 0, result.output
         tables.append(json.loads(result.output[result.output.index("{\n") :]))
-    full, top1 = tables
+    full, top1, heaviest = tables
     assert top1["settings"]["query_top_k"] == 1
+    assert heaviest["settings"]["query_threshold"] == 1000
     assert full["collections"]["medline"]["modes"]["splade"]["recall@100"] == 1.0
     assert top1["collections"]["medline"]["modes"]["splade"]["recall@100"] == 0.5
+    assert heaviest["collections"]["medline"]["modes"]["splade"]["recall@100"] == 0.5
 
 
 @pytest.mark.parametrize(

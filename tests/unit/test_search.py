@@ -159,3 +159,32 @@ def test_sum_at_the_client_is_two_searches_and_plain_sum_one_bool_query() -> Non
         assert splade == {**base.body("vitamin d", "splade", size=two.fusion.depth), **no_source}
         with pytest.raises(ValueError, match="two queries"):
             two.body("vitamin d", "hybrid")
+
+
+def test_search_and_eval_prune_the_query_as_their_options_say() -> None:
+    """`--top-k` and `--threshold` of `search`/`eval` reach the query the engine gets."""
+    from splade_es.commands.search import searcher_for
+
+    class Recorded:
+        """Answers the reads `IndexProfile.read` makes, for the index of `RECORDED`."""
+
+        def __init__(self) -> None:
+            self.indices = self
+
+        def exists_alias(self, name: str) -> bool:
+            return False
+
+        def exists(self, index: str) -> bool:
+            return True
+
+        def get_mapping(self, index: str) -> dict[str, Any]:
+            return {index: {"mappings": RECORDED}}
+
+        def get_settings(self, index: str) -> dict[str, Any]:
+            return {index: {"settings": {"index": {"uuid": "u"}}}}
+
+    info = EngineInfo("elasticsearch", "9.2.4")
+    for options, kept in (({}, {"vitamin", "d"}), ({"threshold": 1.5}, {"vitamin"}),
+                          ({"top_k": 1}, {"vitamin"}), ({"threshold": 9.0}, {"vitamin"})):  # fmt: skip
+        s = searcher_for(Recorded(), info, FixedEncoder(), "m", "p", field="vec", **options)
+        assert set(s.body("vitamin d", "splade")["query"]["sparse_vector"]["query_vector"]) == kept

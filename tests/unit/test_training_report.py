@@ -206,11 +206,17 @@ def test_pruned_variants_get_their_own_rows_under_their_run() -> None:
             "xeval": xeval({"scifact": 0.70, "npl": 0.40}),
             "query_ms_p50": 0.9,
             "query_terms_by_collection": {"scifact": 14.0, "npl": 7.0},
-            "pruned": {"10": pruned, "8": pruned},
+            "pruned": {"10": pruned, "w0.45": pruned, "8": pruned, "w0.3": pruned},
         },
     }
     lines = efficiency_table(runs, [REFERENCE, "pair"])
     labels = [line.split(" | ")[0].lstrip("| ") for line in lines if line.startswith("| pair")]
-    assert labels == ["pair", "pair, `--top-k 8`", "pair, `--top-k 10`"]
+    assert labels == [
+        "pair",
+        "pair, `--top-k 8`",
+        "pair, `--top-k 10`",
+        "pair, `--threshold 0.3`",
+        "pair, `--threshold 0.45`",
+    ]
     row = next(line for line in lines if line.startswith("| pair, `--top-k 10`"))
     assert "| 0.90 (2.50) | 8.0 |" in row and row.endswith("| 0.986 | 0.986 | yes |")
