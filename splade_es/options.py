@@ -238,7 +238,7 @@ PRUNING = (
     Opt("top_k", "Keep the k heaviest terms per document.", POSITIVE),
     Opt("max_ratio", "Keep terms >= ratio * the document's largest weight.", FRACTION),
     Opt("alpha_mass", "Keep the heaviest terms holding this share of the weight mass.", FRACTION),
-    Opt("threshold", "Keep terms with weight >= threshold.", WEIGHT),
+    Opt("threshold", "Keep terms with weight >= threshold (and always the heaviest).", WEIGHT),
     QUANTIZATION,
 )
 
