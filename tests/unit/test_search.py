@@ -95,30 +95,33 @@ def test_judged_queries_without_hits_count_as_zero() -> None:
     assert one_unanswered["recall@100"] == pytest.approx(0.5)
 
 
+class OneIndex:
+    """Answers the reads `IndexProfile.read` makes, for one index with these mappings."""
+
+    def __init__(self, mappings: dict[str, Any]) -> None:
+        self.indices = self
+        self.mappings = mappings
+
+    def exists_alias(self, name: str) -> bool:
+        return False
+
+    def exists(self, index: str) -> bool:
+        return True
+
+    def get_mapping(self, index: str) -> dict[str, Any]:
+        return {index: {"mappings": self.mappings}}
+
+    def get_settings(self, index: str) -> dict[str, Any]:
+        return {index: {"settings": {"index": {"uuid": "u"}}}}
+
+
 def test_bm25_alone_needs_no_splade_field() -> None:
-    class OneIndex:
-        """Answers the two reads `IndexProfile.read` makes, for an index without SPLADE."""
-
-        def __init__(self) -> None:
-            self.indices = self
-
-        def exists_alias(self, name: str) -> bool:
-            return False
-
-        def exists(self, index: str) -> bool:
-            return True
-
-        def get_mapping(self, index: str) -> dict[str, Any]:
-            return {index: {"mappings": {"properties": {"title": {"type": "text"}}}}}
-
-        def get_settings(self, index: str) -> dict[str, Any]:
-            return {index: {"settings": {"index": {"uuid": "u"}}}}
-
+    plain: Any = OneIndex({"properties": {"title": {"type": "text"}}})
     info = EngineInfo("opensearch", "2.19.6")
-    bm25 = Searcher.for_index(OneIndex(), info, "plain", None)  # type: ignore[arg-type]
+    bm25 = Searcher.for_index(plain, info, "plain", None)
     assert bm25.body("x", "bm25")["query"] == {"match": {"title": {"query": "x", "boost": 1.0}}}
     with pytest.raises(EngineError, match="no SPLADE field"):
-        Searcher.for_index(OneIndex(), info, "plain", FixedEncoder())  # type: ignore[arg-type]
+        Searcher.for_index(plain, info, "plain", FixedEncoder())
 
 
 def test_a_client_side_sum_weighs_bm25_as_the_one_query_sum_does() -> None:
@@ -165,26 +168,8 @@ def test_search_and_eval_prune_the_query_as_their_options_say() -> None:
     """`--top-k` and `--threshold` of `search`/`eval` reach the query the engine gets."""
     from splade_es.commands.search import searcher_for
 
-    class Recorded:
-        """Answers the reads `IndexProfile.read` makes, for the index of `RECORDED`."""
-
-        def __init__(self) -> None:
-            self.indices = self
-
-        def exists_alias(self, name: str) -> bool:
-            return False
-
-        def exists(self, index: str) -> bool:
-            return True
-
-        def get_mapping(self, index: str) -> dict[str, Any]:
-            return {index: {"mappings": RECORDED}}
-
-        def get_settings(self, index: str) -> dict[str, Any]:
-            return {index: {"settings": {"index": {"uuid": "u"}}}}
-
     info = EngineInfo("elasticsearch", "9.2.4")
     for options, kept in (({}, {"vitamin", "d"}), ({"threshold": 1.5}, {"vitamin"}),
                           ({"top_k": 1}, {"vitamin"}), ({"threshold": 9.0}, {"vitamin"})):  # fmt: skip
-        s = searcher_for(Recorded(), info, FixedEncoder(), "m", "p", field="vec", **options)
+        s = searcher_for(OneIndex(RECORDED), info, FixedEncoder(), "m", "p", field="vec", **options)
         assert set(s.body("vitamin d", "splade")["query"]["sparse_vector"]["query_vector"]) == kept
