@@ -83,3 +83,16 @@ def test_a_model_with_forward_hooks_runs_through_hf() -> None:
     assert lean_forward(model) is None
     handle.remove()
     assert lean_forward(model) is not None
+
+
+def test_a_global_forward_hook_runs_through_hf() -> None:
+    """The flat forward calls modules' `forward` directly, which global hooks would not see."""
+    from torch.nn.modules.module import register_module_forward_hook
+
+    model = small_bert()
+    handle = register_module_forward_hook(lambda module, args, output: None)
+    try:
+        assert lean_forward(model) is None
+    finally:
+        handle.remove()
+    assert lean_forward(model) is not None
