@@ -263,7 +263,14 @@ class Searcher:
         """The top `size` of a client-fused hybrid from the responses to its `fused_bodies`
         (without titles: `with_titles`)."""
         drop = self.drops_unmatched
-        return self._fused(self._hits(bm25, drop), self._hits(splade, drop), size)
+        fused = fuse(
+            [(h.id, h.score) for h in self._hits(bm25, drop)],
+            [(h.id, h.score) for h in self._hits(splade, drop)],
+            self.fusion,
+            self.fused_weights,
+            size,
+        )
+        return [Hit(doc, score, "") for doc, score in fused]
 
     def with_titles(self, ranked: list[list[Hit]]) -> list[list[Hit]]:
         """`ranked` with each hit's title, read by one `mget` of the documents' titles."""
@@ -387,14 +394,3 @@ class Searcher:
                 raise EngineError(describe_error(exc, f"msearch {self.index!r}")) from exc
             results.extend(response["responses"])
         return results
-
-    def _fused(self, bm25: list[Hit], splade: list[Hit], size: int) -> list[Hit]:
-        titles = {h.id: h.title for h in (*bm25, *splade)}
-        fused = fuse(
-            [(h.id, h.score) for h in bm25],
-            [(h.id, h.score) for h in splade],
-            self.fusion,
-            self.fused_weights,
-            size,
-        )
-        return [Hit(doc, score, titles[doc]) for doc, score in fused]
