@@ -44,7 +44,7 @@ from transformers.utils import logging as hf_logging
 
 from splade_es.cpu import cpu_has_fast_bf16
 from splade_es.models import DEFAULT_MODEL, IDF_FILE, ModelSettings, read_settings
-from splade_es.pooling import pool_for
+from splade_es.pooling import own_token_terms, pool_for
 from splade_es.sparse import SparseVector
 
 log = logging.getLogger(__name__)
@@ -179,6 +179,7 @@ class MLMSide:
             raise ValueError("float16 needs a GPU; use bfloat16 or float32 on CPU")
         self.location = location
         self.device = device
+        self.expand = expand
         self.pool = pool_for(expand)
         with _quiet_hub_progress():
             self.tokenizer: PreTrainedTokenizerBase = AutoTokenizer.from_pretrained(location)
@@ -200,6 +201,7 @@ class MLMSide:
         self.special_ids = torch.tensor(
             sorted(set(self.tokenizer.all_special_ids)), dtype=torch.long
         )
+        self.special_set = frozenset(self.special_ids.tolist())
         backend = getattr(self.tokenizer, "backend_tokenizer", None)
         self.one_text: Any = None
         """A private copy of the fast tokenizer's backend, without padding or truncation: one text
@@ -256,6 +258,20 @@ class MLMSide:
             return None
         return torch.tensor([ids], device=self.device)
 
+    def _own_tokens_vector(self, text: str, max_length: int) -> SparseVector | None:
+        """One text on a side without expansion, read off its own tokens' weights with no
+        `[vocab]` row built (`own_token_terms`); None where `weights` must run instead (an
+        expanding side, a text long enough to be cut, no fast tokenizer)."""
+        ids = None if self.expand else self._one_text_ids([text], max_length)
+        if ids is None:
+            return None
+        with torch.inference_mode():
+            terms, weights = own_token_terms(self.model, ids[0])
+        pairs = zip(terms.tolist(), weights.tolist(), strict=True)
+        return SparseVector.from_pairs(
+            (self.id_to_token[t], w) for t, w in pairs if w > 0.0 and t not in self.special_set
+        )
+
     def _longest(self, texts: Sequence[str], max_length: int) -> int:
         return max(len(i) for i in self._tokenize(texts, max_length)["input_ids"])
 
@@ -287,6 +303,9 @@ class MLMSide:
         Batches hold at most `batch_size` texts and `max_tokens_per_batch` padded tokens (and
         stay under any size that ran out of memory before)."""
         if len(texts) == 1:  # one query: no batches to plan, so no second tokenizer pass
+            vector = self._own_tokens_vector(texts[0], max_length)
+            if vector is not None:
+                return [vector]
             batches = [[0]]
         else:
             lengths = [len(ids) for ids in self._tokenize(texts, max_length)["input_ids"]]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from splade_es.encoder import SpladeEncoder
+from splade_es.encoder import MLMSide, SpladeEncoder
 from splade_es.models import ModelNotFoundError, ModelSettings, resolve, write_settings
 from splade_es.pooling import naive_splade_pool, own_token_pool, splade_pool
 
@@ -112,6 +112,16 @@ def test_a_pair_without_query_expansion_keeps_queries_to_their_tokens(tmp_path: 
     assert own.keys() == tokens & full.keys()
     for token, weight in own.items():
         assert weight == pytest.approx(full[token], abs=1e-5)
+    # one query is read off its own tokens (no vocabulary row): as it is inside a padded batch,
+    # special tokens dropped even where the model weighs them
+    query_side = encoder.query_side
+    assert isinstance(query_side, MLMSide)
+    with torch.no_grad():
+        query_side.model.get_output_embeddings().bias[query_side.tokenizer.cls_token_id] += 50.0
+    alone = encoder.encode_query(query).as_dict()
+    batched = encoder.encode_queries([query, "a b c d e f g"])[0].as_dict()
+    assert alone.keys() == batched.keys() == own.keys()
+    assert list(alone.values()) == pytest.approx(list(batched.values()), abs=1e-5)
     assert encoder.encode_documents(TEXTS) == expanding.encode_documents(TEXTS)
 
 

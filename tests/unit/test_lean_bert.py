@@ -96,3 +96,19 @@ def test_a_global_forward_hook_runs_through_hf() -> None:
     finally:
         handle.remove()
     assert lean_forward(model) is not None
+
+
+def test_the_flat_forward_reads_weights_changed_in_place_after_its_first_call() -> None:
+    """What the forward calls is looked up once per model; the weights it reads stay the model's
+    own, so loading new ones (a checkpoint, a training step) changes its output as it does HF's."""
+    model, trained = small_bert(seed=0), small_bert(seed=1)
+    ids = torch.tensor([2, 17, 5, 44, 9, 3])
+    with torch.inference_mode():
+        before = lean_forward(model)(ids)  # type: ignore[misc]
+    model.load_state_dict(trained.state_dict())
+    model.double().float()  # .to() swaps each parameter's storage, not the parameter
+    lean = lean_forward(model)
+    assert lean is not None
+    with torch.inference_mode():
+        torch.testing.assert_close(lean(ids), headless_hidden(trained, ids))
+        assert not torch.allclose(lean(ids), before)
