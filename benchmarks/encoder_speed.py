@@ -36,7 +36,7 @@ from typing import Any
 import torch
 
 from splade_es.corpus import read_documents, read_qrels, read_queries
-from splade_es.cpu import CPU_BF16_FLAGS, cpu_has_fast_bf16
+from splade_es.cpu import CPU_BF16_FLAGS, bf16_time_ratio, cpu_has_fast_bf16, this_cpu_has_fast_bf16
 from splade_es.encoder import SpladeEncoder
 from splade_es.evaluation import ExactSparseIndex, evaluate
 from splade_es.models import DEFAULT_MODEL, resolve
@@ -238,7 +238,8 @@ def machine() -> str:
     absent = [f for f in wanted if f not in flags]
     return (
         f"{cpu}; flags present: {', '.join(present) or 'none'}; absent: {', '.join(absent) or 'none'}; "
-        f"bfloat16 fast path detected: {cpu_has_fast_bf16()}; {torch.get_num_threads()} torch "
+        f"bfloat16 flags: {cpu_has_fast_bf16()}, bfloat16/float32 time of a projection "
+        f"{bf16_time_ratio():.2f} (fast path: {this_cpu_has_fast_bf16()}); {torch.get_num_threads()} torch "
         f"threads; torch {torch.__version__}, transformers {transformers.__version__}, "
         f"sentence-transformers {sentence_transformers.__version__}, Python {platform.python_version()}"
     )

@@ -42,7 +42,7 @@ from transformers import (
 )
 from transformers.utils import logging as hf_logging
 
-from splade_es.cpu import cpu_has_fast_bf16
+from splade_es.cpu import this_cpu_has_fast_bf16
 from splade_es.models import DEFAULT_MODEL, IDF_FILE, ModelSettings, read_settings
 from splade_es.pooling import own_token_terms, pool_for
 from splade_es.sparse import SparseVector
@@ -417,8 +417,8 @@ class SpladeEncoder:
         settings = read_settings(model, query_model, doc_max_length, query_max_length)
         torch_device = pick_device(device)
         torch_dtype = resolve_dtype(dtype, torch_device)
-        if dtype == AUTO_DTYPE and torch_device.type == "cpu" and cpu_has_fast_bf16():
-            log.info("this CPU multiplies bfloat16 natively: --dtype bfloat16 encodes 2-3x faster")
+        if dtype == AUTO_DTYPE and torch_device.type == "cpu" and this_cpu_has_fast_bf16():
+            log.info("this CPU multiplies bfloat16 fast: --dtype bfloat16 encodes 2-3x faster")
         if max_tokens_per_batch is not None and max_tokens_per_batch < 1:
             raise ValueError(f"max_tokens_per_batch must be >= 1, got {max_tokens_per_batch}")
         int8 = dtype == INT8

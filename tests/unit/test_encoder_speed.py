@@ -69,13 +69,34 @@ def test_bf16_detection_reads_the_cpu_flags(tmp_path: Path) -> None:
     assert not cpu_has_fast_bf16(tmp_path / "missing")
 
 
+def test_the_flags_alone_do_not_make_bfloat16_fast(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A VM may report AVX-512 BF16 on a host where bfloat16 is no faster: the flags are checked
+    first (no timing without them), then one timing decides."""
+    import splade_es.cpu as cpu
+
+    ratio = cpu.bf16_time_ratio(rows=8, vocab=512, repeats=2)
+    assert math.isfinite(ratio) and ratio > 0
+
+    def untimed() -> float:
+        raise AssertionError("timed without the flags")
+
+    for flags, measured, fast in [(False, None, False), (True, 1.2, False), (True, 0.4, True)]:
+        cpu.this_cpu_has_fast_bf16.cache_clear()
+        monkeypatch.setattr(cpu, "cpu_has_fast_bf16", lambda flags=flags: flags)
+        monkeypatch.setattr(
+            cpu, "bf16_time_ratio", untimed if measured is None else lambda m=measured: m
+        )
+        assert cpu.this_cpu_has_fast_bf16() is fast
+    cpu.this_cpu_has_fast_bf16.cache_clear()
+
+
 def test_auto_stays_float32_on_cpu_and_hints_at_bfloat16(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     import splade_es.encoder as enc
 
     for fast in (True, False):
-        monkeypatch.setattr(enc, "cpu_has_fast_bf16", lambda fast=fast: fast)
+        monkeypatch.setattr(enc, "this_cpu_has_fast_bf16", lambda fast=fast: fast)
         assert resolve_dtype("auto", torch.device("cpu")) == torch.float32
         caplog.clear()
         with caplog.at_level("INFO", logger="splade_es.encoder"):
