@@ -232,31 +232,3 @@ def engine_runs(
 def write_json(table: CrossTable, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(table.to_json(), indent=2) + "\n")
-
-
-def index_collection(
-    client: Any,
-    info: Any,
-    encoder: Any,
-    collection: Collection,
-    index: str,
-    field_name: str = "splade",
-    cache_dir: Path | None = None,
-    model_name: str | None = None,
-    batch_size: int = 32,
-) -> str:
-    """Fill `index` with the collection's corpus when it does not exist yet (encoded once, through
-    the in-process path's cache, so both paths score the same vectors); a line saying what it did."""
-    from splade_es.client import EngineError
-    from splade_es.exact_eval import DEFAULT_CACHE, encoded_corpus
-    from splade_es.indexing import index_file
-    from splade_es.indices import resolve_index
-
-    if resolve_index(client, index) is not None:
-        return f"{collection.name}: index {index!r} exists"
-    path = encoded_corpus(encoder, collection, cache_dir or DEFAULT_CACHE, batch_size, model_name)
-    summary = index_file(client, info, path, index, field_name, show_progress=False)
-    if not summary.adds_up() or summary.rejected or summary.dead_lettered:
-        raise EngineError(f"{collection.name}: indexing {index!r} lost documents: {summary.line()}")
-    client.indices.refresh(index=index)
-    return f"{collection.name}: indexed {summary.line()} into {index!r}"

@@ -11,7 +11,8 @@ For training-time checks (no node to start, nothing to index) and as a reference
 
 Encoded corpora are cached as the files `splade-es encode` writes (float features, text kept, so
 `index-vectors` can load them), under a key of the model, its settings and the corpus file: a
-second run with the same model reads them instead of encoding minutes of text again.
+second run with the same model reads them instead of encoding minutes of text again; the engine
+path indexes the same files (`index_collection`), so both paths score the same vectors.
 """
 
 from __future__ import annotations
@@ -217,3 +218,30 @@ class ExactRuns:
 def cache_dir_from_env() -> Path:
     """`SPLADE_ES_EVAL_CACHE`, else `~/.cache/splade-es/eval`."""
     return Path(os.environ.get("SPLADE_ES_EVAL_CACHE", str(DEFAULT_CACHE))).expanduser()
+
+
+def index_collection(
+    client: Any,
+    info: Any,
+    encoder: Any,
+    collection: Collection,
+    index: str,
+    field_name: str = "splade",
+    cache_dir: Path | None = None,
+    model_name: str | None = None,
+    batch_size: int = 32,
+) -> str:
+    """Fill `index` with the collection's corpus when it does not exist yet (encoded once, through
+    the in-process path's cache, so both paths score the same vectors); a line saying what it did."""
+    from splade_es.client import EngineError
+    from splade_es.indexing import index_file
+    from splade_es.indices import resolve_index
+
+    if resolve_index(client, index) is not None:
+        return f"{collection.name}: index {index!r} exists"
+    path = encoded_corpus(encoder, collection, cache_dir or DEFAULT_CACHE, batch_size, model_name)
+    summary = index_file(client, info, path, index, field_name, show_progress=False)
+    if not summary.adds_up() or summary.rejected or summary.dead_lettered:
+        raise EngineError(f"{collection.name}: indexing {index!r} lost documents: {summary.line()}")
+    client.indices.refresh(index=index)
+    return f"{collection.name}: indexed {summary.line()} into {index!r}"

@@ -388,7 +388,8 @@ def engine_source(
     batch_size: int,
 ) -> tuple[Any, dict[str, Any]]:
     """`eval` through the engine: per collection its index, a searcher per mode, one query cache."""
-    from splade_es.beir_eval import QueryCache, engine_runs, index_collection
+    from splade_es.beir_eval import QueryCache, engine_runs
+    from splade_es.exact_eval import index_collection
     from splade_es.models import model_identity
 
     index = values.pop("index")
