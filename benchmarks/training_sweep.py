@@ -733,17 +733,24 @@ def run(name: str, train_args: tuple[str, ...], beir_dir: Path, order: int, xeva
 @main.command()
 @click.argument("name")
 @click.option("--from", "source", required=True, help="The stored run whose model is merged.")
-@click.option("--alpha", type=click.FloatRange(0, 1), required=True, help="Weight of the run.")
+@click.option(
+    "--alpha",
+    type=click.FloatRange(0, 1),
+    required=True,
+    help="The trained weights' share in the result (a run exported merged is re-weighted).",
+)
 @click.option("--beir-dir", type=click.Path(path_type=Path), default=DEFAULT_BEIR)
 @click.option("--order", type=int, default=0, help="Row position in the report.")
 def merge(name: str, source: str, alpha: float, beir_dir: Path, order: int) -> None:
-    """runs/NAME = ALPHA x runs/SOURCE + (1 - ALPHA) x its base model (`interpolate_weights`),
-    scored as `run` scores a trained model (SciFact, then all six collections)."""
+    """runs/NAME = ALPHA x the weights SOURCE trained + (1 - ALPHA) x its base model
+    (`interpolate_weights`; a SOURCE exported already merged, `--merge-weight` m, is re-weighted
+    from m to ALPHA), scored as `run` scores a trained model (SciFact, then all six collections)."""
     from splade_es.training.model import interpolate_weights
 
     config = json.loads((RESULTS / "runs" / source / "train_config.json").read_text())
+    exported = float(config.get("merge_weight", 1.0))
     out = interpolate_weights(config["base_model"], RESULTS / "runs" / source, alpha,
-                              RESULTS / "runs" / name)  # fmt: skip
+                              RESULTS / "runs" / name, exported)  # fmt: skip
     (RESULTS / "cache" / f"{name}.jsonl").unlink(missing_ok=True)
     result = score_model(str(out), beir_dir, name)
     settings = load_results()[source].get("settings") or settings_of(config)

@@ -360,12 +360,17 @@ def merge_weights(module: torch.nn.Module, base: str, alpha: float) -> None:
     al. 2022): a fine-tuned model averaged with the one it started from keeps much of its
     in-domain gain and gives back much of what tuning lost elsewhere, at no cost at query time.
     `module` is a fine-tuned MLM; `base` a folder, alias or hub name of the same architecture."""
-    from transformers import AutoModelForMaskedLM
-
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"merge weight {alpha} is outside 0..1")
-    if alpha == 1.0:
-        return
+    if alpha != 1.0:
+        _toward(module, base, alpha)
+
+
+def _toward(module: torch.nn.Module, base: str, factor: float) -> None:
+    """`module`'s weights set to `factor * its own + (1 - factor) * base's`: any point on the line
+    through the two (a factor above 1 lies beyond `module`, away from `base`)."""
+    from transformers import AutoModelForMaskedLM
+
     location = read_settings(base).document  # an alias, a folder, a pair's document side
     start = dict(AutoModelForMaskedLM.from_pretrained(location).named_parameters())
     end = dict(module.named_parameters())  # tied weights once, so each is merged once
@@ -373,7 +378,7 @@ def merge_weights(module: torch.nn.Module, base: str, alpha: float) -> None:
         raise ValueError(f"{base} is not the architecture of the model trained from it")
     with torch.no_grad():
         for name, weight in end.items():
-            weight.mul_(alpha).add_(start[name].to(weight.dtype), alpha=1 - alpha)
+            weight.mul_(factor).add_(start[name].to(weight.dtype), alpha=1 - factor)
 
 
 def merge_with_base(model: SparseEncoder, base: str, alpha: float) -> None:
@@ -386,16 +391,28 @@ def merge_with_base(model: SparseEncoder, base: str, alpha: float) -> None:
     merge_weights(_side(model, "document").model, base, alpha)
 
 
-def interpolate_weights(base: str, tuned: Path, alpha: float, out: Path) -> Path:
+def interpolate_weights(
+    base: str, tuned: Path, alpha: float, out: Path, exported: float = 1.0
+) -> Path:
     """`merge_weights` on an exported folder's document MLM (the query side kept, as
-    `merge_with_base`): `out` (may be `tuned` itself) gets the folder's files with the merged
-    weights, loadable wherever `--model` is."""
+    `merge_with_base`): `out` (may be `tuned` itself) gets the folder's files with `alpha` of the
+    trained weights, loadable wherever `--model` is.
+
+    `exported`: the share of trained weights the folder already holds (its `merge_weight`). Such
+    a folder is `m * T + (1 - m) * B`, a point on the line from the base B through the trained T,
+    so `alpha * T + (1 - alpha) * B` is the factor `alpha / m` along it, beyond the folder when
+    `alpha > m`: the trained weights' share is restored without the unmerged T on disk."""
     from transformers import AutoModelForMaskedLM
 
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"merge weight {alpha} is outside 0..1")
+    if not 0.0 < exported <= 1.0:
+        raise ValueError(f"exported merge weight {exported} is outside (0, 1]")
     tuned, out = Path(resolve(str(tuned))), Path(out)
     document = Path(read_settings(str(tuned)).document)  # pair: tuned/document
     model = AutoModelForMaskedLM.from_pretrained(str(document))
-    merge_weights(model, base, alpha)
+    if alpha != exported:
+        _toward(model, base, alpha / exported)
     if out.resolve() != tuned:  # the folder's files (tokenizer, splade_es.json, ...) are relative
         shutil.copytree(
             tuned, out, dirs_exist_ok=True, ignore=shutil.ignore_patterns("checkpoints")

@@ -46,6 +46,24 @@ def test_the_merged_weights_are_the_weighted_mean(
     assert load_file(str(tuned / WEIGHTS_FILE)).keys() == end.keys()  # the source is untouched
 
 
+def test_a_folder_exported_merged_is_reweighted_from_its_own_share(
+    base_and_tuned: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A run exported at merge weight 0.5 holds 0.5 T + 0.5 B; asked for 0.75 of T, the merge
+    goes past the folder along the line from B, to what merging the unmerged T would give."""
+    base, tuned = base_and_tuned
+    exported = interpolate_weights(str(base), tuned, 0.5, tmp_path / "exported")
+    out = interpolate_weights(str(base), exported, 0.75, tmp_path / "again", exported=0.5)
+    start, end = load_file(str(base / WEIGHTS_FILE)), load_file(str(tuned / WEIGHTS_FILE))
+    for key, value in load_file(str(out / WEIGHTS_FILE)).items():
+        if value.is_floating_point():
+            torch.testing.assert_close(value, 0.75 * end[key] + 0.25 * start[key])
+    same = interpolate_weights(str(base), exported, 0.5, tmp_path / "same", exported=0.5)
+    assert vectors(same) == vectors(exported)
+    with pytest.raises(ValueError, match="exported merge weight"):
+        interpolate_weights(str(base), exported, 0.5, tmp_path / "z", exported=0.0)
+
+
 def test_the_ends_of_the_range_are_the_two_models(
     base_and_tuned: tuple[Path, Path], tmp_path: Path
 ) -> None:
