@@ -120,14 +120,15 @@ def own_token_pool(
     the vocabulary head gone, which is what a query side under a millisecond needs on a CPU; the
     query has at most as many terms as it has distinct tokens. Differentiable (training).
     """
-    vocab = _headless(model)[1].out_features
+    projection = _headless(model)[1]
     if input_ids.shape[0] == 1 and bool(attention_mask.all()):  # one query: all its ids present
         ids, weights = own_token_terms(model, input_ids[0])
-        return torch.zeros(1, vocab, device=weights.device).index_copy(1, ids, weights[None])
+        out = torch.zeros(1, projection.out_features, device=weights.device)
+        return out.index_copy(1, ids, weights[None])
     hidden = _hidden(model, input_ids, attention_mask)
     ids, inverse = torch.unique(input_ids, return_inverse=True)
-    logits = _own_logits(hidden, ids, _headless(model)[1])  # [B, L, U]
-    out = torch.zeros(input_ids.shape[0], vocab, device=hidden.device)
+    logits = _own_logits(hidden, ids, projection)  # [B, L, U]
+    out = torch.zeros(input_ids.shape[0], projection.out_features, device=hidden.device)
     weights = torch.log1p(torch.relu(logits.float())) * attention_mask[..., None]
     present = torch.zeros(weights.shape[0], ids.shape[0], device=weights.device)
     present = present.scatter_reduce(1, inverse, attention_mask.float(), reduce="amax")
